@@ -1,0 +1,21 @@
+"""softcalc: calibrated, conservative softening corrections for universal ML interatomic potentials."""
+
+from softcalc.calculator import SoftCorrectedCalc
+from softcalc.correction import Correction
+from softcalc.model import ModelAdapter, ModelCalculator, ModelInfo
+from softcalc.registry import ModelPlugin, available_models, load_adapter, load_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Correction",
+    "ModelAdapter",
+    "ModelCalculator",
+    "ModelInfo",
+    "ModelPlugin",
+    "SoftCorrectedCalc",
+    "__version__",
+    "available_models",
+    "load_adapter",
+    "load_model",
+]

@@ -1,0 +1,160 @@
+"""SoftCorrectedCalc: an ASE calculator applying a softening correction to any uMLIP on every call."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+
+from softcalc.correction import Correction
+from softcalc.errors import PerAtomEnergyNotSupportedError, SoftcalcError
+from softcalc.model import ModelCalculator
+from softcalc.registry import load_model
+from softcalc.structure import check_structure
+
+
+class SoftCorrectedCalc(Calculator):
+    """Wrap a uMLIP and apply a calibrated, conservative softening correction.
+
+    E' = Σ_i [μ_Zi + λ_Zi (e_i - μ_Zi)], F' = -∂E'/∂R, σ' = (1/V) ∂E'/∂ε. With a global scale this
+    is E' = E_ref + λ (E - E_ref), F' = λF, σ' = λσ; λ = 1 returns the base results unchanged.
+
+    Args:
+        base: a model name or weights path (loaded with :func:`softcalc.load_model`), a calculator
+            from :func:`softcalc.load_model`, or any ASE calculator (global scales only; anchors μ_Z
+            then come from ``reference_energies`` or the correction, else zero, i.e. E' = λE).
+        correction: a :class:`Correction` or the path of a correction JSON file.
+        scale: a global λ, instead of ``correction``.
+        device, dtype: passed to :func:`softcalc.load_model` when ``base`` is a name or path.
+        reference_energies: μ_Z in eV/atom, overriding the model's own.
+        check_model: refuse a correction fitted for another model (default True).
+
+    Units: energy eV, forces eV/Å, stress eV/Å³, per-atom energies eV.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+
+    def __init__(
+        self,
+        base: str | Path | Calculator,
+        correction: Correction | str | Path | None = None,
+        scale: float | None = None,
+        *,
+        device: str = "cpu",
+        dtype: str | None = None,
+        reference_energies: Mapping[str, float] | None = None,
+        check_model: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if correction is not None and scale is not None:
+            raise ValueError("give either correction or scale, not both")
+        if isinstance(base, (str, Path)):
+            base = load_model(base, device=device, dtype=dtype)
+        if not isinstance(base, Calculator):
+            raise TypeError(f"base must be a model name, a path or an ASE calculator, not {type(base).__name__}")
+        self.base = base
+        if isinstance(correction, (str, Path)):
+            correction = Correction.load(correction)
+        self.correction = correction if correction is not None else Correction(scale=1.0 if scale is None else scale)
+        info = base.info if isinstance(base, ModelCalculator) else None
+        if info is not None and check_model:
+            self.correction.check_model(info)
+        refs: dict[str, float] = dict(info.reference_energies) if info is not None else {}
+        refs.update(self.correction.reference_energies)
+        refs.update(reference_energies or {})
+        self.reference_energies = refs
+        if self.correction.kind == "per-species":
+            if info is None or not base.model.supports_per_atom_energies:
+                name = info.name if info is not None else type(base).__name__
+                raise PerAtomEnergyNotSupportedError(
+                    f"the per-species correction needs differentiable per-atom energies, which {name} "
+                    "does not expose. Fix: use a global scale correction for this model."
+                )
+        if not self.correction.recommended:
+            warnings.warn(
+                "this correction was marked not recommended at calibration "
+                f"({self.correction.statistics.get('verdict', 'it did not improve held-out forces')}); "
+                "results may be worse than the bare model.",
+                UserWarning,
+                stacklevel=2,
+            )
+
+    @property
+    def info(self):  # noqa: ANN201 - ModelInfo or None
+        """The base model's :class:`~softcalc.model.ModelInfo` (None for foreign calculators)."""
+        return self.base.info if isinstance(self.base, ModelCalculator) else None
+
+    def _anchors(self, symbols: Sequence[str]) -> np.ndarray:
+        missing = sorted(set(symbols) - set(self.reference_energies))
+        if missing and self.reference_energies:
+            raise SoftcalcError(
+                f"no reference energy μ_Z for {', '.join(missing)}. "
+                "Fix: pass reference_energies={...} covering every element."
+            )
+        return np.array([self.reference_energies.get(s, 0.0) for s in symbols])
+
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] | None = None,
+        system_changes: Sequence[str] = all_changes,
+    ) -> None:
+        super().calculate(atoms, properties, system_changes)
+        assert self.atoms is not None
+        atoms = self.atoms
+        check_structure(atoms, self.info)
+        wanted = {"energy", "forces", *(properties or ())} - {"free_energy"}
+        if "stress" in wanted and not atoms.pbc.all():
+            raise PropertyNotImplementedError("stress needs a 3D periodic cell")
+        if self.correction.kind == "per-species":
+            self.results = self._per_species(atoms, wanted)
+        else:
+            self.results = self._global(atoms, wanted, system_changes)
+        self.results["free_energy"] = self.results["energy"]
+
+    def _global(self, atoms: Atoms, wanted: set[str], system_changes: Sequence[str]) -> dict[str, Any]:
+        if "energies" in wanted and "energies" not in self.base.implemented_properties:
+            raise PropertyNotImplementedError(f"{type(self.base).__name__} gives no per-atom energies")
+        self.base.calculate(atoms, sorted(wanted), system_changes)
+        base = self.base.results
+        lam = self.correction.scale
+        if lam == 1.0:
+            return {key: np.copy(base[key]) if key != "energy" else base[key] for key in wanted | {"energy"}}
+        mu = self._anchors(atoms.get_chemical_symbols())
+        e_ref = float(mu.sum())
+        out: dict[str, Any] = {
+            "energy": e_ref + lam * (float(base["energy"]) - e_ref),
+            "forces": lam * np.asarray(base["forces"]),
+        }
+        if "stress" in wanted:
+            out["stress"] = lam * np.asarray(base["stress"])
+        if "energies" in wanted:
+            out["energies"] = mu + lam * (np.asarray(base["energies"]) - mu)
+        return out
+
+    def _per_species(self, atoms: Atoms, wanted: set[str]) -> dict[str, Any]:
+        symbols = atoms.get_chemical_symbols()
+        lam = self.correction.atom_scales(symbols)
+        mu = self._anchors(symbols)
+        model = self.base.model  # type: ignore[attr-defined]
+        res = model.weighted_energy(atoms, lam, compute_stress="stress" in wanted)
+        shift = mu * (1.0 - lam)
+        out: dict[str, Any] = {
+            "energy": float(shift.sum() + res["energy"]),
+            "forces": np.asarray(res["forces"]),
+            "energies": shift + lam * np.asarray(res["energies"]),
+        }
+        if "stress" in wanted:
+            out["stress"] = np.asarray(res["stress"])
+        return out
+
+    def __repr__(self) -> str:
+        c = self.correction
+        what = f"scale={c.scale}" if c.kind == "global" else f"species_scales={dict(c.species_scales)}"
+        return f"SoftCorrectedCalc({self.base!r}, {what}, regime={c.regime!r})"

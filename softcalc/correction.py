@@ -1,0 +1,164 @@
+"""Softening corrections as data: the scales, the model they belong to, and their provenance.
+
+The anchored scaling (DESIGN.md): with reference energies μ_Z and per-atom energies e_i,
+
+    E' = Σ_i [μ_Zi + λ_Zi (e_i - μ_Zi)],   F' = -∂E'/∂R,   σ' = (1/V) ∂E'/∂ε.
+
+With one global λ this is E' = E_ref + λ (E - E_ref), F' = λF, σ' = λσ, E_ref = Σ_i μ_Zi.
+Files are JSON (schema ``softcalc.correction/1``), validated on load.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from softcalc.errors import CorrectionFileError, CorrectionMismatchError
+from softcalc.fileio import write_json
+from softcalc.model import ModelInfo
+
+SCHEMA = "softcalc.correction/1"
+
+#: Where a correction's scale comes from; reported so users know how far to trust it.
+REGIMES = {
+    "own-material": "fitted on DFT data of the material it is applied to (strongest)",
+    "transfer": "fitted on other materials and transferred (may hurt other chemistries)",
+    "manual": "set by hand",
+}
+
+
+def _check_scale(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CorrectionFileError(f"{what} must be a number, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise CorrectionFileError(f"{what} must be a finite positive number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A calibrated softening correction.
+
+    Attributes:
+        scale: global λ (dimensionless); used for every species without its own scale.
+        species_scales: per-species λ_Z (needs a model with per-atom energies); empty for global.
+        reference_energies: μ_Z in eV/atom used as anchors; empty means "the model's own".
+        model: fingerprint of the model it was fitted for (family, name, weights_sha256), or None.
+        regime: one of :data:`REGIMES`.
+        recommended: False when calibration found that the correction does not help held-out data.
+        statistics: fit statistics (softening scale, λ uncertainty, errors before/after...).
+        provenance: data files and hashes, softcalc version, creation time, command.
+    """
+
+    scale: float = 1.0
+    species_scales: Mapping[str, float] = field(default_factory=dict)
+    reference_energies: Mapping[str, float] = field(default_factory=dict)
+    model: Mapping[str, str | None] | None = None
+    regime: str = "manual"
+    recommended: bool = True
+    statistics: Mapping[str, Any] = field(default_factory=dict)
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_scale(self.scale, "scale")
+        for symbol, value in self.species_scales.items():
+            _check_scale(value, f"species scale of {symbol}")
+        if self.regime not in REGIMES:
+            raise CorrectionFileError(f"regime must be one of {sorted(REGIMES)}, got {self.regime!r}")
+
+    @property
+    def kind(self) -> str:
+        """``"per-species"`` or ``"global"``."""
+        return "per-species" if self.species_scales else "global"
+
+    @property
+    def is_identity(self) -> bool:
+        """True when the correction changes nothing (λ = 1 everywhere)."""
+        return self.scale == 1.0 and all(v == 1.0 for v in self.species_scales.values())
+
+    def atom_scales(self, symbols: Sequence[str]) -> np.ndarray:
+        """λ for each atom, shape (N,)."""
+        return np.array([self.species_scales.get(s, self.scale) for s in symbols], dtype=float)
+
+    def check_model(self, info: ModelInfo) -> None:
+        """Raise :class:`CorrectionMismatchError` if this correction was fitted for another model."""
+        if self.model is None:
+            return
+        mine = dict(self.model)
+        theirs = info.fingerprint
+        diffs = [
+            f"{key}: correction has {mine.get(key)!r}, model has {theirs[key]!r}"
+            for key in ("family", "name", "weights_sha256")
+            if mine.get(key) is not None and theirs[key] is not None and mine.get(key) != theirs[key]
+        ]
+        if diffs:
+            raise CorrectionMismatchError(
+                "this correction was calibrated for a different model (" + "; ".join(diffs) + "). "
+                f"Fix: recalibrate for {info.name} (softcalc calibrate --model {info.name} ...), "
+                "or pass check_model=False if you really mean to transfer it."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict including the schema tag."""
+        data = asdict(self)
+        data["species_scales"] = dict(self.species_scales)
+        data["reference_energies"] = dict(self.reference_energies)
+        data["model"] = None if self.model is None else dict(self.model)
+        return {"schema": SCHEMA, "kind": self.kind, **data}
+
+    def save(self, path: str | Path) -> None:
+        """Write the correction as JSON (atomically: a crash never leaves a half-written file)."""
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "correction") -> Correction:
+        """Build from a dict, validating the schema; errors name ``source`` and the problem."""
+        try:
+            if not isinstance(data, dict):
+                raise CorrectionFileError("top level must be a JSON object")
+            if data.get("schema") != SCHEMA:
+                raise CorrectionFileError(f"schema must be {SCHEMA!r}, found {data.get('schema')!r}")
+            if "scale" not in data:
+                raise CorrectionFileError("required field 'scale' is missing")
+            known = {f for f in cls.__dataclass_fields__}
+            unknown = set(data) - known - {"schema", "kind"}
+            if unknown:
+                raise CorrectionFileError(f"unknown field(s) {sorted(unknown)}")
+            for name in ("species_scales", "reference_energies", "statistics", "provenance"):
+                if not isinstance(data.get(name, {}), dict):
+                    raise CorrectionFileError(f"field {name!r} must be an object")
+            refs = data.get("reference_energies", {})
+            for symbol, value in refs.items():
+                if not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise CorrectionFileError(f"reference energy of {symbol} must be a finite number")
+            if data.get("model") is not None and not isinstance(data["model"], dict):
+                raise CorrectionFileError("field 'model' must be an object or null")
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except CorrectionFileError as exc:
+            raise CorrectionFileError(
+                f"{source} is not a valid softcalc correction: {exc}. "
+                "Fix: recreate it with `softcalc calibrate` (do not edit it by hand)."
+            ) from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Correction:
+        """Read and validate a correction file."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise CorrectionFileError(f"correction file {path} does not exist") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CorrectionFileError(
+                f"correction file {path} is corrupt (not valid JSON: {exc}). "
+                "Fix: recreate it with `softcalc calibrate`."
+            ) from None
+        return cls.from_dict(data, source=f"correction file {path}")

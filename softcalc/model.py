@@ -1,0 +1,152 @@
+"""The contract between softcalc's core and a uMLIP plugin.
+
+A plugin (see :mod:`softcalc.registry`) turns a model name or path into a :class:`ModelAdapter`:
+one loaded model that evaluates structures. :class:`ModelCalculator` exposes any adapter as a
+conventional ASE calculator; it is what :func:`softcalc.load_model` returns.
+
+Units throughout: energies in eV, forces in eV/Å, stress in eV/Å³ (ASE sign convention,
+σ = (1/V) ∂E/∂ε, Voigt order xx yy zz yz xz xy), lengths in Å.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+
+from softcalc.errors import PerAtomEnergyNotSupportedError
+from softcalc.structure import check_structure
+
+#: Properties every adapter computes.
+BASE_PROPERTIES = ("energy", "free_energy", "forces", "stress")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What softcalc needs to know about a loaded model.
+
+    Attributes:
+        name: canonical model name, e.g. ``"chgnet-0.3.0"``.
+        family: plugin family, e.g. ``"chgnet"``.
+        weights: path of the weights actually loaded (None for built-in analytic models).
+        weights_sha256: SHA-256 of the weights (file, or all files of a directory), None if unknown.
+        elements: chemical symbols the model was trained on.
+        cutoff: interaction cutoff radius in Å (the largest one the model uses).
+        n_message_passing: number of message-passing layers (1 for local potentials); the receptive
+            field, and the LAMMPS ghost shell, is ``n_message_passing * cutoff``.
+        reference_energies: per-element reference energies μ_Z in eV/atom (the model's own atom
+            references: CHGNet AtomRef, matgl element_refs, MACE E0s).
+        device: torch device string the model runs on.
+        dtype: ``"float32"`` or ``"float64"``.
+    """
+
+    name: str
+    family: str
+    weights: str | None
+    weights_sha256: str | None
+    elements: frozenset[str]
+    cutoff: float
+    n_message_passing: int
+    reference_energies: Mapping[str, float] = field(default_factory=dict)
+    device: str = "cpu"
+    dtype: str = "float32"
+
+    @property
+    def receptive_field(self) -> float:
+        """Distance in Å over which an atom's energy depends on its neighbours."""
+        return self.n_message_passing * self.cutoff
+
+    @property
+    def fingerprint(self) -> dict[str, str | None]:
+        """Identity used to check that a correction matches a model."""
+        return {"family": self.family, "name": self.name, "weights_sha256": self.weights_sha256}
+
+
+class ModelAdapter(ABC):
+    """One loaded uMLIP. Plugins subclass this; core code only talks to this interface.
+
+    Subclasses set :attr:`info` and implement :meth:`compute`. They override :meth:`compute_many`
+    when the model can evaluate several structures in one batch, and :meth:`weighted_energy` (with
+    :attr:`supports_per_atom_energies` = True) when it exposes differentiable per-atom energies.
+    """
+
+    info: ModelInfo
+    #: True when :meth:`weighted_energy` and per-atom ``energies`` are available.
+    supports_per_atom_energies: ClassVar[bool] = False
+
+    @abstractmethod
+    def compute(self, atoms: Atoms, properties: Sequence[str]) -> dict[str, Any]:
+        """Evaluate one structure.
+
+        Returns a dict with ``energy`` (eV, float), ``forces`` ((N, 3) eV/Å), ``stress`` ((6,) eV/Å³,
+        only when requested and the cell is 3D periodic) and ``energies`` ((N,) eV, per-atom
+        energies, only when requested and supported). Per-atom energies sum to ``energy``.
+        """
+
+    def compute_many(
+        self, structures: Sequence[Atoms], properties: Sequence[str] = ("energy", "forces")
+    ) -> list[dict[str, Any]]:
+        """Evaluate many structures; plugins override this with a batched path."""
+        return [self.compute(atoms, properties) for atoms in structures]
+
+    def weighted_energy(
+        self, atoms: Atoms, atom_weights: np.ndarray, compute_stress: bool = True
+    ) -> dict[str, Any]:
+        """Differentiate a weighted sum of per-atom energies.
+
+        With per-atom energies e_i and weights w_i, returns ``energy`` = Σ w_i e_i (eV),
+        ``forces`` = -∂/∂R of it ((N, 3) eV/Å), ``stress`` = (1/V) ∂/∂ε of it ((6,) eV/Å³, when
+        requested and periodic) and ``energies`` = e_i ((N,) eV, unweighted).
+        """
+        raise PerAtomEnergyNotSupportedError(
+            f"model {self.info.name} ({self.info.family}) does not expose differentiable per-atom "
+            "energies, so per-species corrections cannot be applied to it. "
+            "Fix: use a global scale correction (calibrate without --per-species)."
+        )
+
+
+class ModelCalculator(Calculator):
+    """ASE calculator for a :class:`ModelAdapter`: what :func:`softcalc.load_model` returns.
+
+    It validates every structure (finite positions, elements the model covers) before the model
+    sees it, so bad input gives a softcalc error rather than a traceback from inside torch.
+    """
+
+    def __init__(self, model: ModelAdapter, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        props = list(BASE_PROPERTIES)
+        if model.supports_per_atom_energies:
+            props.append("energies")
+        self.implemented_properties = props
+
+    @property
+    def info(self) -> ModelInfo:
+        """The loaded model's :class:`ModelInfo`."""
+        return self.model.info
+
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] | None = None,
+        system_changes: Sequence[str] = all_changes,
+    ) -> None:
+        super().calculate(atoms, properties, system_changes)
+        assert self.atoms is not None
+        check_structure(self.atoms, self.model.info)
+        wanted = {"energy", "forces", *(properties or ())}
+        wanted.discard("free_energy")
+        if "stress" in wanted and not self.atoms.pbc.all():
+            wanted.discard("stress")
+        results = self.model.compute(self.atoms, sorted(wanted))
+        results["free_energy"] = results["energy"]
+        self.results = results
+
+    def __repr__(self) -> str:
+        i = self.model.info
+        return f"ModelCalculator({i.name!r}, family={i.family!r}, device={i.device!r}, dtype={i.dtype!r})"

@@ -1,0 +1,101 @@
+"""A third-party softcalc plugin, registered only through package metadata (entry_points.txt).
+
+It serves ``toy-morse``: a smooth Morse pair potential written in torch, with per-atom energies
+e_i = μ_Zi + ½ Σ_j φ(r_ij) and autograd forces and stress, so tests of the core (conservative
+corrections, per-species scales, finite differences) run in milliseconds without a real uMLIP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.neighborlist import primitive_neighbor_list
+
+from softcalc.autograd import forces_and_stress, strained
+from softcalc.model import ModelAdapter, ModelInfo
+from softcalc.registry import ModelPlugin
+
+# Morse parameters per element: well depth D (eV), width a (1/Å), equilibrium distance r0 (Å).
+PARAMS = {"Si": (2.2, 1.5, 2.35), "Ge": (1.9, 1.4, 2.45), "C": (3.0, 1.9, 1.54), "O": (2.5, 2.2, 1.45)}
+#: reference energies μ_Z (eV/atom), arbitrary but distinct so anchoring is tested
+REFERENCES = {"Si": -0.8, "Ge": -0.5, "C": -1.2, "O": -2.0}
+CUTOFF = 5.0
+
+
+class ToyMorse(ModelAdapter):
+    """Morse pair potential with a cosine cutoff; float64 on CPU."""
+
+    supports_per_atom_energies = True
+
+    def __init__(self) -> None:
+        self.info = ModelInfo(
+            name="toy-morse",
+            family="toy",
+            weights=None,
+            weights_sha256=None,
+            elements=frozenset(PARAMS),
+            cutoff=CUTOFF,
+            n_message_passing=1,
+            reference_energies=dict(REFERENCES),
+            device="cpu",
+            dtype="float64",
+        )
+
+    def _site_energies(self, atoms: Atoms, positions: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        i, j, shifts = primitive_neighbor_list(
+            "ijS", atoms.pbc, np.asarray(atoms.cell), atoms.positions, CUTOFF
+        )
+        sym = atoms.get_chemical_symbols()
+        par = np.array([PARAMS[s] for s in sym])
+        d = torch.tensor(np.sqrt(par[i, 0] * par[j, 0]))
+        a = torch.tensor(0.5 * (par[i, 1] + par[j, 1]))
+        r0 = torch.tensor(0.5 * (par[i, 2] + par[j, 2]))
+        vec = positions[j] - positions[i] + torch.tensor(shifts, dtype=positions.dtype) @ cell
+        r = torch.linalg.norm(vec, dim=1)
+        fc = 0.5 * (torch.cos(torch.pi * r / CUTOFF) + 1.0)
+        phi = d * ((1.0 - torch.exp(-a * (r - r0))) ** 2 - 1.0) * fc
+        mu = torch.tensor([REFERENCES[s] for s in sym], dtype=positions.dtype)
+        return mu + 0.5 * torch.zeros(len(atoms), dtype=positions.dtype).index_add(0, torch.tensor(i), phi)
+
+    def weighted_energy(
+        self, atoms: Atoms, atom_weights: np.ndarray, compute_stress: bool = True
+    ) -> dict[str, Any]:
+        pos = torch.tensor(atoms.positions, dtype=torch.float64, requires_grad=True)
+        cell = torch.tensor(np.asarray(atoms.cell), dtype=torch.float64)
+        stress_ok = compute_stress and atoms.pbc.all()
+        strain, pos_s, cell_s = strained(pos, cell) if stress_ok else (None, pos, cell)
+        e = self._site_energies(atoms, pos_s, cell_s)
+        total = (torch.tensor(atom_weights, dtype=torch.float64) * e).sum()
+        forces, stress = forces_and_stress(total, pos, strain, atoms.get_volume() if stress_ok else 1.0)
+        out = {"energy": float(total.detach()), "forces": forces, "energies": e.detach().numpy()}
+        if stress is not None:
+            out["stress"] = stress
+        return out
+
+    def compute(self, atoms: Atoms, properties: Sequence[str]) -> dict[str, Any]:
+        res = self.weighted_energy(atoms, np.ones(len(atoms)), compute_stress="stress" in properties)
+        if "energies" not in properties:
+            res.pop("energies")
+        return res
+
+
+class ToyPlugin(ModelPlugin):
+    """Serves the toy Morse model by name and ``*.toy`` files by path."""
+
+    family = "toy"
+    package = "torch"
+    extra = "mace"
+
+    def names(self) -> dict[str, str]:
+        return {"toy-morse": "Morse pair potential for tests (Si, Ge, C, O)"}
+
+    def claims_path(self, path: Path) -> bool:
+        return path.suffix == ".toy"
+
+    def load(self, name_or_path: str, device: str = "cpu", dtype: str | None = None) -> ModelAdapter:
+        return ToyMorse()
