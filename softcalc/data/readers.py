@@ -1,0 +1,191 @@
+"""Readers for reference data. Every reader returns a :class:`ForceDataset`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.units import GPa
+
+from softcalc.data.dataset import ForceDataset, ForceFrame
+from softcalc.errors import DataError
+
+DATA_DIR_ENV = "SOFTCALC_DATA_DIR"
+
+
+def file_sha256(paths: Sequence[Path]) -> str:
+    """SHA-256 over the contents of ``paths`` (in the given order)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def resolve_data_path(path: str | Path) -> Path:
+    """``path`` as given, or relative to ``$SOFTCALC_DATA_DIR`` when it does not exist as given."""
+    path = Path(path).expanduser()
+    if path.exists():
+        return path
+    base = os.environ.get(DATA_DIR_ENV)
+    if base and (Path(base) / path).exists():
+        return Path(base) / path
+    where = f" or under ${DATA_DIR_ENV}={base}" if base else f" (${DATA_DIR_ENV} is not set)"
+    raise DataError(f"data path {path} does not exist{where}. Fix: give an existing file or folder.")
+
+
+def _pymatgen_structure_to_atoms(struct: dict, where: str) -> Atoms:
+    """Convert a pymatgen ``Structure.as_dict()`` without importing pymatgen."""
+    try:
+        cell = np.array(struct["lattice"]["matrix"], dtype=float)
+        symbols, positions = [], []
+        for site in struct["sites"]:
+            species = site["species"]
+            if len(species) != 1 or abs(species[0].get("occu", 1) - 1) > 1e-8:
+                raise DataError(f"{where}: disordered site {site.get('label')} is not supported")
+            symbols.append(species[0]["element"])
+            positions.append(site["xyz"] if "xyz" in site else np.dot(site["abc"], cell))
+        pbc = struct["lattice"].get("pbc", (True, True, True))
+    except (KeyError, TypeError, IndexError) as exc:
+        raise DataError(f"{where}: not a pymatgen structure dict (missing {exc})") from None
+    return Atoms(symbols=symbols, positions=np.array(positions, dtype=float), cell=cell, pbc=pbc)
+
+
+def read_mlearn_json(path: Path) -> ForceDataset:
+    """mlearn/pymatgen JSON: a list of ``{"structure", "outputs": {"energy", "forces", "virial_stress"}, "group"}``.
+
+    ``virial_stress`` is VASP's stress in kBar (compression positive, order xx yy zz xy yz zx);
+    it is converted to ASE's convention (eV/Å³, tension positive, Voigt xx yy zz yz xz xy).
+    """
+    try:
+        records = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(records, list):
+        raise DataError(f"{path}: expected a JSON list of records with 'structure' and 'outputs'")
+    frames = []
+    for k, rec in enumerate(records):
+        where = f"{path} record {k}"
+        if not isinstance(rec, dict) or "structure" not in rec:
+            raise DataError(f"{where}: no 'structure'")
+        out = rec.get("outputs", {})
+        if out.get("forces") is None:
+            raise DataError(f"{where} has no forces. Fix: calibration needs DFT forces for every frame.")
+        atoms = _pymatgen_structure_to_atoms(rec["structure"], where)
+        stress = None
+        if out.get("virial_stress") is not None:
+            xx, yy, zz, xy, yz, zx = np.asarray(out["virial_stress"], dtype=float)
+            stress = -0.1 * GPa * np.array([xx, yy, zz, yz, zx, xy])
+        frames.append(
+            ForceFrame(
+                atoms=atoms,
+                forces=np.asarray(out["forces"], dtype=float),
+                energy=None if out.get("energy") is None else float(out["energy"]),
+                stress=stress,
+                group=str(rec.get("group", "")),
+                label=str(rec.get("description", f"record {k}")),
+            )
+        )
+    return ForceDataset(frames, source=str(path), sha256=file_sha256([path]), material=_material_name(path))
+
+
+def read_ase_file(path: Path, index: str = ":") -> ForceDataset:
+    """extxyz, ASE databases and any format ASE reads with forces (``forces`` array or calculator)."""
+    from ase.io import read
+
+    try:
+        images = read(str(path), index=index)
+    except Exception as exc:
+        raise DataError(f"ASE cannot read {path}: {exc}") from None
+    if isinstance(images, Atoms):
+        images = [images]
+    frames = []
+    for k, atoms in enumerate(images):
+        forces = _forces_of(atoms)
+        if forces is None:
+            raise DataError(
+                f"{path} frame {k} has no forces. Fix: calibration needs DFT forces (extxyz 'forces' "
+                "column or a stored calculator result)."
+            )
+        energy, stress = _energy_stress_of(atoms)
+        group = str(atoms.info.get("group", atoms.info.get("config_type", "")))
+        label = str(atoms.info.get("description", f"frame {k}"))
+        bare = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+        frames.append(ForceFrame(bare, forces, energy, stress, group, label))
+    return ForceDataset(frames, source=str(path), sha256=file_sha256([path]), material=_material_name(path))
+
+
+def _forces_of(atoms: Atoms) -> np.ndarray | None:
+    for key in ("forces", "REF_forces", "DFT_forces", "dft_forces"):
+        if key in atoms.arrays:
+            return np.asarray(atoms.arrays[key])
+    if atoms.calc is not None and "forces" in atoms.calc.results:
+        return np.asarray(atoms.calc.results["forces"])
+    return None
+
+
+def _energy_stress_of(atoms: Atoms) -> tuple[float | None, np.ndarray | None]:
+    results = atoms.calc.results if atoms.calc is not None else {}
+    energy = results.get("energy", atoms.info.get("energy", atoms.info.get("REF_energy")))
+    stress = results.get("stress", atoms.info.get("stress", atoms.info.get("REF_stress")))
+    if stress is not None:
+        stress = np.asarray(stress, dtype=float)
+        if stress.shape == (3, 3):
+            stress = stress[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+    return (None if energy is None else float(energy)), stress
+
+
+def _material_name(path: Path) -> str:
+    """mlearn layout ``<material>/<split>.json`` gives the material; otherwise the file stem."""
+    if path.suffix == ".json" and path.stem in {"training", "test", "train", "validation"}:
+        return path.parent.name
+    return path.stem
+
+
+def read_dataset(path: str | Path, index: str = ":") -> ForceDataset:
+    """Read reference data from a file or a phonopy directory, choosing the reader by path.
+
+    Raises :class:`DataError` for unreadable files, frames without forces and empty data sets.
+    """
+    path = resolve_data_path(path)
+    if path.is_dir():
+        if (path / "FORCE_SETS").exists():
+            from softcalc.data.phonopy_sets import read_phonopy_dir
+
+            dataset = read_phonopy_dir(path)
+        else:
+            raise DataError(
+                f"{path} is a folder without FORCE_SETS. Fix: give a data file (extxyz, .db, mlearn "
+                "JSON) or a phonopy folder (FORCE_SETS with phonopy_disp.yaml or POSCAR-unitcell)."
+            )
+    elif path.suffix == ".json":
+        dataset = read_mlearn_json(path)
+    else:
+        dataset = read_ase_file(path, index=index)
+    if not dataset.frames:
+        raise DataError(f"{path} holds no frames. Fix: give a data set with at least one DFT frame.")
+    return dataset
+
+
+def read_datasets(paths: Sequence[str | Path]) -> list[ForceDataset]:
+    """Read several sources; directories without FORCE_SETS are searched for supported files."""
+    out = []
+    for p in paths:
+        path = resolve_data_path(p)
+        if path.is_dir() and not (path / "FORCE_SETS").exists():
+            found = sorted(
+                q
+                for q in path.rglob("*")
+                if q.is_file() and (q.suffix in {".json", ".xyz", ".extxyz", ".db"} or q.name == "FORCE_SETS")
+            )
+            for q in found:
+                out.append(read_dataset(q.parent if q.name == "FORCE_SETS" else q))
+        else:
+            out.append(read_dataset(path))
+    if not out:
+        raise DataError(f"no supported data found in {', '.join(map(str, paths))}")
+    return out
