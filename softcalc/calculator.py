@@ -57,11 +57,15 @@ class SoftCorrectedCalc(Calculator):
         if isinstance(base, (str, Path)):
             base = load_model(base, device=device, dtype=dtype)
         if not isinstance(base, Calculator):
-            raise TypeError(f"base must be a model name, a path or an ASE calculator, not {type(base).__name__}")
+            raise TypeError(
+                f"base must be a model name, a path or an ASE calculator, not {type(base).__name__}"
+            )
         self.base = base
         if isinstance(correction, (str, Path)):
             correction = Correction.load(correction)
-        self.correction = correction if correction is not None else Correction(scale=1.0 if scale is None else scale)
+        self.correction = (
+            correction if correction is not None else Correction(scale=1.0 if scale is None else scale)
+        )
         info = base.info if isinstance(base, ModelCalculator) else None
         if info is not None and check_model:
             self.correction.check_model(info)

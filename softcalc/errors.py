@@ -22,8 +22,7 @@ class WeightsNotFoundError(SoftcalcError, FileNotFoundError):
         lines = [f"weights for {what} not found. Searched:"]
         lines += [f"  - {p}" for p in searched] or ["  (nothing)"]
         lines.append(
-            fix
-            or "Fix: pass an explicit path, or set SOFTCALC_MODEL_DIR to a folder holding the weights."
+            fix or "Fix: pass an explicit path, or set SOFTCALC_MODEL_DIR to a folder holding the weights."
         )
         super().__init__("\n".join(lines))
         self.searched = list(searched)

@@ -35,7 +35,8 @@ class ForceFrame:
         self.forces = np.asarray(self.forces, dtype=float)
         if self.forces.shape != (len(self.atoms), 3):
             raise DataError(
-                f"frame {self.label or '?'}: forces have shape {self.forces.shape}, expected ({len(self.atoms)}, 3)"
+                f"frame {self.label or '?'}: forces have shape {self.forces.shape}, "
+                f"expected ({len(self.atoms)}, 3)"
             )
         if not np.isfinite(self.forces).all():
             raise DataError(f"frame {self.label or '?'}: DFT forces contain NaN or inf")

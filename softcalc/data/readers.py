@@ -56,7 +56,7 @@ def _pymatgen_structure_to_atoms(struct: dict, where: str) -> Atoms:
 
 
 def read_mlearn_json(path: Path) -> ForceDataset:
-    """mlearn/pymatgen JSON: a list of ``{"structure", "outputs": {"energy", "forces", "virial_stress"}, "group"}``.
+    """mlearn/pymatgen JSON: a list of records with ``structure``, ``outputs`` and ``group``.
 
     ``virial_stress`` is VASP's stress in kBar (compression positive, order xx yy zz xy yz zx);
     it is converted to ASE's convention (eV/Å³, tension positive, Voigt xx yy zz yz xz xy).

@@ -1,0 +1,107 @@
+"""`softcalc calibrate`: fit a softening correction on DFT forces and check it on held-out frames."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from softcalc.calibrate import ORDERS, Calibration, calibrate
+from softcalc.cli.common import add_model_options, command_line
+from softcalc.fileio import write_json
+from softcalc.registry import load_model
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="fit a softening correction λ on DFT forces",
+        description="Fit λ on the first K frames of --data (after --groups and --order), hold out the "
+        "rest (and --test), report errors before/after, the λ uncertainty and warnings.",
+    )
+    add_model_options(p, correction=False)
+    p.add_argument("--data", nargs="+", required=True, help="calibration data (files or phonopy folders)")
+    p.add_argument("--frames", type=int, help="fit on the first K frames of each data set; hold out the rest")
+    p.add_argument("--test", nargs="+", help="additional held-out data")
+    p.add_argument("--groups", help="comma-separated structure groups to use (e.g. AIMD-NVT)")
+    p.add_argument(
+        "--order", choices=ORDERS, default="file", help="frame order before taking K (default file)"
+    )
+    p.add_argument(
+        "--per-species", action="store_true", help="fit one λ per element (needs per-atom energies)"
+    )
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicas for the λ uncertainty")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--regime", choices=("own-material", "transfer"), default="own-material")
+    p.add_argument("--out", required=True, help="correction JSON to write")
+    p.add_argument("--json", help="calibration report JSON")
+    p.add_argument("--plot", help="parity plot PNG (held-out frames, before and after)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def print_report(result: Calibration) -> None:
+    """Human-readable summary: scale with uncertainty, errors before/after, warnings."""
+    r = result.report
+    if r["kind"] == "global":
+        lo, hi = r["scale_ci95"]
+        print(
+            f"λ = {r['scale']:.4f} ± {r['scale_std']:.4f} (95% CI {lo:.4f}-{hi:.4f}), "
+            f"fitted on {r['n_frames']} frame(s)"
+        )
+    else:
+        for z, lam in r["species_scales"].items():
+            u = r["species_uncertainty"][z]
+            print(f"λ_{z} = {lam:.4f} ± {u['std']:.4f} (95% CI {u['ci95'][0]:.4f}-{u['ci95'][1]:.4f})")
+    e = r["errors"]
+    print(f"softening scale s = {r['softening_scale']:.4f} on {r['errors_on']} frames ({e['n_frames']})")
+    print(f"{'':14s}{'MAE (eV/Å)':>12s}{'RMSE (eV/Å)':>13s}")
+    print(f"{'before':14s}{e['mae_before']:12.4f}{e['rmse_before']:13.4f}")
+    print(f"{'after':14s}{e['mae_after']:12.4f}{e['rmse_after']:13.4f}")
+    for group, g in e["by_group"].items():
+        print(f"  {group:12s}{g['mae_before']:12.4f} -> {g['mae_after']:.4f}  ({g['n_frames']} frames)")
+    for w in r["warnings"]:
+        print(f"WARNING: {w}")
+    print(r["verdict"])
+
+
+def run(args: argparse.Namespace) -> int:
+    calc = load_model(args.model, device=args.device, dtype=args.dtype)
+    result = calibrate(
+        calc,
+        args.data,
+        frames=args.frames,
+        test=args.test,
+        groups=args.groups.split(",") if args.groups else None,
+        order=args.order,
+        per_species=args.per_species,
+        n_bootstrap=args.bootstrap,
+        seed=args.seed,
+        regime=args.regime,
+        progress=not args.quiet,
+        provenance={"command": command_line()},
+    )
+    result.correction.save(args.out)
+    report: dict[str, Any] = dict(result.report)
+    if args.json:
+        write_json(args.json, report)
+    if args.plot:
+        _plot(calc, args, result)
+    print_report(result)
+    print(
+        f"correction written to {args.out}"
+        + ("" if result.correction.recommended else " (marked NOT recommended)")
+    )
+    return 0
+
+
+def _plot(calc, args: argparse.Namespace, result: Calibration) -> None:  # noqa: ANN001
+    from softcalc.calculator import SoftCorrectedCalc
+    from softcalc.data import read_datasets
+    from softcalc.evaluation import compare_forces, merge_comparisons
+    from softcalc.plots import parity_plot
+
+    data = read_datasets(args.test or args.data)
+    before = merge_comparisons([compare_forces(calc, d) for d in data])
+    corrected = SoftCorrectedCalc(calc, correction=result.correction)
+    after = merge_comparisons([compare_forces(corrected, d) for d in data])
+    parity_plot(args.plot, [("bare", *before.pooled()), ("corrected", *after.pooled())], title=args.model)

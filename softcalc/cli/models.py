@@ -1,0 +1,20 @@
+"""`softcalc models`: list installed plugins and the model names they serve."""
+
+from __future__ import annotations
+
+import argparse
+
+from softcalc.registry import available_models
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list available model families and names")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    for family, names in available_models().items():
+        print(f"{family}:")
+        for name, description in names.items():
+            print(f"  {name:36s} {description}")
+    return 0
