@@ -1,0 +1,1 @@
+"""Periodic phonons from finite-difference force constants, with phonopy as reference and interop."""
