@@ -1,0 +1,13 @@
+"""Errors raised by molecular dynamics runs and their trajectory files."""
+
+from __future__ import annotations
+
+from softcalc.errors import SoftcalcError
+
+
+class MDInstabilityError(SoftcalcError, RuntimeError):
+    """The simulation blew up (atoms too close, NaN or huge forces); the trajectory file stays valid."""
+
+
+class TrajectoryFileError(SoftcalcError, OSError):
+    """A trajectory file cannot be written, resumed or read (bad path, full disk, wrong format)."""
