@@ -9,7 +9,7 @@ import sys
 from softcalc.errors import SoftcalcError
 
 #: Subcommand modules under softcalc.cli, each defining ``register(subparsers)``.
-COMMANDS = ("models", "evaluate", "calibrate", "demo")
+COMMANDS = ("models", "evaluate", "calibrate", "demo", "md")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,7 @@
 """Molecular dynamics with (corrected) uMLIPs: driver, HDF5 trajectories, analysis."""
 
 from softcalc.md.ensembles import THERMOSTATS, EnsembleSettings
-from softcalc.md.errors import MDInstabilityError, TrajectoryFileError
+from softcalc.md.errors import MDInstabilityError, MDSettingsError, TrajectoryFileError
 from softcalc.md.run import MDResult, run_md
 from softcalc.md.safety import StabilityLimits
 from softcalc.md.trajectory import Trajectory, export_extxyz
@@ -11,6 +11,7 @@ __all__ = [
     "EnsembleSettings",
     "MDInstabilityError",
     "MDResult",
+    "MDSettingsError",
     "StabilityLimits",
     "Trajectory",
     "TrajectoryFileError",

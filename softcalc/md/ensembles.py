@@ -18,6 +18,8 @@ from ase.md.nptberendsen import NPTBerendsen
 from ase.md.nvtberendsen import NVTBerendsen
 from ase.md.verlet import VelocityVerlet
 
+from softcalc.md.errors import MDSettingsError
+
 #: Thermostats (and barostats) available per ensemble; the first one is the default.
 THERMOSTATS: dict[str, tuple[str, ...]] = {
     "nve": ("none",),
@@ -67,19 +69,19 @@ class EnsembleSettings:
 
     def __post_init__(self) -> None:
         if self.ensemble not in THERMOSTATS:
-            raise ValueError(f"ensemble must be one of {sorted(THERMOSTATS)}, got {self.ensemble!r}")
+            raise MDSettingsError(f"ensemble must be one of {sorted(THERMOSTATS)}, got {self.ensemble!r}")
         choices = THERMOSTATS[self.ensemble]
         if self.thermostat is None:
             object.__setattr__(self, "thermostat", choices[0])
         if self.thermostat not in choices:
-            raise ValueError(
+            raise MDSettingsError(
                 f"thermostat {self.thermostat!r} is not available for {self.ensemble.upper()}; "
                 f"choose one of {', '.join(choices)}"
             )
         if not self.timestep_fs > 0:
-            raise ValueError(f"the time step must be positive, got {self.timestep_fs} fs")
+            raise MDSettingsError(f"the time step must be positive, got {self.timestep_fs} fs")
         if self.ensemble != "nve" and not self.temperature_K > 0:
-            raise ValueError(
+            raise MDSettingsError(
                 f"{self.ensemble.upper()} needs a positive temperature, got {self.temperature_K} K"
             )
 
@@ -163,6 +165,6 @@ def restore_integrator_state(dyn: MolecularDynamics, state: dict[str, np.ndarray
     for path, value in state.items():
         found = _resolve(dyn, path)
         if found is None:
-            raise ValueError(f"the integrator {type(dyn).__name__} has no state variable {path}")
+            raise MDSettingsError(f"the integrator {type(dyn).__name__} has no state variable {path}")
         obj, leaf = found
         setattr(obj, leaf, float(value) if np.ndim(value) == 0 else np.array(value, dtype=float))

@@ -9,5 +9,9 @@ class MDInstabilityError(SoftcalcError, RuntimeError):
     """The simulation blew up (atoms too close, NaN or huge forces); the trajectory file stays valid."""
 
 
+class MDSettingsError(SoftcalcError, ValueError):
+    """Inconsistent MD settings (unknown thermostat, steps not a multiple of the frame interval...)."""
+
+
 class TrajectoryFileError(SoftcalcError, OSError):
     """A trajectory file cannot be written, resumed or read (bad path, full disk, wrong format)."""

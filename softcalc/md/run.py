@@ -16,7 +16,7 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
 from softcalc.errors import InvalidStructureError
 from softcalc.md.ensembles import EnsembleSettings, integrator_state, make_dynamics, restore_integrator_state
-from softcalc.md.errors import MDInstabilityError, TrajectoryFileError
+from softcalc.md.errors import MDInstabilityError, MDSettingsError, TrajectoryFileError
 from softcalc.md.progress import MDProgress, ns_per_day
 from softcalc.md.safety import StabilityLimits, check_distances, check_forces
 from softcalc.md.trajectory import VELOCITY_UNIT, Checkpoint, TrajectoryWriter, check_output
@@ -151,9 +151,9 @@ def run_md(
         An :class:`MDResult`.
     """
     if every < 1 or flush_every < 1:
-        raise ValueError("every and flush_every must be at least 1")
+        raise MDSettingsError("every and flush_every must be at least 1")
     if steps < 0 or steps % every:
-        raise ValueError(f"steps ({steps}) must be a non-negative multiple of every ({every})")
+        raise MDSettingsError(f"steps ({steps}) must be a non-negative multiple of every ({every})")
     settings = EnsembleSettings(ensemble, thermostat, timestep_fs, temperature_K, pressure_GPa, tdamp_fs,
                                 pdamp_fs, friction_per_fs)
     limits = limits or StabilityLimits()

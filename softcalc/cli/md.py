@@ -1,0 +1,80 @@
+"""`softcalc md`: molecular dynamics with a (corrected) uMLIP into a resumable HDF5 trajectory;
+`softcalc md-export`: trajectory to extended XYZ."""
+
+from __future__ import annotations
+
+import argparse
+
+from ase.io import read
+
+from softcalc.cli.common import add_model_options, build_calculator, command_line
+from softcalc.errors import InvalidStructureError
+from softcalc.md import THERMOSTATS, StabilityLimits, export_extxyz, run_md
+
+_ALL_THERMOSTATS = sorted({t for names in THERMOSTATS.values() for t in names} - {"none"})
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("md", help="molecular dynamics (NVE/NVT/NPT) into a resumable HDF5 trajectory")
+    add_model_options(p)
+    p.add_argument("--structure", required=True, help="structure file readable by ASE")
+    p.add_argument("--repeat", type=int, nargs=3, metavar=("NA", "NB", "NC"), help="build a supercell first")
+    p.add_argument("--ensemble", choices=sorted(THERMOSTATS), default="nve")
+    p.add_argument("--thermostat", choices=_ALL_THERMOSTATS,
+                   help="nvt: langevin (default), nose-hoover, bussi, berendsen; "
+                   "npt: nose-hoover (MTK, default), berendsen")
+    p.add_argument("--temperature", type=float, default=300.0, help="target and initial temperature in K")
+    p.add_argument("--pressure", type=float, default=0.0, help="external pressure in GPa (npt)")
+    p.add_argument("--timestep", type=float, default=1.0, help="time step in fs")
+    p.add_argument("--steps", type=int, required=True, help="total MD steps (a resumed run continues to it)")
+    p.add_argument("--traj", required=True, help="output HDF5 trajectory")
+    p.add_argument("--resume", action="store_true", help="continue --traj from its last committed frame")
+    p.add_argument("--every", type=int, default=10, help="save a frame every K steps (default 10)")
+    p.add_argument("--flush-every", type=int, default=10, help="commit to disk every K frames (default 10)")
+    p.add_argument("--forces", action="store_true", help="also store forces")
+    p.add_argument("--seed", type=int, help="random seed (initial velocities, stochastic thermostats)")
+    p.add_argument("--tdamp", type=float, help="thermostat time constant in fs (default 100 time steps)")
+    p.add_argument("--pdamp", type=float, help="barostat time constant in fs (default 1000 time steps)")
+    p.add_argument("--friction", type=float, default=0.01, help="Langevin friction in 1/fs (default 0.01)")
+    p.add_argument("--max-force", type=float, default=StabilityLimits.max_force,
+                   help="stop when a force exceeds this, eV/Å")
+    p.add_argument("--min-distance", type=float, default=StabilityLimits.min_distance,
+                   help="stop when two atoms come closer than this, Å")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+    e = sub.add_parser("md-export", help="export a softcalc MD trajectory to extended XYZ")
+    e.add_argument("traj", help="HDF5 trajectory from `softcalc md`")
+    e.add_argument("out", help="output .xyz (extended XYZ)")
+    e.add_argument("--every", type=int, default=1, help="export every K-th frame")
+    e.set_defaults(func=export)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        atoms = read(args.structure)
+    except (OSError, ValueError, StopIteration) as exc:
+        raise InvalidStructureError(f"cannot read the structure {args.structure}: {exc}") from exc
+    if args.repeat:
+        atoms = atoms.repeat(args.repeat)
+    calc = build_calculator(args)
+    res = run_md(
+        atoms, calc, ensemble=args.ensemble, thermostat=args.thermostat, temperature_K=args.temperature,
+        pressure_GPa=args.pressure, timestep_fs=args.timestep, steps=args.steps, traj=args.traj,
+        resume=args.resume, every=args.every, flush_every=args.flush_every, forces=args.forces,
+        seed=args.seed,
+        tdamp_fs=args.tdamp, pdamp_fs=args.pdamp, friction_per_fs=args.friction,
+        limits=StabilityLimits(args.max_force, args.min_distance), progress=not args.quiet,
+        command=command_line(),
+    )
+    print(
+        f"{res.steps_run} steps ({res.step} in total), {res.frames} frames in {res.traj}; "
+        f"{res.atom_steps_per_s:.4g} atom-steps/s, {res.ns_per_day:.4g} ns/day"
+    )
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    n = export_extxyz(args.traj, args.out, every=args.every)
+    print(f"wrote {n} frames to {args.out}")
+    return 0
