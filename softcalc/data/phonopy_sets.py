@@ -121,7 +121,7 @@ def read_phonopy_dir(path: str | Path, supercell_matrix: np.ndarray | None = Non
     phonon = load_phonopy_dir(path, supercell_matrix)
     first_atoms = phonon.dataset.get("first_atoms") if isinstance(phonon.dataset, dict) else None
     if not first_atoms:
-        raise DataError(f"{path / 'FORCE_SETS'} holds no displacements (only type-1 FORCE_SETS are supported)")
+        raise DataError(f"{path / 'FORCE_SETS'} holds no displacements (only type-1 FORCE_SETS supported)")
     displaced = phonon.supercells_with_displacements
     frames, displacements = [], []
     for k, (entry, cell) in enumerate(zip(first_atoms, displaced)):
