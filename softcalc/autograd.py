@@ -45,6 +45,11 @@ def forces_and_stress(
     if strain is None:
         return forces, None
     grad_eps = grads[1] if grads[1] is not None else torch.zeros_like(strain)
-    s = grad_eps.detach().cpu().double().numpy() / volume
+    return forces, voigt_stress(grad_eps.detach().cpu().double().numpy(), volume)
+
+
+def voigt_stress(grad_strain: np.ndarray, volume: float) -> np.ndarray:
+    """σ = (1/V) ∂E/∂ε in eV/Å³ as Voigt (6,) (xx yy zz yz xz xy), from ∂E/∂ε ((3, 3), eV), symmetrised."""
+    s = np.asarray(grad_strain, dtype=float) / volume
     s = 0.5 * (s + s.T)
-    return forces, np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+    return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
