@@ -1,0 +1,179 @@
+"""SoftCorrectedCalc on the toy Morse plugin: anchoring, conservativeness, caching, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk, molecule
+from ase.calculators.emt import EMT
+from ase.optimize import BFGS
+
+import softcalc
+from softcalc import Correction, SoftCorrectedCalc
+from softcalc.errors import (
+    CorrectionMismatchError,
+    InvalidStructureError,
+    PerAtomEnergyNotSupportedError,
+    UnsupportedElementsError,
+)
+
+
+@pytest.fixture
+def sige() -> Atoms:
+    atoms = bulk("Si", "diamond", 5.45, cubic=True)
+    atoms.symbols[[1, 6]] = "Ge"
+    atoms.rattle(0.08, seed=3)
+    atoms.set_cell(
+        atoms.cell @ np.array([[1.0, 0.02, 0.0], [0.0, 0.99, 0.01], [0.03, 0.0, 1.01]]), scale_atoms=True
+    )
+    return atoms
+
+
+def numeric_forces(atoms: Atoms, calc, h: float = 1e-4) -> np.ndarray:
+    """Central differences of the energy, −∂E/∂R (eV/Å)."""
+    out = np.zeros((len(atoms), 3))
+    for i in range(len(atoms)):
+        for k in range(3):
+            e = []
+            for sign in (1, -1):
+                a = atoms.copy()
+                a.positions[i, k] += sign * h
+                a.calc = calc
+                e.append(a.get_potential_energy())
+            out[i, k] = -(e[0] - e[1]) / (2 * h)
+    return out
+
+
+def numeric_stress(atoms: Atoms, calc, h: float = 1e-5) -> np.ndarray:
+    """(1/V) ∂E/∂ε by central differences of symmetric strains, Voigt (eV/Å³)."""
+    voigt = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
+    out = np.zeros(6)
+    for n, (i, j) in enumerate(voigt):
+        e = []
+        for sign in (1, -1):
+            eps = np.zeros((3, 3))
+            eps[i, j] = eps[j, i] = sign * h / (1 if i == j else 2)
+            a = atoms.copy()
+            a.set_cell(atoms.cell @ (np.eye(3) + eps), scale_atoms=True)
+            a.calc = calc
+            e.append(a.get_potential_energy())
+        out[n] = (e[0] - e[1]) / (2 * h) / atoms.get_volume()
+    return out
+
+
+def test_scale_one_returns_base_results_unchanged(sige: Atoms) -> None:
+    base = softcalc.load_model("toy-morse")
+    ref = sige.copy()
+    ref.calc = base
+    wrapped = sige.copy()
+    wrapped.calc = SoftCorrectedCalc(base, scale=1.0)
+    assert wrapped.get_potential_energy() == ref.get_potential_energy()
+    assert np.array_equal(wrapped.get_forces(), ref.get_forces())
+    assert np.array_equal(wrapped.get_stress(), ref.get_stress())
+
+
+def test_global_scale_is_anchored(sige: Atoms) -> None:
+    base = softcalc.load_model("toy-morse")
+    mu = base.info.reference_energies
+    e_ref = sum(mu[s] for s in sige.get_chemical_symbols())
+    ref = sige.copy()
+    ref.calc = base
+    e0, f0, s0 = ref.get_potential_energy(), ref.get_forces(), ref.get_stress()
+    atoms = sige.copy()
+    atoms.calc = SoftCorrectedCalc(base, scale=1.15)
+    assert atoms.get_potential_energy() == pytest.approx(e_ref + 1.15 * (e0 - e_ref), abs=1e-10)
+    np.testing.assert_allclose(atoms.get_forces(), 1.15 * f0, atol=1e-12)
+    np.testing.assert_allclose(atoms.get_stress(), 1.15 * s0, atol=1e-12)
+    energies = atoms.get_potential_energies()
+    assert energies.sum() == pytest.approx(atoms.get_potential_energy(), abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "correction",
+    [Correction(scale=1.2), Correction(scale=1.0, species_scales={"Si": 1.25, "Ge": 0.9})],
+    ids=["global", "per-species"],
+)
+def test_corrected_forces_and_stress_are_conservative(sige: Atoms, correction: Correction) -> None:
+    """float64 toy model: F' = −∂E'/∂R and σ' = (1/V)∂E'/∂ε to 1e-6 (central differences)."""
+    calc = SoftCorrectedCalc("toy-morse", correction=correction)
+    atoms = sige.copy()
+    atoms.calc = calc
+    np.testing.assert_allclose(atoms.get_forces(), numeric_forces(sige, calc), atol=1e-6)
+    np.testing.assert_allclose(atoms.get_stress(), numeric_stress(sige, calc), atol=1e-7)
+
+
+def test_per_species_with_equal_scales_equals_global(sige: Atoms) -> None:
+    glob = sige.copy()
+    glob.calc = SoftCorrectedCalc("toy-morse", scale=1.1)
+    spec = sige.copy()
+    spec.calc = SoftCorrectedCalc("toy-morse", correction=Correction(species_scales={"Si": 1.1, "Ge": 1.1}))
+    assert spec.get_potential_energy() == pytest.approx(glob.get_potential_energy(), abs=1e-9)
+    np.testing.assert_allclose(spec.get_forces(), glob.get_forces(), atol=1e-10)
+    np.testing.assert_allclose(spec.get_stress(), glob.get_stress(), atol=1e-12)
+
+
+def test_caching_and_recalculation(sige: Atoms) -> None:
+    calc = SoftCorrectedCalc("toy-morse", scale=1.1)
+    atoms = sige.copy()
+    atoms.calc = calc
+    e1 = atoms.get_potential_energy()
+    results = calc.results
+    atoms.get_potential_energy()
+    assert calc.results is results  # nothing changed: cached
+    atoms.positions[0, 0] += 0.05
+    assert atoms.get_potential_energy() != e1
+
+
+def test_optimiser_and_molecule_without_stress() -> None:
+    """A global scale moves no minimum: BFGS finds the bare model's bond length."""
+    lengths = []
+    for calc in (softcalc.load_model("toy-morse"), SoftCorrectedCalc("toy-morse", scale=1.2)):
+        mol = Atoms("C2", positions=[[0, 0, 0], [1.7, 0.1, 0]])
+        mol.calc = calc
+        BFGS(mol, logfile=None).run(fmax=1e-5, steps=200)
+        lengths.append(mol.get_distance(0, 1))
+    assert lengths[1] == pytest.approx(lengths[0], abs=1e-4)
+    assert 1.3 < lengths[0] < 1.6
+    with pytest.raises(Exception, match="periodic"):
+        mol.get_stress()
+
+
+def test_foreign_ase_calculator_global_scale() -> None:
+    atoms = bulk("Cu", "fcc", 3.6, cubic=True)
+    atoms.rattle(0.05, seed=1)
+    ref = atoms.copy()
+    ref.calc = EMT()
+    atoms.calc = SoftCorrectedCalc(EMT(), scale=0.9, reference_energies={"Cu": 0.1})
+    e_ref = 0.1 * len(atoms)
+    assert atoms.get_potential_energy() == pytest.approx(e_ref + 0.9 * (ref.get_potential_energy() - e_ref))
+    np.testing.assert_allclose(atoms.get_forces(), 0.9 * ref.get_forces(), atol=1e-12)
+    with pytest.raises(PerAtomEnergyNotSupportedError, match="global scale"):
+        SoftCorrectedCalc(EMT(), correction=Correction(species_scales={"Cu": 1.1}))
+
+
+def test_nan_positions_give_clear_error(sige: Atoms) -> None:
+    sige.positions[2, 1] = np.nan
+    sige.calc = SoftCorrectedCalc("toy-morse", scale=1.1)
+    with pytest.raises(InvalidStructureError, match=r"atom\(s\) \[2\] are NaN"):
+        sige.get_forces()
+
+
+def test_unsupported_element_is_named() -> None:
+    atoms = molecule("H2O")
+    atoms.calc = SoftCorrectedCalc("toy-morse", scale=1.1)
+    with pytest.raises(UnsupportedElementsError, match="H"):
+        atoms.get_potential_energy()
+
+
+def test_correction_for_another_model_is_refused(tmp_path) -> None:
+    corr = Correction(scale=1.1, model={"family": "chgnet", "name": "chgnet-0.3.0", "weights_sha256": "abc"})
+    corr.save(tmp_path / "c.json")
+    with pytest.raises(CorrectionMismatchError, match="chgnet-0.3.0"):
+        SoftCorrectedCalc("toy-morse", correction=tmp_path / "c.json")
+    SoftCorrectedCalc("toy-morse", correction=tmp_path / "c.json", check_model=False)
+
+
+def test_not_recommended_correction_warns() -> None:
+    with pytest.warns(UserWarning, match="not recommended"):
+        SoftCorrectedCalc("toy-morse", correction=Correction(scale=1.3, recommended=False))
