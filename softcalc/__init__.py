@@ -1,6 +1,7 @@
 """softcalc: calibrated, conservative softening corrections for universal ML interatomic potentials."""
 
 from softcalc.calculator import SoftCorrectedCalc
+from softcalc.calibrate import Calibration, calibrate
 from softcalc.correction import Correction
 from softcalc.model import ModelAdapter, ModelCalculator, ModelInfo
 from softcalc.registry import ModelPlugin, available_models, load_adapter, load_model
@@ -8,6 +9,7 @@ from softcalc.registry import ModelPlugin, available_models, load_adapter, load_
 __version__ = "0.1.0"
 
 __all__ = [
+    "Calibration",
     "Correction",
     "ModelAdapter",
     "ModelCalculator",
@@ -16,6 +18,7 @@ __all__ = [
     "SoftCorrectedCalc",
     "__version__",
     "available_models",
+    "calibrate",
     "load_adapter",
     "load_model",
 ]
