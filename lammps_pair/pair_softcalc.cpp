@@ -1,0 +1,307 @@
+/* softcalc: pair_style softcalc (see pair_softcalc.h). */
+
+#include "pair_softcalc.h"
+
+#include "python_embed.h"
+
+#include "atom.h"
+#include "comm.h"
+#include "domain.h"
+#include "error.h"
+#include "force.h"
+#include "memory.h"
+#include "update.h"
+#include "utils.h"
+
+#include <cstring>
+
+using namespace LAMMPS_NS;
+using SoftcalcPython::GilLock;
+using SoftcalcPython::Ref;
+
+namespace {
+const char *const BRIDGE_MODULE = "softcalc.lammps.bridge";
+const char *const BRIDGE_CLASS = "PairBridge";
+}    // namespace
+
+PairSoftcalc::PairSoftcalc(LAMMPS *lmp) : Pair(lmp)
+{
+  single_enable = 0;
+  restartinfo = 0;
+  one_coeff = 1;
+  manybody_flag = 1;
+  no_virial_fdotr_compute = 1;    // the virial comes from the model's stress
+  centroidstressflag = CENTROID_NOTAVAIL;
+}
+
+PairSoftcalc::~PairSoftcalc()
+{
+  release_bridge();
+  if (allocated) {
+    memory->destroy(setflag);
+    memory->destroy(cutsq);
+  }
+}
+
+void PairSoftcalc::allocate()
+{
+  allocated = 1;
+  const int n = atom->ntypes + 1;
+  memory->create(setflag, n, n, "pair:setflag");
+  memory->create(cutsq, n, n, "pair:cutsq");
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++) setflag[i][j] = 0;
+}
+
+void PairSoftcalc::check_units()
+{
+  if (strcmp(update->unit_style, "metal") != 0)
+    error->all(FLERR,
+               std::string("pair_style softcalc requires 'units metal' (eV, Å, eV/Å, bar); this input "
+                           "uses 'units ") + update->unit_style + "'. Fix: put 'units metal' first in the input");
+}
+
+/* pair_style softcalc <model> [correction FILE | scale LAMBDA] [device cpu|cuda] [dtype float32|float64] */
+void PairSoftcalc::settings(int narg, char **arg)
+{
+  check_units();
+  const std::string usage = "Usage: pair_style softcalc <model> [correction FILE | scale LAMBDA] "
+                            "[device cpu|cuda] [dtype float32|float64]";
+  if (narg < 1) error->all(FLERR, "pair_style softcalc needs a model name or path. " + usage);
+  model_ = arg[0];
+  correction_.clear();
+  dtype_.clear();
+  device_ = "cpu";
+  has_scale_ = false;
+  for (int iarg = 1; iarg < narg; iarg += 2) {
+    const std::string key = arg[iarg];
+    if (iarg + 1 >= narg) error->all(FLERR, "pair_style softcalc: keyword '" + key + "' needs a value. " + usage);
+    const std::string value = arg[iarg + 1];
+    if (key == "correction") {
+      correction_ = value;
+    } else if (key == "scale") {
+      scale_ = utils::numeric(FLERR, value, false, lmp);
+      has_scale_ = true;
+    } else if (key == "device") {
+      if (value != "cpu" && value.rfind("cuda", 0) != 0)
+        error->all(FLERR, "pair_style softcalc: device must be cpu or cuda[:N], not '" + value + "'");
+      device_ = value;
+    } else if (key == "dtype") {
+      if (value != "float32" && value != "float64")
+        error->all(FLERR, "pair_style softcalc: dtype must be float32 or float64, not '" + value + "'");
+      dtype_ = value;
+    } else {
+      error->all(FLERR, "pair_style softcalc: unknown keyword '" + key + "'. " + usage);
+    }
+  }
+  if (has_scale_ && !correction_.empty())
+    error->all(FLERR, "pair_style softcalc: give either 'correction FILE' or 'scale LAMBDA', not both");
+}
+
+/* pair_coeff * * El1 El2 ... : one chemical element per atom type */
+void PairSoftcalc::coeff(int narg, char **arg)
+{
+  if (!allocated) allocate();
+  const int ntypes = atom->ntypes;
+  if (narg < 2 || strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
+    error->all(FLERR, "pair_coeff for pair_style softcalc must be 'pair_coeff * * El1 El2 ...'");
+  if (narg != 2 + ntypes)
+    error->all(FLERR, "pair_coeff * * for pair_style softcalc needs one element per atom type: the box has " +
+                          std::to_string(ntypes) + " type(s) but " + std::to_string(narg - 2) +
+                          " element(s) were given");
+  std::vector<std::string> elements(arg + 2, arg + narg);
+  create_bridge(elements);
+  for (int i = 1; i <= ntypes; i++)
+    for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
+}
+
+void PairSoftcalc::init_style()
+{
+  check_units();
+  if (atom->tag_enable == 0) error->all(FLERR, "pair_style softcalc requires atom IDs (atom_modify id yes)");
+  if (atom->natoms > MAXSMALLINT) error->all(FLERR, "pair_style softcalc: too many atoms for the gather path");
+  // no neighbour list: every step the whole system is gathered and the model builds its own graph
+}
+
+double PairSoftcalc::init_one(int, int)
+{
+  return model_cutoff_;
+}
+
+/* rank 0 fails with root_message ("" = success); every rank then stops with the same LAMMPS error */
+void PairSoftcalc::fail_all_if(const std::string &root_message)
+{
+  int length = comm->me == 0 ? static_cast<int>(root_message.size()) : 0;
+  MPI_Bcast(&length, 1, MPI_INT, 0, world);
+  if (length == 0) return;
+  std::string message(root_message);
+  message.resize(length);
+  MPI_Bcast(&message[0], length, MPI_CHAR, 0, world);
+  error->all(FLERR, "pair_style softcalc: " + message);
+}
+
+void PairSoftcalc::create_bridge(const std::vector<std::string> &elements)
+{
+  std::string failure;
+  if (comm->me == 0) {
+    release_bridge();
+    failure = SoftcalcPython::ensure_interpreter();
+    if (failure.empty()) {
+      GilLock gil;
+      Ref module(PyImport_ImportModule(BRIDGE_MODULE));
+      Ref cls(module ? PyObject_GetAttrString(module.get(), BRIDGE_CLASS) : nullptr);
+      Ref names(PyList_New(0));
+      for (const auto &el : elements) {
+        Ref item(PyUnicode_FromString(el.c_str()));
+        PyList_Append(names.get(), item.get());
+      }
+      Ref args(Py_BuildValue("(sO)", model_.c_str(), names.get()));
+      Ref kwargs(PyDict_New());
+      Ref device(PyUnicode_FromString(device_.c_str()));
+      PyDict_SetItemString(kwargs.get(), "device", device.get());
+      if (!correction_.empty()) {
+        Ref path(PyUnicode_FromString(correction_.c_str()));
+        PyDict_SetItemString(kwargs.get(), "correction", path.get());
+      }
+      if (has_scale_) {
+        Ref scale(PyFloat_FromDouble(scale_));
+        PyDict_SetItemString(kwargs.get(), "scale", scale.get());
+      }
+      if (!dtype_.empty()) {
+        Ref dtype(PyUnicode_FromString(dtype_.c_str()));
+        PyDict_SetItemString(kwargs.get(), "dtype", dtype.get());
+      }
+      PyObject *bridge = cls ? PyObject_Call(cls.get(), args.get(), kwargs.get()) : nullptr;
+      Ref cutoff(bridge ? PyObject_GetAttrString(bridge, "cutoff") : nullptr);
+      if (cutoff) model_cutoff_ = PyFloat_AsDouble(cutoff.get());
+      failure = SoftcalcPython::take_error();
+      if (failure.empty())
+        bridge_ = bridge;
+      else
+        Py_XDECREF(bridge);
+      if (!failure.empty() && !module) failure += " (is softcalc installed in the embedded Python?)";
+    }
+  }
+  fail_all_if(failure);
+  MPI_Bcast(&model_cutoff_, 1, MPI_DOUBLE, 0, world);
+}
+
+void PairSoftcalc::release_bridge()
+{
+  if (bridge_ == nullptr) return;
+#if PY_VERSION_HEX >= 0x030D0000
+  const bool finalizing = Py_IsFinalizing();
+#else
+  const bool finalizing = _Py_IsFinalizing();
+#endif
+  if (Py_IsInitialized() && !finalizing) {
+    GilLock gil;
+    Py_DECREF(static_cast<PyObject *>(bridge_));
+  }
+  bridge_ = nullptr;
+}
+
+/* Rank 0: call PairBridge.compute on positions ordered by atom ID.
+   result = energy (eV) and virial xx yy zz xy xz yz (eV). Returns "" or the error. */
+std::string PairSoftcalc::evaluate(const std::vector<double> &positions, const std::vector<int> &types,
+                                   std::vector<double> &forces, std::vector<double> &energies,
+                                   double result[7])
+{
+  GilLock gil;
+  const Py_ssize_t n = static_cast<Py_ssize_t>(types.size());
+  double *h = domain->h;    // xprd yprd zprd yz xz xy
+  // LAMMPS' (restricted triclinic) cell: a = (lx,0,0), b = (xy,ly,0), c = (xz,yz,lz)
+  Ref cell(Py_BuildValue("(ddddddddd)", h[0], 0.0, 0.0, h[5], h[1], 0.0, h[4], h[3], h[2]));
+  Ref pbc(Py_BuildValue("(OOO)", domain->xperiodic ? Py_True : Py_False,
+                        domain->yperiodic ? Py_True : Py_False, domain->zperiodic ? Py_True : Py_False));
+  Ref pos(PyMemoryView_FromMemory(const_cast<char *>(reinterpret_cast<const char *>(positions.data())),
+                                  3 * n * sizeof(double), PyBUF_READ));
+  Ref typ(PyMemoryView_FromMemory(const_cast<char *>(reinterpret_cast<const char *>(types.data())),
+                                  n * sizeof(int), PyBUF_READ));
+  Ref frc(PyMemoryView_FromMemory(reinterpret_cast<char *>(forces.data()), 3 * n * sizeof(double), PyBUF_WRITE));
+  PyObject *eng = Py_None;
+  Ref eng_view(eflag_atom ? PyMemoryView_FromMemory(reinterpret_cast<char *>(energies.data()),
+                                                    n * sizeof(double), PyBUF_WRITE)
+                          : nullptr);
+  if (eng_view) eng = eng_view.get();
+  Ref out(PyObject_CallMethod(static_cast<PyObject *>(bridge_), "compute", "OOOOOOi", pos.get(), typ.get(),
+                              cell.get(), pbc.get(), frc.get(), eng, vflag_global ? 1 : 0));
+  if (out && !PyArg_ParseTuple(out.get(), "ddddddd", &result[0], &result[1], &result[2], &result[3],
+                               &result[4], &result[5], &result[6]))
+    PyErr_SetString(PyExc_TypeError, "PairBridge.compute must return 7 floats (energy, virial[6])");
+  return SoftcalcPython::take_error();
+}
+
+void PairSoftcalc::compute(int eflag, int vflag)
+{
+  ev_init(eflag, vflag);
+  const int me = comm->me, nprocs = comm->nprocs, nlocal = atom->nlocal;
+  if (vflag_atom && !warned_vatom_ && me == 0)
+    error->warning(FLERR, "pair_style softcalc gives no per-atom virial: compute stress/atom reads zeros "
+                          "(the global virial and pressure are exact)");
+  warned_vatom_ = warned_vatom_ || vflag_atom;
+
+  // gather IDs, types and positions of all local atoms on rank 0
+  std::vector<int> counts(nprocs), displs(nprocs), counts3(nprocs), displs3(nprocs);
+  MPI_Gather(&nlocal, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, world);
+  int ntotal = 0;
+  if (me == 0)
+    for (int p = 0; p < nprocs; p++) {
+      displs[p] = ntotal;
+      displs3[p] = 3 * ntotal;
+      counts3[p] = 3 * counts[p];
+      ntotal += counts[p];
+    }
+  MPI_Bcast(&ntotal, 1, MPI_INT, 0, world);
+
+  std::vector<tagint> tag_local(atom->tag, atom->tag + nlocal);
+  std::vector<int> type_local(atom->type, atom->type + nlocal);
+  std::vector<double> x_local(3 * nlocal);
+  for (int i = 0; i < nlocal; i++)
+    for (int k = 0; k < 3; k++) x_local[3 * i + k] = atom->x[i][k];
+  std::vector<tagint> tag_all(me == 0 ? ntotal : 0);
+  std::vector<int> type_all(me == 0 ? ntotal : 0);
+  std::vector<double> x_all(me == 0 ? 3 * ntotal : 0);
+  MPI_Gatherv(tag_local.data(), nlocal, MPI_LMP_TAGINT, tag_all.data(), counts.data(), displs.data(),
+              MPI_LMP_TAGINT, 0, world);
+  MPI_Gatherv(type_local.data(), nlocal, MPI_INT, type_all.data(), counts.data(), displs.data(), MPI_INT, 0,
+              world);
+  MPI_Gatherv(x_local.data(), 3 * nlocal, MPI_DOUBLE, x_all.data(), counts3.data(), displs3.data(),
+              MPI_DOUBLE, 0, world);
+
+  // rank 0: order by atom ID (IDs must be 1..N), evaluate the model
+  std::vector<double> forces(3 * ntotal, 0.0), energies(eflag_atom ? ntotal : 0, 0.0);
+  double result[7] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+  std::string failure;
+  if (me == 0) {
+    std::vector<double> positions(3 * ntotal);
+    std::vector<int> types(ntotal, 0);
+    for (int i = 0; i < ntotal && failure.empty(); i++) {
+      const tagint id = tag_all[i];
+      if (id < 1 || id > ntotal || types[id - 1] != 0) {
+        failure = "atom IDs must run from 1 to the number of atoms without gaps. Fix: reset_atoms id";
+        break;
+      }
+      types[id - 1] = type_all[i];
+      for (int k = 0; k < 3; k++) positions[3 * (id - 1) + k] = x_all[3 * i + k] - domain->boxlo[k];
+    }
+    if (failure.empty()) failure = evaluate(positions, types, forces, energies, result);
+  }
+  fail_all_if(failure);
+
+  MPI_Bcast(result, 7, MPI_DOUBLE, 0, world);
+  MPI_Bcast(forces.data(), 3 * ntotal, MPI_DOUBLE, 0, world);
+  if (eflag_atom) MPI_Bcast(energies.data(), ntotal, MPI_DOUBLE, 0, world);
+
+  double **f = atom->f;
+  for (int i = 0; i < nlocal; i++) {
+    const tagint id = atom->tag[i] - 1;
+    for (int k = 0; k < 3; k++) f[i][k] += forces[3 * id + k];
+    if (eflag_atom) eatom[i] += energies[id];
+  }
+  if (me == 0) {    // global tallies are summed over ranks: count them once
+    if (eflag_global) eng_vdwl += result[0];
+    if (vflag_global)
+      for (int k = 0; k < 6; k++) virial[k] += result[1 + k];
+  }
+}
