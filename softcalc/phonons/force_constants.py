@@ -1,0 +1,136 @@
+"""Supercell force constants: by finite differences with any calculator, or from a phonopy dataset.
+
+Arrays are (n_rows, n_supercell, 3, 3) in eV/Å², ``fc[r, j, a, b] = ∂²E/∂u_{i_r,a} ∂u_{j,b}`` with
+rows either every supercell atom ("full", phonopy's full format) or the primitive atoms p2s
+("compact", phonopy's compact format).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+
+from softcalc.errors import DataError
+from softcalc.hessian import ForceEvaluator, force_constant_rows
+from softcalc.phonons import kernels
+from softcalc.phonons.phonopy_io import from_phonopy_atoms
+from softcalc.phonons.storage import read_h5, write_h5
+
+if TYPE_CHECKING:
+    from phonopy import Phonopy
+
+#: ways :func:`displacement_force_constants` can displace atoms
+METHODS = ("full", "compact", "symmetry")
+
+
+def fd_force_constants(
+    supercell: Atoms,
+    calculator: Calculator,
+    rows: Sequence[int] | None = None,
+    delta: float = 0.01,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> np.ndarray:
+    """Force constants by central differences: atoms ``rows`` (default all) displaced ±δ along x, y, z.
+
+    No symmetry is used: 6 structures per displaced atom, evaluated in batches where the
+    calculator allows (see :class:`softcalc.hessian.ForceEvaluator`).
+
+    Returns:
+        (len(rows), n_supercell, 3, 3) eV/Å².
+    """
+    fc = force_constant_rows(supercell, calculator, rows, delta, batch_size, progress)
+    return np.ascontiguousarray(fc.transpose(0, 2, 1, 3))
+
+
+def dataset_force_constants(phonon: Phonopy, dataset: dict[str, Any] | None = None) -> np.ndarray:
+    """Full force constants fitted by phonopy to a displacement dataset (no symmetrisation).
+
+    Args:
+        phonon: a ``phonopy.Phonopy`` for the supercell; its own dataset is used when ``dataset`` is None.
+        dataset: phonopy's dataset dict (``first_atoms`` with displacements and forces, or
+            ``displacements`` and ``forces`` arrays), e.g. from :func:`read_force_sets`.
+
+    Returns:
+        (n_supercell, n_supercell, 3, 3) eV/Å².
+    """
+    if dataset is not None:
+        phonon.dataset = dataset
+    if phonon.dataset is None:
+        raise DataError("the phonopy object holds no displacement dataset. Fix: pass dataset=...")
+    phonon.produce_force_constants(calculate_full_force_constants=True)
+    return np.array(phonon.force_constants)
+
+
+def symmetry_force_constants(
+    phonon: Phonopy,
+    calculator: Calculator,
+    delta: float = 0.01,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> np.ndarray:
+    """Full force constants from phonopy's symmetry-reduced ± displacements, forces from ``calculator``.
+
+    phonopy (spglib) chooses the displacements and expands the fitted constants by symmetry; the
+    displaced supercells are evaluated in batches where the calculator allows.
+    """
+    phonon.generate_displacements(distance=delta, is_plusminus=True)
+    cells = [from_phonopy_atoms(c) for c in phonon.supercells_with_displacements]
+    evaluator = ForceEvaluator(calculator, batch_size=batch_size)
+    phonon.forces = evaluator.forces(cells, total=len(cells), progress=progress)
+    return dataset_force_constants(phonon)
+
+
+def acoustic_sum_rule(force_constants: np.ndarray, p2s: np.ndarray) -> np.ndarray:
+    """Translational invariance Σ_j fc[i, j] = 0.
+
+    Full constants are symmetrised and projected (smallest change that keeps them symmetric);
+    compact ones get the correction on the on-site block of each row.
+    """
+    fc = np.ascontiguousarray(force_constants, dtype=float)
+    n_rows, n_s = fc.shape[:2]
+    if n_rows == n_s:
+        sym = 0.5 * (fc + fc.transpose(1, 0, 3, 2))
+        return kernels.project_translational_invariance(np.ascontiguousarray(sym))
+    return kernels.impose_acoustic_sum_rule(fc, np.asarray(p2s, dtype=np.int64))
+
+
+def save_force_constants(
+    path: str | Path,
+    force_constants: np.ndarray,
+    unitcell: Atoms,
+    supercell_matrix: np.ndarray,
+    primitive_matrix: np.ndarray,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """Write force constants (eV/Å²), the unit cell and the cell matrices to HDF5, atomically."""
+    meta = {"units": "eV/Angstrom^2", **(metadata or {})}
+    arrays = {
+        "force_constants": force_constants,
+        "supercell_matrix": np.asarray(supercell_matrix),
+        "primitive_matrix": np.asarray(primitive_matrix, dtype=float),
+    }
+    write_h5(path, "force_constants", arrays, {"unitcell": unitcell}, meta)
+
+
+def load_force_constants(
+    path: str | Path,
+) -> tuple[np.ndarray, Atoms, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Read :func:`save_force_constants` output.
+
+    Returns:
+        (force_constants, unitcell, supercell_matrix, primitive_matrix, metadata).
+    """
+    arrays, structures, metadata = read_h5(path, "force_constants", ("unitcell",))
+    return (
+        arrays["force_constants"],
+        structures["unitcell"],
+        arrays["supercell_matrix"],
+        arrays["primitive_matrix"],
+        metadata,
+    )
