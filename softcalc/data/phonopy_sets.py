@@ -16,7 +16,7 @@ import numpy as np
 from ase import Atoms
 
 from softcalc.data.dataset import ForceDataset, ForceFrame
-from softcalc.data.readers import file_sha256
+from softcalc.data.readers import file_sha256, resolve_data_path
 from softcalc.errors import DataError, MissingDependencyError
 
 #: exchange-correlation functional of the shared phonopy example force sets, by folder name
@@ -72,9 +72,10 @@ def load_phonopy_dir(path: str | Path, supercell_matrix: np.ndarray | None = Non
 
     The primitive cell is phonopy 4's default (``primitive_matrix="auto"``). Without
     ``phonopy_disp.yaml`` the supercell matrix is ``supercell_matrix`` or inferred as n×n×n from the
-    atom counts. Non-analytic corrections (``BORN``) are not read.
+    atom counts. A relative ``path`` that does not exist is looked up under ``$SOFTCALC_DATA_DIR``.
+    Non-analytic corrections (``BORN``) are not read.
     """
-    path = Path(path)
+    path = resolve_data_path(path)
     if not (path / "FORCE_SETS").exists():
         raise DataError(f"{path} has no FORCE_SETS. Fix: give a phonopy folder with FORCE_SETS.")
     phonopy = _phonopy()
@@ -117,7 +118,7 @@ def displacement_pairs(displacements: list[tuple[int, np.ndarray]]) -> list[tupl
 
 def read_phonopy_dir(path: str | Path, supercell_matrix: np.ndarray | None = None) -> ForceDataset:
     """One frame per displaced supercell with its DFT forces (eV/Å); see the module docstring."""
-    path = Path(path)
+    path = resolve_data_path(path)
     phonon = load_phonopy_dir(path, supercell_matrix)
     first_atoms = phonon.dataset.get("first_atoms") if isinstance(phonon.dataset, dict) else None
     if not first_atoms:

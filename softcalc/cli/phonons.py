@@ -1,0 +1,52 @@
+"""`softcalc phonons`: phonon softening of a (corrected) model against a DFT phonopy force set."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from softcalc.calculator import SoftCorrectedCalc
+from softcalc.cli.common import add_model_options, build_calculator
+from softcalc.fileio import write_json
+from softcalc.phonon_benchmark import band_structure_plot, compare_phonons, load_phonon_set
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "phonons",
+        help="force-set slope, frequency slope and MAE, max-frequency ratio vs a DFT phonopy force set",
+        description="Evaluate the model on the displaced supercells of a phonopy FORCE_SETS folder, build "
+        "model and DFT force constants from the same displacements and compare frequencies on an 8x8x8 mesh.",
+    )
+    add_model_options(p)
+    p.add_argument("--phonopy-dir", required=True, help="folder with FORCE_SETS and phonopy_disp.yaml")
+    p.add_argument("--json", required=True, help="output JSON")
+    p.add_argument("--plot", help="band structure PNG: DFT, bare and (if given) corrected model")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    calc = build_calculator(args)
+    pset = load_phonon_set(args.phonopy_dir)
+    result = compare_phonons(calc, pset, model=args.model, progress=not args.quiet)
+    out: dict[str, Any] = result.metrics.as_dict()
+    curves = [(args.model, result.model_phonon)]
+    if isinstance(calc, SoftCorrectedCalc):
+        bare = compare_phonons(calc.base, pset, model=args.model, progress=not args.quiet)
+        out["scale"] = calc.correction.scale
+        if calc.correction.species_scales:
+            out["species_scales"] = calc.correction.species_scales
+        out["bare"] = bare.metrics.as_dict()
+        curves = [(f"{args.model} bare", bare.model_phonon), (f"{args.model} corrected", result.model_phonon)]
+    out["data"] = {"source": pset.dataset.source, "sha256": pset.dataset.sha256}
+    write_json(args.json, out)
+    if args.plot:
+        band_structure_plot(args.plot, pset, curves, title=f"{pset.material}: {args.model} vs DFT")
+    m = result.metrics
+    print(
+        f"{args.model} on {m.material} ({m.n_displacements} displacements): force-set slope "
+        f"{m.force_set_slope:.4f}, frequency slope {m.freq_slope:.4f}, MAE {m.freq_mae_thz:.4f} THz, "
+        f"max ω ratio {m.max_freq_ratio:.4f}"
+    )
+    return 0
