@@ -1,0 +1,201 @@
+"""MatglAdapter: a matgl ``Potential`` (M3GNet, TensorNet) behind softcalc's ModelAdapter contract.
+
+The adapter runs the graph model itself rather than through matgl's ``Potential.forward`` so that
+it can (a) read the per-atom energies the model computes before summing them, (b) differentiate
+any weighted sum of them, and (c) evaluate many structures as one disjoint graph. Per-atom energy
+of atom i in a structure of n atoms:
+
+    e_i = data_std · a_i + data_mean / n + μ_Zi
+
+where a_i is the model's atomic readout and μ_Z its ``element_refs``, so Σ e_i is exactly the
+potential's total energy. Forces F = -∂E/∂R and stress σ = (1/V) ∂E/∂ε come from autograd
+through a symmetric strain, in eV/Å and eV/Å³ with ASE's sign (matgl's own ASE calculator
+reports GPa).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from ase import Atoms
+from torch_geometric.data import Data
+
+from softcalc.errors import SoftcalcError
+from softcalc.model import ModelAdapter, ModelInfo
+from softcalc.structure import check_structure
+from softcalc_matgl._graph import GraphBatch, build_graph_batch
+
+#: most atoms evaluated in one batched graph by :meth:`MatglAdapter.compute_many`
+MAX_ATOMS_PER_BATCH = 2000
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _voigt(tensor: np.ndarray) -> np.ndarray:
+    """Symmetrised (3, 3) stress as Voigt (6,): xx yy zz yz xz xy."""
+    s = 0.5 * (tensor + tensor.T)
+    return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+
+
+def receptive_hops(potential: torch.nn.Module) -> int:
+    """Message-passing depth counted in hops of the model cutoff (the LAMMPS ghost-shell depth).
+
+    M3GNet: each block lets atom j read bonds i -> j whose three-body term saw atoms k within the
+    three-body cutoff of i, so one block reaches cutoff + threebody_cutoff. TensorNet: its
+    embedding is one message-passing step before the interaction layers.
+    """
+    model = potential.model
+    blocks = int(getattr(model, "n_blocks", getattr(model, "nblocks", len(getattr(model, "layers", [])))))
+    threebody = float(getattr(model, "threebody_cutoff", 0.0))
+    if threebody:
+        return int(np.ceil(blocks * (model.cutoff + threebody) / model.cutoff))
+    return blocks + 1 if hasattr(model, "tensor_embedding") else blocks
+
+
+class MatglAdapter(ModelAdapter):
+    """One loaded matgl potential. ``info.dtype`` is float32 by default; float64 is supported."""
+
+    def __init__(
+        self,
+        potential: torch.nn.Module,
+        name: str,
+        weights: str | None,
+        weights_sha256: str | None,
+        device: str = "cpu",
+        dtype: str = "float32",
+    ) -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
+        model = potential.model
+        if getattr(model, "is_intensive", True):
+            raise SoftcalcError(f"matgl model {name} predicts an intensive property, not a potential energy")
+        self.potential = potential.to(device=device, dtype=DTYPES[dtype]).eval()
+        for p in self.potential.parameters():
+            p.requires_grad_(False)
+        self.torch_dtype = DTYPES[dtype]
+        self.device = device
+        self.element_types = tuple(model.element_types)
+        self.element_index = {el: k for k, el in enumerate(self.element_types)}
+        refs = potential.element_refs
+        self.atom_refs = (
+            refs.property_offset.to(device=device, dtype=self.torch_dtype)
+            if refs is not None
+            else torch.zeros(len(self.element_types), dtype=self.torch_dtype, device=device)
+        )
+        if self.atom_refs.ndim != 1:
+            raise SoftcalcError(f"matgl model {name} has state-dependent element references; not supported")
+        #: ZBL repulsion is a per-structure sum in matgl, so per-atom energies are unavailable with it
+        self.supports_per_atom_energies = not bool(getattr(potential, "calc_repuls", False))
+        self.info = ModelInfo(
+            name=name,
+            family="matgl",
+            weights=weights,
+            weights_sha256=weights_sha256,
+            elements=frozenset(self.element_types),
+            cutoff=float(model.cutoff),
+            n_message_passing=receptive_hops(potential),
+            reference_energies={el: float(v) for el, v in zip(self.element_types, self.atom_refs.tolist())},
+            device=device,
+            dtype=dtype,
+        )
+
+    # ------------------------------------------------------------------ evaluation
+    def _atom_energies(self, graph: GraphBatch, positions: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+        """Per-atom energies e_i (eV, (N,)) of the (strained) batch; differentiable."""
+        edge_batch = graph.batch[graph.edge_index[0]]
+        data = Data(
+            node_type=graph.node_type,
+            pos=positions,
+            edge_index=graph.edge_index,
+            pbc_offshift=torch.einsum("ei,eij->ej", graph.shifts, cells[edge_batch]),
+            batch=graph.batch,
+            num_nodes=int(graph.node_type.shape[0]),
+        )
+        data.num_graphs = int(graph.n_atoms.shape[0])
+        captured: list[torch.Tensor] = []
+        model = self.potential.model
+        hook = model.final_layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        try:
+            model(g=data, state_attr=None)
+        finally:
+            hook.remove()
+        pot = self.potential
+        atomic = captured[-1].reshape(-1)
+        mean_share = pot.data_mean / graph.n_atoms[graph.batch]
+        energies = pot.data_std * atomic + mean_share + self.atom_refs[graph.node_type]
+        if getattr(pot, "calc_repuls", False):
+            repulsion = pot.repuls(model.element_types, data).reshape(-1)
+            energies = energies + (repulsion / graph.n_atoms)[graph.batch]
+        return energies
+
+    def _evaluate(
+        self,
+        structures: Sequence[Atoms],
+        atom_weights: Sequence[np.ndarray] | None,
+        properties: Sequence[str],
+    ) -> list[dict[str, Any]]:
+        """Energies, forces and (for 3D-periodic cells) stress of ``structures`` in one graph.
+
+        With ``atom_weights`` the differentiated energy of each structure is Σ w_i e_i.
+        """
+        graph = build_graph_batch(structures, self.element_index, self.info.cutoff, self.torch_dtype, self.device)
+        want_stress = "stress" in properties
+        positions = graph.positions.clone().requires_grad_(True)
+        strain = torch.zeros_like(graph.cells, requires_grad=want_stress)
+        deform = torch.eye(3, dtype=self.torch_dtype, device=self.device) + 0.5 * (strain + strain.transpose(1, 2))
+        strained_pos = torch.einsum("ni,nij->nj", positions, deform[graph.batch])
+        energies = self._atom_energies(graph, strained_pos, graph.cells @ deform)
+        weights = energies.new_ones(energies.shape)
+        if atom_weights is not None:
+            weights = torch.as_tensor(np.concatenate(atom_weights), dtype=self.torch_dtype, device=self.device)
+        objective = (weights * energies).sum()
+        inputs = [positions, strain] if want_stress else [positions]
+        grads = torch.autograd.grad(objective, inputs)
+        totals = torch.zeros(len(structures), dtype=energies.dtype, device=energies.device)
+        totals = totals.index_add(0, graph.batch, (weights * energies).detach())
+        e_np = energies.detach().cpu().double().numpy()
+        f_np = -grads[0].cpu().double().numpy()
+        results = []
+        start = 0
+        for k, atoms in enumerate(structures):
+            stop = start + len(atoms)
+            res: dict[str, Any] = {"energy": float(totals[k]), "forces": f_np[start:stop]}
+            if "energies" in properties:
+                res["energies"] = e_np[start:stop]
+            if want_stress and atoms.pbc.all():
+                res["stress"] = _voigt(grads[1][k].cpu().double().numpy() / atoms.get_volume())
+            results.append(res)
+            start = stop
+        return results
+
+    # ------------------------------------------------------------------ ModelAdapter
+    def compute(self, atoms: Atoms, properties: Sequence[str]) -> dict[str, Any]:
+        return self._evaluate([atoms], None, properties)[0]
+
+    def compute_many(
+        self, structures: Sequence[Atoms], properties: Sequence[str] = ("energy", "forces")
+    ) -> list[dict[str, Any]]:
+        """Evaluate ``structures`` as batched graphs of at most :data:`MAX_ATOMS_PER_BATCH` atoms."""
+        for atoms in structures:
+            check_structure(atoms, self.info)
+        results: list[dict[str, Any]] = []
+        chunk: list[Atoms] = []
+        for atoms in structures:
+            if chunk and sum(map(len, chunk)) + len(atoms) > MAX_ATOMS_PER_BATCH:
+                results += self._evaluate(chunk, None, properties)
+                chunk = []
+            chunk.append(atoms)
+        if chunk:
+            results += self._evaluate(chunk, None, properties)
+        return results
+
+    def weighted_energy(
+        self, atoms: Atoms, atom_weights: np.ndarray, compute_stress: bool = True
+    ) -> dict[str, Any]:
+        if not self.supports_per_atom_energies:
+            return super().weighted_energy(atoms, atom_weights, compute_stress)
+        props = ["energies", "stress"] if compute_stress else ["energies"]
+        return self._evaluate([atoms], [np.asarray(atom_weights, dtype=float)], props)[0]
