@@ -141,16 +141,22 @@ class MatglAdapter(ModelAdapter):
 
         With ``atom_weights`` the differentiated energy of each structure is Σ w_i e_i.
         """
-        graph = build_graph_batch(structures, self.element_index, self.info.cutoff, self.torch_dtype, self.device)
+        graph = build_graph_batch(
+            structures, self.element_index, self.info.cutoff, self.torch_dtype, self.device
+        )
         want_stress = "stress" in properties
         positions = graph.positions.clone().requires_grad_(True)
         strain = torch.zeros_like(graph.cells, requires_grad=want_stress)
-        deform = torch.eye(3, dtype=self.torch_dtype, device=self.device) + 0.5 * (strain + strain.transpose(1, 2))
+        deform = torch.eye(3, dtype=self.torch_dtype, device=self.device) + 0.5 * (
+            strain + strain.transpose(1, 2)
+        )
         strained_pos = torch.einsum("ni,nij->nj", positions, deform[graph.batch])
         energies = self._atom_energies(graph, strained_pos, graph.cells @ deform)
         weights = energies.new_ones(energies.shape)
         if atom_weights is not None:
-            weights = torch.as_tensor(np.concatenate(atom_weights), dtype=self.torch_dtype, device=self.device)
+            weights = torch.as_tensor(
+                np.concatenate(atom_weights), dtype=self.torch_dtype, device=self.device
+            )
         objective = (weights * energies).sum()
         inputs = [positions, strain] if want_stress else [positions]
         grads = torch.autograd.grad(objective, inputs)

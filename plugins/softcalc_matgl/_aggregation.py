@@ -33,6 +33,7 @@ from torch import nn
 
 from softcalc.errors import SoftcalcError
 
+
 def _follows_training(update: torch.Tensor, pair_input: torch.Tensor, nodes: torch.Tensor) -> bool:
     """True when the probe edge's message was built as (sender, receiver) and summed at the receiver.
 

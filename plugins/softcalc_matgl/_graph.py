@@ -53,7 +53,9 @@ def build_graph_batch(
     offset = 0
     for k, atoms in enumerate(structures):
         cell = np.asarray(atoms.cell, dtype=float)
-        i, j, s = primitive_neighbor_list("ijS", atoms.pbc, cell, atoms.positions, cutoff, self_interaction=False)
+        i, j, s = primitive_neighbor_list(
+            "ijS", atoms.pbc, cell, atoms.positions, cutoff, self_interaction=False
+        )
         order = np.argsort(i, kind="stable")
         edges.append(np.stack([i[order], j[order]]) + offset)
         shifts.append(s[order])

@@ -16,7 +16,10 @@ MODELS = {
         "M3GNet-MP-2021.2.8-PES",
         "M3GNet universal potential trained on MP relaxations (the softening paper's model)",
     ),
-    "m3gnet-matpes-pbe-v2025.1-pes": ("M3GNet-MatPES-PBE-v2025.1-PES", "M3GNet trained on MatPES PBE v2025.1"),
+    "m3gnet-matpes-pbe-v2025.1-pes": (
+        "M3GNet-MatPES-PBE-v2025.1-PES",
+        "M3GNet trained on MatPES PBE v2025.1",
+    ),
     "tensornet-matpes-pbe-v2025.1-pes": (
         "TensorNet-MatPES-PBE-v2025.1-PES",
         "TensorNet trained on MatPES PBE v2025.1",
