@@ -1,0 +1,93 @@
+"""`softcalc bench`: benchmarks of softening and its correction (`bench softening`, ...)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from softcalc.errors import DataError
+
+#: default data of `bench softening`, resolved under $SOFTCALC_DATA_DIR
+MLEARN = "forces/mlearn"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmarks: softening on DFT forces, ...")
+    benchmarks = p.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    register_softening(benchmarks)
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("frame counts must be positive integers")
+    return values
+
+
+def register_softening(benchmarks: argparse._SubParsersAction) -> None:
+    p = benchmarks.add_parser(
+        "softening",
+        help="softening scale, λ*, MAE, cMAE and one-shot corrections per model and material",
+        description="Calibrate on each material's calibration split (mlearn training.json; other data: the "
+        "first half in file order) and evaluate on its test split. Writes summary.json, predictions.h5 "
+        "(every model and DFT force) and PNG plots into --out.",
+    )
+    p.add_argument("--models", help="comma-separated model names (e.g. chgnet,m3gnet)")
+    p.add_argument("--data", nargs="+", default=[MLEARN], help=f"data files or folders (default {MLEARN})")
+    p.add_argument("--out", help="output folder (default: the folder of --from-h5)")
+    p.add_argument("--quick", action="store_true", help="first material, 2 frames per group and split")
+    p.add_argument("--frames", type=_ints, default=[1, 2, 5, 10], help="learning-curve frame counts")
+    p.add_argument("--draws", type=int, help="random draws per frame count (default 5; quick 2)")
+    p.add_argument(
+        "--bootstrap", type=int, help="bootstrap replicas per calibration (default 1000; quick 200)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default=None)
+    p.add_argument("--from-h5", dest="from_h5", help="recompute summary.json and plots from predictions.h5")
+    p.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG plots")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_softening_cli)
+
+
+def _print_headline(summary: dict[str, Any]) -> None:
+    print(f"{'model':34s}{'material':10s}{'s':>7s}{'λ*':>7s}{'MAE':>8s}{'1-shot λ':>9s}{'MAE 1-shot':>11s}")
+    for r in summary["headline"]:
+        flag = "" if r["one_shot_helps"] else "  (correction does not help)"
+        print(
+            f"{r['model']:34s}{r['material']:10s}{r['softening_scale']:7.3f}{r['scale_opt']:7.3f}"
+            f"{r['mae']:8.4f}{r['one_shot_scale']:9.3f}{r['one_shot_mae']:11.4f}{flag}"
+        )
+
+
+def run_softening_cli(args: argparse.Namespace) -> int:
+    from softcalc.bench.softening import recompute, run_softening
+
+    if args.from_h5:
+        out = args.out or Path(args.from_h5).parent
+        summary = recompute(args.from_h5, out, plots=args.plots)
+    else:
+        if not args.models or not args.out:
+            raise DataError("bench softening needs --models and --out (or --from-h5 FILE).")
+        out = args.out
+        summary = run_softening(
+            [m.strip() for m in args.models.split(",") if m.strip()],
+            args.data,
+            out,
+            quick=args.quick,
+            frames=args.frames,
+            draws=args.draws,
+            n_bootstrap=args.bootstrap,
+            seed=args.seed,
+            device=args.device,
+            dtype=args.dtype,
+            progress=not args.quiet,
+            plots=args.plots,
+        )
+    _print_headline(summary)
+    print(f"results in {out}")
+    return 0
