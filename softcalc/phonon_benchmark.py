@@ -7,8 +7,9 @@ force constants, then symmetrised), and compared through
 
 - ``force_set_slope``: slope through the origin of model vs DFT force components (± pair differences
   where available, as :func:`softcalc.evaluation.compare_forces` does);
-- ``freq_slope``: slope through the origin of model vs DFT frequencies on an 8×8×8 mesh of phonopy's
-  default primitive cell, band by band (sorted order at each q-point), keeping modes with DFT ω > 0.5 THz;
+- ``freq_slope``: slope through the origin of model vs DFT frequencies on a Γ-centred 8×8×8 mesh of
+  phonopy's default primitive cell (:mod:`softcalc.phonons`), band by band (sorted order at each
+  q-point), keeping modes with DFT ω > 0.5 THz;
 - ``freq_mae_thz``: MAE of those frequencies (THz);
 - ``max_freq_ratio``: max ω_model / max ω_DFT over the mesh (paper Fig. 4b).
 
@@ -27,9 +28,10 @@ import numpy as np
 from ase.calculators.calculator import Calculator
 
 from softcalc.data.dataset import ForceDataset
-from softcalc.data.phonopy_sets import load_phonopy_dir, phonopy_atoms_to_ase, read_phonopy_dir
+from softcalc.data.phonopy_sets import load_phonopy_dir, read_phonopy_dir
 from softcalc.evaluation import DEFAULT_BATCH, ForceComparison, pair_forces, structure_forces
 from softcalc.fileio import atomic_path
+from softcalc.phonons import Phonons, from_phonopy_atoms
 
 #: q-point mesh of the frequency comparison (phonopy's default primitive cell)
 MESH = (8, 8, 8)
@@ -96,9 +98,8 @@ def load_phonon_set(path: str | Path) -> PhononSet:
 
 
 def mesh_frequencies(phonon: Any, mesh: Sequence[int] = MESH) -> np.ndarray:
-    """Frequencies (THz), (n_q, n_bands), sorted per q-point, on the full (unreduced) mesh."""
-    phonon.run_mesh(list(mesh), is_mesh_symmetry=False, with_eigenvectors=False)
-    return np.sort(np.asarray(phonon.mesh.frequencies), axis=1)
+    """Frequencies (THz), (n_q, n_bands), sorted per q-point, on the full Γ-centred mesh."""
+    return np.sort(Phonons.from_phonopy(phonon).mesh(mesh).frequencies, axis=1)
 
 
 def frequency_metrics(model: np.ndarray, dft: np.ndarray) -> dict[str, float]:
@@ -154,14 +155,12 @@ def band_structure_plot(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    bandpath = phonopy_atoms_to_ase(pset.phonon.primitive).cell.bandpath(npoints=npoints)
+    bandpath = from_phonopy_atoms(pset.phonon.primitive).cell.bandpath(npoints=npoints)
     x, ticks, labels = bandpath.get_linear_kpoint_axis()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     styles = ["k-", "C0--", "C3-.", "C2:"]
     for (label, phonon), style in zip([("DFT", pset.phonon), *curves], styles):
-        phonon.run_qpoints(bandpath.kpts)
-        freqs = np.asarray(phonon.qpoints.frequencies)
-        lines = ax.plot(x, freqs, style, lw=1.0)
+        lines = ax.plot(x, Phonons.from_phonopy(phonon).frequencies(bandpath.kpts), style, lw=1.0)
         lines[0].set_label(label)
     names: dict[float, str] = {}
     for t, s in zip(ticks, labels):  # a path break puts two labels on one tick: show "U|K"

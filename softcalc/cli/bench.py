@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from softcalc.cli.phonons import register_bench as register_phonons
 from softcalc.errors import DataError
 
 #: default data of `bench softening`, resolved under $SOFTCALC_DATA_DIR
@@ -16,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks: softening on DFT forces, ...")
     benchmarks = p.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
     register_softening(benchmarks)
+    register_phonons(benchmarks)
 
 
 def _ints(text: str) -> list[int]:

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ase import Atoms
 
 from softcalc.data.dataset import ForceDataset, ForceFrame
 from softcalc.data.readers import file_sha256, resolve_data_path
 from softcalc.errors import DataError, MissingDependencyError
+from softcalc.phonons.phonopy_io import from_phonopy_atoms
 
 #: exchange-correlation functional of the shared phonopy example force sets, by folder name
 FUNCTIONALS = {
@@ -96,11 +96,6 @@ def load_phonopy_dir(path: str | Path, supercell_matrix: np.ndarray | None = Non
     )
 
 
-def phonopy_atoms_to_ase(cell: Any) -> Atoms:
-    """ASE Atoms (periodic) from a ``PhonopyAtoms``."""
-    return Atoms(cell.symbols, cell=np.asarray(cell.cell), scaled_positions=cell.scaled_positions, pbc=True)
-
-
 def displacement_pairs(displacements: list[tuple[int, np.ndarray]]) -> list[tuple[int, int]]:
     """Index pairs (i, j), i < j, of displacements of the same atom by +u and −u (each index used once)."""
     pairs: list[tuple[int, int]] = []
@@ -132,7 +127,7 @@ def read_phonopy_dir(path: str | Path, supercell_matrix: np.ndarray | None = Non
         displacements.append((int(entry["number"]), u))
         frames.append(
             ForceFrame(
-                atoms=phonopy_atoms_to_ase(cell),
+                atoms=from_phonopy_atoms(cell),
                 forces=np.asarray(entry["forces"], dtype=float),
                 group="displacement",
                 label=f"atom {entry['number']} displaced by {np.round(u, 5).tolist()} Å",
@@ -144,7 +139,7 @@ def read_phonopy_dir(path: str | Path, supercell_matrix: np.ndarray | None = Non
         source=str(path),
         sha256=file_sha256(files),
         material=path.resolve().name,
-        reference=phonopy_atoms_to_ase(phonon.supercell),
+        reference=from_phonopy_atoms(phonon.supercell),
         pairs=displacement_pairs(displacements),
         functional=FUNCTIONALS.get(path.resolve().name, ""),
     )
