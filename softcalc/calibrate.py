@@ -166,8 +166,9 @@ def calibrate(
     Args:
         model: model name/path or a base calculator from :func:`softcalc.load_model`.
         data: calibration data (paths or datasets). With ``frames=K`` the first K frames of each data
-            set (after ``groups`` filtering and ``order``) are fitted and the rest held out.
-        test: extra held-out data (e.g. mlearn ``test.json``), filtered by ``groups`` too.
+            set (after ``groups`` filtering and ``order``) are fitted and, without ``test``, the rest held out.
+        test: held-out data (e.g. mlearn ``test.json``), filtered by ``groups`` too; when given, the
+            errors are reported on it alone.
         groups: keep only frames of these structure groups (choose frames resembling your simulation).
         order: ``file`` (file order) or ``largest-force`` (largest RMS DFT force first, the paper's pick).
         per_species: fit λ_Z per element (needs a model with per-atom energies).
@@ -188,7 +189,8 @@ def calibrate(
             fit_sets.append(d)
         else:
             fit_sets.append(d.subset(range(frames)))
-            held_sets.append(d.subset(range(frames, len(d))))
+            if test is None:
+                held_sets.append(d.subset(range(frames, len(d))))
     if test is not None:
         held_sets += [select_frames(d, groups, "file") for d in _as_datasets(test)]
     rng = np.random.default_rng(seed)
