@@ -32,8 +32,12 @@ from softcalc.model import ModelAdapter, ModelInfo
 from softcalc.structure import check_structure
 from softcalc.weights import weights_sha256
 
-# CHGNet's BatchedGraph builds a tensor from tensors that need grad; harmless, but it warns every call
-warnings.filterwarnings("ignore", message="To copy construct from a tensor", module=r"chgnet\.model\.model")
+# CHGNet's BatchedGraph builds its (unused here) volume tensor from tensors that need grad: harmless
+warnings.filterwarnings(
+    "ignore",
+    message="(To copy construct from a tensor|Converting a tensor with requires_grad)",
+    module=r"chgnet\.model\.model",
+)
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: default bound on atoms per batched forward pass in :meth:`ChgnetAdapter.compute_many`

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 from softcalc.errors import UnknownModelError, WeightsNotFoundError
@@ -96,7 +97,7 @@ class ChgnetPlugin(ModelPlugin):
             return ChgnetAdapter(find_checkpoint(canonical), canonical, version, device, dtype)
         path = Path(name_or_path).expanduser()
         if not path.is_file():
-            if path.suffix or path.parent != Path("."):
+            if "/" in name_or_path or os.sep in name_or_path or path.name.endswith(CHECKPOINT_SUFFIXES):
                 raise WeightsNotFoundError(str(path), [str(path.resolve())])
             raise UnknownModelError(
                 f"unknown CHGNet model {name_or_path!r}. Known names: {', '.join(DESCRIPTIONS)}. "
