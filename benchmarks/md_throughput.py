@@ -1,0 +1,191 @@
+"""MD throughput and NVE energy drift, bare vs softening-corrected uMLIP.
+
+1. Throughput (atom-steps/s) of bare and corrected MD for diamond-Si supercells (64/512/4096 atoms),
+   bare and corrected runs interleaved, best of --repeats; each size in a fresh process so its peak
+   memory (RSS, and CUDA peak when on a GPU) is its own. A GPU column is added when CUDA is available.
+2. NVE energy drift of 64-atom Si (1 fs, --nve-steps, 300 K start), bare vs corrected, written to
+   resumable HDF5 trajectories (rerunning continues them), plus their VDOS against the DFT phonon DOS.
+
+Usage:
+    python benchmarks/md_throughput.py --model chgnet --scale 1.15 --out bench_out/md
+Results: <out>/md_throughput.json, <out>/md_throughput.png, <out>/md_vdos.png, <out>/nve_*.h5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.build import bulk
+
+from softcalc import SoftCorrectedCalc, load_model
+from softcalc.fileio import write_json
+from softcalc.md import Trajectory, run_md
+from softcalc.md.compare import compare_vdos, harmonic_dos, trajectory_vdos
+
+SI_PHONONS = Path(os.environ.get("SOFTCALC_DATA_DIR", "../shared/data")) / "phonons/phonopy-examples/Si"
+
+
+def si_supercell(n_atoms: int) -> Atoms:
+    """Diamond Si (a = 5.431 Å) with ``n_atoms`` = 8 n³ atoms."""
+    n = round((n_atoms / 8) ** (1 / 3))
+    if 8 * n**3 != n_atoms:
+        raise SystemExit(f"{n_atoms} atoms is not 8 n^3")
+    return bulk("Si", "diamond", a=5.431, cubic=True).repeat(n)
+
+
+def calculators(args: argparse.Namespace, device: str) -> dict[str, object]:
+    base = load_model(args.model, device=device)
+    scale = None if args.correction else args.scale
+    corrected = SoftCorrectedCalc(base, correction=args.correction, scale=scale)
+    return {"bare": base, "corrected": corrected}
+
+
+def throughput_one(args: argparse.Namespace) -> dict[str, object]:
+    """Child process: interleaved bare/corrected MD for one size and device; JSON on stdout."""
+    atoms = si_supercell(args.child_size)
+    atoms.rattle(0.02, seed=1)
+    calcs = calculators(args, args.child_device)
+    steps = args.child_steps
+    for calc in calcs.values():  # warm-up: model compilation, caches
+        run_md(atoms, calc, ensemble="nve", steps=1, every=1, progress=False, seed=1)
+    rates: dict[str, list[float]] = {k: [] for k in calcs}
+    for _ in range(args.repeats):
+        for label, calc in calcs.items():
+            res = run_md(atoms, calc, ensemble="nve", temperature_K=300, steps=steps, every=steps,
+                         progress=False, seed=1)
+            rates[label].append(res.atom_steps_per_s)
+    out: dict[str, object] = {
+        "n_atoms": len(atoms), "device": args.child_device, "steps": steps, "repeats": args.repeats,
+        "atom_steps_per_s": {k: max(v) for k, v in rates.items()},
+        "all_atom_steps_per_s": rates,
+        "peak_rss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    best = out["atom_steps_per_s"]
+    out["time_ratio_corrected_over_bare"] = best["bare"] / best["corrected"]
+    if args.child_device.startswith("cuda"):
+        import torch
+
+        out["peak_cuda_MiB"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def throughput(args: argparse.Namespace) -> list[dict[str, object]]:
+    devices = ["cpu"]
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            devices.append("cuda")
+    except ImportError:
+        pass
+    rows = []
+    for device in devices:
+        for size, steps in zip(args.sizes, args.steps):
+            cmd = [sys.executable, __file__, "--model", args.model, "--repeats", str(args.repeats),
+                   "--child-size", str(size), "--child-steps", str(steps), "--child-device", device]
+            cmd += ["--correction", args.correction] if args.correction else ["--scale", str(args.scale)]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode:
+                error = done.stderr.strip().splitlines()[-1:]
+                rows.append({"n_atoms": size, "device": device, "error": error})
+            else:
+                rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def drift(path: Path) -> dict[str, float]:
+    """Linear drift (meV/atom/ps) and largest excursion (meV/atom) of the NVE total energy."""
+    with Trajectory(path) as t:
+        time_ps = t.array("time") / 1000.0
+        total = (t.array("potential_energy") + t.array("kinetic_energy")) / len(t.numbers) * 1000.0
+        temperature = t.array("temperature")
+    slope = np.polyfit(time_ps, total, 1)[0]
+    return {"drift_meV_per_atom_per_ps": float(slope), "abs_drift_meV_per_atom_per_ps": float(abs(slope)),
+            "max_excursion_meV_per_atom": float(np.max(np.abs(total - total[0]))),
+            "duration_ps": float(time_ps[-1]), "mean_temperature_K": float(temperature.mean())}
+
+
+def nve(args: argparse.Namespace) -> dict[str, object]:
+    atoms = si_supercell(64)
+    out: dict[str, object] = {}
+    spectra = {}
+    for label, calc in calculators(args, args.device).items():
+        traj = args.out / f"nve_{label}.h5"
+        res = run_md(atoms, calc, ensemble="nve", temperature_K=300.0, timestep_fs=1.0, steps=args.nve_steps,
+                     every=2, flush_every=10, traj=traj, resume=True, seed=42, progress=not args.quiet)
+        out[label] = {**drift(traj), "atom_steps_per_s": res.atom_steps_per_s}
+        spectra[label] = trajectory_vdos(traj)
+    bare = out["bare"]["abs_drift_meV_per_atom_per_ps"]
+    corr = out["corrected"]["abs_drift_meV_per_atom_per_ps"]
+    out["drift_ratio_corrected_over_bare"] = corr / bare if bare else float("inf")
+    out["drift_within_1.5x"] = bool(corr <= 1.5 * bare)
+    reference = harmonic_dos(SI_PHONONS) if SI_PHONONS.is_dir() else None
+    out["vdos"] = compare_vdos(spectra, reference, png=args.out / "md_vdos.png",
+                               title=f"Si 64 atoms, NVE ~300 K, {args.model}")
+    return out
+
+
+def plot(path: Path, rows: list[dict[str, object]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for device in sorted({r["device"] for r in rows}):
+        ok = [r for r in rows if r["device"] == device and "error" not in r]
+        for label, marker in (("bare", "o"), ("corrected", "s")):
+            ax.plot([r["n_atoms"] for r in ok], [r["atom_steps_per_s"][label] for r in ok], marker=marker,
+                    label=f"{label} ({device})")
+    ax.set(xscale="log", yscale="log", xlabel="atoms", ylabel="atom-steps/s")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="chgnet")
+    p.add_argument("--scale", type=float, default=1.15, help="global λ of the corrected runs")
+    p.add_argument("--correction", help="correction JSON instead of --scale")
+    p.add_argument("--sizes", type=int, nargs="+", default=[64, 512, 4096])
+    p.add_argument("--steps", type=int, nargs="+", default=[10, 3, 1], help="MD steps per size and repeat")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--nve-steps", type=int, default=2000, help="NVE drift run length in 1 fs steps")
+    p.add_argument("--device", default="cpu", help="device of the NVE drift runs")
+    p.add_argument("--skip", choices=("throughput", "nve"), action="append", default=[])
+    p.add_argument("--out", type=Path, default=Path("bench_out/md"))
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--child-size", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--child-steps", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--child-device", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child_size:
+        print(json.dumps(throughput_one(args)))
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    result_path = args.out / "md_throughput.json"
+    result = json.loads(result_path.read_text()) if result_path.is_file() else {}
+    result.update(model=args.model, correction=args.correction, scale=None if args.correction else args.scale,
+                  command=" ".join([Path(sys.executable).name, *sys.argv]))
+    if "throughput" not in args.skip:
+        result["throughput"] = throughput(args)
+        write_json(result_path, result)
+        plot(args.out / "md_throughput.png", result["throughput"])
+    if "nve" not in args.skip:
+        result["nve_drift"] = nve(args)
+        write_json(result_path, result)
+    print(json.dumps(result, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
