@@ -134,7 +134,8 @@ class MaceAdapter(ModelAdapter):
                         config, z_table=self.z_table, cutoff=self.cutoff, heads=self.heads
                     )
                 )
-        return torch_geometric.Batch.from_data_list(graphs).to(self.device).to_dict()
+        batch = torch_geometric.Batch.from_data_list(graphs).to_dict()
+        return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
     def _forward(
         self, structures: Sequence[Atoms], atom_weights: np.ndarray, strain: bool
@@ -174,11 +175,12 @@ class MaceAdapter(ModelAdapter):
         grads = torch.autograd.grad(energy.sum(), leaves, materialize_grads=True)
         forces = -grads[0].detach().cpu().double().numpy()
         node_e = node_energy.detach().cpu().double().numpy()
+        energies = energy.detach().cpu().double().numpy()
         virial = None if displacement is None else grads[1].detach().cpu().double().numpy()
         results = []
         for k, atoms in enumerate(structures):
             lo, hi = int(ptr[k]), int(ptr[k + 1])
-            res: dict[str, Any] = {"energy": float(energy[k]), "forces": forces[lo:hi]}
+            res: dict[str, Any] = {"energy": float(energies[k]), "forces": forces[lo:hi]}
             if "energies" in properties:
                 res["energies"] = node_e[lo:hi]
             if virial is not None and atoms.pbc.all():
