@@ -40,6 +40,11 @@ def periodic_images(
     return np.ascontiguousarray(vectors), multiplicity
 
 
+def _to_thz(eigenvalues: np.ndarray) -> np.ndarray:
+    """Eigenvalues of D (eV/Å²/amu) -> frequencies in THz, imaginary as negative."""
+    return np.sign(eigenvalues) * np.sqrt(np.abs(eigenvalues)) * EV_A2_AMU_TO_THZ
+
+
 class DynamicalMatrix:
     """D(q) and frequencies of a crystal from supercell force constants.
 
@@ -104,11 +109,10 @@ class DynamicalMatrix:
         q = np.atleast_2d(np.asarray(qpoints, dtype=float))
         out = np.empty((len(q), self.n_bands))
         for start in range(0, len(q), chunk):
-            dm = self.matrices(q[start : start + chunk])
-            out[start : start + chunk] = kernels.frequencies_from_dynamical_matrices(dm, EV_A2_AMU_TO_THZ)
+            out[start : start + chunk] = _to_thz(np.linalg.eigvalsh(self.matrices(q[start : start + chunk])))
         return out
 
     def modes(self, qpoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Frequencies (n_q, 3n_p) THz and eigenvectors (n_q, 3n_p, 3n_p), columns as in phonopy."""
         values, vectors = np.linalg.eigh(self.matrices(qpoints))
-        return np.sign(values) * np.sqrt(np.abs(values)) * EV_A2_AMU_TO_THZ, vectors
+        return _to_thz(values), vectors

@@ -218,18 +218,6 @@ def dynamical_matrices(
     return out
 
 
-@njit(cache=True, parallel=True)
-def frequencies_from_dynamical_matrices(dynmats: np.ndarray, to_thz: float) -> np.ndarray:
-    """Eigenfrequencies (n_q, n_bands) in THz of Hermitian dynamical matrices; imaginary as negative."""
-    n_q, n, _ = dynmats.shape
-    out = np.empty((n_q, n))
-    for iq in prange(n_q):
-        w = np.linalg.eigvalsh(dynmats[iq])
-        for k in range(n):
-            out[iq, k] = np.sign(w[k]) * np.sqrt(np.abs(w[k])) * to_thz
-    return out
-
-
 @njit(cache=True)
 def gaussian_dos(
     frequencies: np.ndarray, weights: np.ndarray, points: np.ndarray, sigma: float
