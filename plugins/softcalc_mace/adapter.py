@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from ase import Atoms
 from ase.data import chemical_symbols
-from ase.stress import full_3x3_to_voigt_6_stress
 
+from softcalc.autograd import voigt_stress
 from softcalc.errors import UnknownModelError
 from softcalc.model import ModelAdapter, ModelInfo
 from softcalc.structure import check_structure
@@ -176,16 +176,15 @@ class MaceAdapter(ModelAdapter):
         forces = -grads[0].detach().cpu().double().numpy()
         node_e = node_energy.detach().cpu().double().numpy()
         energies = energy.detach().cpu().double().numpy()
-        virial = None if displacement is None else grads[1].detach().cpu().double().numpy()
+        grad_strain = None if displacement is None else grads[1].detach().cpu().double().numpy()
         results = []
         for k, atoms in enumerate(structures):
             lo, hi = int(ptr[k]), int(ptr[k + 1])
             res: dict[str, Any] = {"energy": float(energies[k]), "forces": forces[lo:hi]}
             if "energies" in properties:
                 res["energies"] = node_e[lo:hi]
-            if virial is not None and atoms.pbc.all():
-                s = virial[k] / atoms.get_volume()
-                res["stress"] = full_3x3_to_voigt_6_stress(0.5 * (s + s.T))
+            if grad_strain is not None and atoms.pbc.all():
+                res["stress"] = voigt_stress(grad_strain[k], atoms.get_volume())
             results.append(res)
         return results
 
