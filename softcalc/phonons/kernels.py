@@ -191,30 +191,38 @@ def dynamical_matrices(
     n_q = qpoints.shape[0]
     n_p = p2s.shape[0]
     n_s = s2p.shape[0]
-    out = np.zeros((n_q, 3 * n_p, 3 * n_p), dtype=np.complex128)
+    nb = 3 * n_p
+    out = np.zeros((n_q, nb, nb), dtype=np.complex128)
+    coef = np.empty((n_p, n_s))
+    for a in range(n_p):
+        for s in range(n_s):
+            coef[a, s] = 1.0 / (multiplicity[s, a] * np.sqrt(masses[a] * masses[s2p[s]]))
     two_pi = 2.0 * np.pi
     for iq in prange(n_q):
-        q = qpoints[iq]
-        dm = np.zeros((3 * n_p, 3 * n_p), dtype=np.complex128)
+        q0 = two_pi * qpoints[iq, 0]
+        q1 = two_pi * qpoints[iq, 1]
+        q2 = two_pi * qpoints[iq, 2]
+        dm = out[iq]
         for a in range(n_p):
             row = fc_rows[a]
             for s in range(n_s):
                 b = s2p[s]
-                m = multiplicity[s, a]
-                phase = 0.0 + 0.0j
-                for k in range(m):
-                    v = vectors[s, a, k]
-                    arg = two_pi * (q[0] * v[0] + q[1] * v[1] + q[2] * v[2])
-                    phase += np.cos(arg) + 1j * np.sin(arg)
-                phase /= m * np.sqrt(masses[a] * masses[b])
+                re = 0.0
+                im = 0.0
+                for k in range(multiplicity[s, a]):
+                    arg = q0 * vectors[s, a, k, 0] + q1 * vectors[s, a, k, 1] + q2 * vectors[s, a, k, 2]
+                    re += np.cos(arg)
+                    im += np.sin(arg)
+                phase = complex(re * coef[a, s], im * coef[a, s])
                 for x in range(3):
                     for y in range(3):
                         dm[3 * a + x, 3 * b + y] += fc[row, s, x, y] * phase
-        for i in range(3 * n_p):
-            for j in range(i, 3 * n_p):
+        for i in range(nb):  # Hermitian part, as phonopy
+            dm[i, i] = dm[i, i].real
+            for j in range(i + 1, nb):
                 v = 0.5 * (dm[i, j] + np.conj(dm[j, i]))
-                out[iq, i, j] = v
-                out[iq, j, i] = np.conj(v)
+                dm[i, j] = v
+                dm[j, i] = np.conj(v)
     return out
 
 
