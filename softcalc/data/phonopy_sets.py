@@ -9,6 +9,7 @@ and ± displacements of the same atom form ``pairs``. :func:`load_phonopy_dir` r
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -91,9 +92,14 @@ def load_phonopy_dir(path: str | Path, supercell_matrix: np.ndarray | None = Non
     if not (path / "POSCAR-unitcell").exists():
         raise DataError(f"{path} has FORCE_SETS but neither phonopy_disp.yaml nor POSCAR-unitcell")
     matrix = _diagonal_supercell(path) if supercell_matrix is None else np.asarray(supercell_matrix)
-    return phonopy.load(
-        supercell_matrix=matrix, unitcell_filename=str(path / "POSCAR-unitcell"), calculator="vasp", **common
-    )
+    with warnings.catch_warnings():  # phonopy warns about "auto" here although it is asked for explicitly
+        warnings.filterwarnings("ignore", message="primitive_matrix defaulted")
+        return phonopy.load(
+            supercell_matrix=matrix,
+            unitcell_filename=str(path / "POSCAR-unitcell"),
+            calculator="vasp",
+            **common,
+        )
 
 
 def displacement_pairs(displacements: list[tuple[int, np.ndarray]]) -> list[tuple[int, int]]:
