@@ -89,7 +89,7 @@ def _read_dataset(g: h5py.Group) -> ForceDataset:
     structures = _read_atoms(g)
     forces = np.split(g["dft_forces"][()], np.cumsum(g["n_atoms"][()])[:-1])
     frames = [
-        ForceFrame(atoms, f, None if np.isnan(e) else float(e), None, group, label)
+        ForceFrame(atoms, f.copy(), None if np.isnan(e) else float(e), None, group, label)
         for atoms, f, e, group, label in zip(
             structures, forces, g["dft_energy"][()], _strings(g, "groups"), _strings(g, "labels")
         )
@@ -140,14 +140,14 @@ def _read_model(g: h5py.Group, splits: dict[str, Split]) -> tuple[str, StoredFor
             s = g[f"{material}/{split_name}"]
             forces = np.split(s["forces"][()], np.cumsum([len(f.atoms) for f in d.frames])[:-1])
             for frame, f, e in zip(d.frames, forces, s["energy"][()]):
-                store.forces[structure_key(frame.atoms)] = (float(e), f)
+                store.forces[structure_key(frame.atoms)] = (float(e), f.copy())
             if d.reference is not None:
                 ref_key = structure_key(d.reference)
                 store.forces[ref_key] = (float(s["reference_energy"][()]), s["reference_forces"][()])
     if "weighted" in g:
         w = g["weighted"]
         parts = np.split(w["forces"][()], np.cumsum(w["n_atoms"][()])[:-1])
-        store.weighted.update(zip(_strings(w, "keys"), parts))
+        store.weighted.update((key, f.copy()) for key, f in zip(_strings(w, "keys"), parts))
     return str(g.attrs["name"]), store
 
 

@@ -83,6 +83,8 @@ def load_splits(paths: Sequence[str | Path], quick: bool = False) -> dict[str, S
     """
     by_material: dict[str, list[ForceDataset]] = {}
     for d in read_datasets(list(paths)):
+        for f in d.frames:  # C-ordered copies, as read back from predictions.h5: bit-identical sums
+            f.forces = np.array(f.forces, dtype=np.float64, order="C")
         by_material.setdefault(d.material, []).append(d)
     splits: dict[str, Split] = {}
     for material, sets in sorted(by_material.items()):

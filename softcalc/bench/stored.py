@@ -72,7 +72,10 @@ class StoredForces(ModelAdapter):
             for k, res in zip(
                 todo, self.base.compute_many([structures[k] for k in todo], ("energy", "forces"))
             ):
-                self.forces[keys[k]] = (float(res["energy"]), np.asarray(res["forces"], dtype=np.float64))
+                self.forces[keys[k]] = (
+                    float(res["energy"]),
+                    np.array(res["forces"], dtype=np.float64, order="C"),
+                )
         return [{"energy": self.forces[key][0], "forces": self.forces[key][1].copy()} for key in keys]
 
     def compute(self, atoms: Atoms, properties: Sequence[str]) -> dict[str, Any]:
@@ -87,5 +90,5 @@ class StoredForces(ModelAdapter):
             if self.base is None:
                 raise self._missing("per-species force components")
             res = self.base.weighted_energy(atoms, atom_weights, compute_stress=False)
-            self.weighted[key] = np.asarray(res["forces"], dtype=np.float64)
+            self.weighted[key] = np.array(res["forces"], dtype=np.float64, order="C")
         return {"forces": self.weighted[key].copy()}
