@@ -50,7 +50,9 @@ class MaceAdapter(ModelAdapter):
         weights: path of the file it was loaded from (None for an in-memory model).
         device: torch device string.
         dtype: ``"float32"`` or ``"float64"``; the model is converted; None keeps its own.
-        batch_atoms: at most this many atoms per batch in :meth:`compute_many`.
+        batch_atoms: at most this many atoms per batch in :meth:`compute_many`; None: 256 on CPU
+            (larger batches were slower there: 10 frames of 81 atoms took 14 s in one batch, 6.7 s in
+            batches of 250, 7.8 s one by one), 4096 on accelerators.
     """
 
     supports_per_atom_energies = True
@@ -62,7 +64,7 @@ class MaceAdapter(ModelAdapter):
         weights: str | Path | None = None,
         device: str = "cpu",
         dtype: str | None = None,
-        batch_atoms: int = 1024,
+        batch_atoms: int | None = None,
     ) -> None:
         from mace.tools.utils import AtomicNumberTable
 
@@ -80,7 +82,7 @@ class MaceAdapter(ModelAdapter):
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         for param in self.model.parameters():
             param.requires_grad_(False)
-        self.batch_atoms = batch_atoms
+        self.batch_atoms = batch_atoms or (256 if self.device.type == "cpu" else 4096)
         zs = [int(z) for z in self.model.atomic_numbers]
         self.z_table = AtomicNumberTable(zs)
         self.heads = list(getattr(self.model, "heads", None) or ["Default"])
