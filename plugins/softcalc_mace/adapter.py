@@ -45,7 +45,7 @@ class MaceAdapter(ModelAdapter):
     """A MACE model (``MACE`` / ``ScaleShiftMACE`` from mace-torch) behind softcalc's adapter contract.
 
     Args:
-        model: the torch module (already on ``device``).
+        model: the torch module (moved to ``device`` and ``dtype``; its parameters are frozen).
         name: model name for :class:`ModelInfo`.
         weights: path of the file it was loaded from (None for an in-memory model).
         device: torch device string.
