@@ -8,6 +8,9 @@ with phonopy's on the same force constants.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
 import numpy as np
 from ase import Atoms
 from ase.geometry import minkowski_reduce
@@ -101,16 +104,23 @@ class DynamicalMatrix:
             q,
         )
 
-    def frequencies(self, qpoints: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    def frequencies(self, qpoints: np.ndarray, chunk: int = 2048, workers: int | None = None) -> np.ndarray:
         """Frequencies (n_q, 3n_p) in THz, ascending per q, imaginary as negative.
 
-        ``chunk`` q-points are built and diagonalised at a time, bounding memory.
+        Chunks of at most ``chunk`` q-points are built (Numba, no GIL) and diagonalised (LAPACK, no
+        GIL) on ``workers`` threads (default: numba's thread count); memory is bounded by the chunks.
         """
-        q = np.atleast_2d(np.asarray(qpoints, dtype=float))
-        out = np.empty((len(q), self.n_bands))
-        for start in range(0, len(q), chunk):
-            out[start : start + chunk] = _to_thz(np.linalg.eigvalsh(self.matrices(q[start : start + chunk])))
-        return out
+        q = np.ascontiguousarray(np.atleast_2d(qpoints), dtype=float)
+        workers = workers or numba.get_num_threads()
+        size = max(1, min(chunk, -(-len(q) // workers)))
+        chunks = [q[start : start + size] for start in range(0, len(q), size)]
+        if len(chunks) == 1:
+            return self._chunk_frequencies(chunks[0])
+        with ThreadPoolExecutor(min(workers, len(chunks))) as pool:
+            return np.concatenate(list(pool.map(self._chunk_frequencies, chunks)))
+
+    def _chunk_frequencies(self, q: np.ndarray) -> np.ndarray:
+        return _to_thz(np.linalg.eigvalsh(self.matrices(q)))
 
     def modes(self, qpoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Frequencies (n_q, 3n_p) THz and eigenvectors (n_q, 3n_p, 3n_p), columns as in phonopy."""

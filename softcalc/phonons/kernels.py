@@ -9,7 +9,7 @@ coordinates of the primitive reciprocal lattice.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
 @njit(cache=True)
@@ -160,7 +160,58 @@ def shortest_vectors(
     return vectors, multiplicity
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
+def _phase_coefficients(
+    p2s: np.ndarray, s2p: np.ndarray, multiplicity: np.ndarray, masses: np.ndarray
+) -> np.ndarray:
+    """1 / (M_sa sqrt(m_a m_b)) for every (primitive atom a, supercell atom s)."""
+    coef = np.empty((p2s.shape[0], s2p.shape[0]))
+    for a in range(p2s.shape[0]):
+        for s in range(s2p.shape[0]):
+            coef[a, s] = 1.0 / (multiplicity[s, a] * np.sqrt(masses[a] * masses[s2p[s]]))
+    return coef
+
+
+@njit(cache=True)
+def _fill_dynamical_matrix(
+    dm: np.ndarray,
+    q: np.ndarray,
+    fc: np.ndarray,
+    fc_rows: np.ndarray,
+    s2p: np.ndarray,
+    vectors: np.ndarray,
+    multiplicity: np.ndarray,
+    coef: np.ndarray,
+) -> None:
+    """Write the Hermitian D(q) into ``dm`` (3n_p, 3n_p); see :func:`dynamical_matrices`."""
+    dm[:, :] = 0.0
+    q0 = 2.0 * np.pi * q[0]
+    q1 = 2.0 * np.pi * q[1]
+    q2 = 2.0 * np.pi * q[2]
+    for a in range(fc_rows.shape[0]):
+        row = fc_rows[a]
+        for s in range(s2p.shape[0]):
+            b = s2p[s]
+            re = 0.0
+            im = 0.0
+            for k in range(multiplicity[s, a]):
+                arg = q0 * vectors[s, a, k, 0] + q1 * vectors[s, a, k, 1] + q2 * vectors[s, a, k, 2]
+                re += np.cos(arg)
+                im += np.sin(arg)
+            phase = complex(re * coef[a, s], im * coef[a, s])
+            for x in range(3):
+                for y in range(3):
+                    dm[3 * a + x, 3 * b + y] += fc[row, s, x, y] * phase
+    nb = dm.shape[0]
+    for i in range(nb):  # Hermitian part, as phonopy
+        dm[i, i] = dm[i, i].real
+        for j in range(i + 1, nb):
+            v = 0.5 * (dm[i, j] + np.conj(dm[j, i]))
+            dm[i, j] = v
+            dm[j, i] = np.conj(v)
+
+
+@njit(cache=True, nogil=True)
 def dynamical_matrices(
     fc: np.ndarray,
     fc_rows: np.ndarray,
@@ -187,42 +238,14 @@ def dynamical_matrices(
 
     Returns:
         (n_q, 3 n_p, 3 n_p) complex, eV/Å²/amu.
+
+    Runs without the GIL, so callers parallelise over chunks of q-points with threads.
     """
-    n_q = qpoints.shape[0]
-    n_p = p2s.shape[0]
-    n_s = s2p.shape[0]
-    nb = 3 * n_p
-    out = np.zeros((n_q, nb, nb), dtype=np.complex128)
-    coef = np.empty((n_p, n_s))
-    for a in range(n_p):
-        for s in range(n_s):
-            coef[a, s] = 1.0 / (multiplicity[s, a] * np.sqrt(masses[a] * masses[s2p[s]]))
-    two_pi = 2.0 * np.pi
-    for iq in prange(n_q):
-        q0 = two_pi * qpoints[iq, 0]
-        q1 = two_pi * qpoints[iq, 1]
-        q2 = two_pi * qpoints[iq, 2]
-        dm = out[iq]
-        for a in range(n_p):
-            row = fc_rows[a]
-            for s in range(n_s):
-                b = s2p[s]
-                re = 0.0
-                im = 0.0
-                for k in range(multiplicity[s, a]):
-                    arg = q0 * vectors[s, a, k, 0] + q1 * vectors[s, a, k, 1] + q2 * vectors[s, a, k, 2]
-                    re += np.cos(arg)
-                    im += np.sin(arg)
-                phase = complex(re * coef[a, s], im * coef[a, s])
-                for x in range(3):
-                    for y in range(3):
-                        dm[3 * a + x, 3 * b + y] += fc[row, s, x, y] * phase
-        for i in range(nb):  # Hermitian part, as phonopy
-            dm[i, i] = dm[i, i].real
-            for j in range(i + 1, nb):
-                v = 0.5 * (dm[i, j] + np.conj(dm[j, i]))
-                dm[i, j] = v
-                dm[j, i] = np.conj(v)
+    nb = 3 * p2s.shape[0]
+    out = np.empty((qpoints.shape[0], nb, nb), dtype=np.complex128)
+    coef = _phase_coefficients(p2s, s2p, multiplicity, masses)
+    for iq in range(qpoints.shape[0]):
+        _fill_dynamical_matrix(out[iq], qpoints[iq], fc, fc_rows, s2p, vectors, multiplicity, coef)
     return out
 
 

@@ -1,0 +1,213 @@
+"""Speed of softcalc's batched finite-difference Hessian and of its phonon mesh, against the usual ways.
+
+(a) Hessian of a low-symmetry 63-atom Si cell (2x2x2 conventional diamond, rattled 0.05 Å, one
+    vacancy) with CHGNet: ``softcalc.hessian.fd_hessian`` (all 6N = 378 displaced cells through the
+    plugin's batched ``compute_many``) against a serial loop over the same displacements with CHGNet's
+    own ASE calculator (``chgnet.model.dynamics.CHGNetCalculator``, same weights and dtype), the way
+    ASE's Vibrations or a phonopy script drives a calculator.
+(b) Dynamical matrices and eigenvalues on a full 20x20x20 Γ-centred q mesh (8000 q-points, no
+    symmetry reduction) for the 2x2x2 Si supercell of phonopy's example force sets:
+    ``Phonons.mesh`` against ``Phonopy.run_mesh(is_mesh_symmetry=False)``; both compute every q-point's
+    dynamical matrix and eigenvalues (no eigenvectors); the frequencies are compared too.
+
+Peak memory: process peak RSS (``resource``) after each part, and the tracemalloc peak of part (b).
+Writes ``hessian_speed.json`` and ``hessian_speed.png`` into ``--out``.
+
+Usage::
+
+    .venv/bin/python benchmarks/hessian_speed.py [--out bench_out/hessian_speed] [--model chgnet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+os.environ.setdefault("SOFTCALC_MODEL_DIR", str(SHARED / "models"))
+os.environ.setdefault("SOFTCALC_DATA_DIR", str(SHARED / "data"))
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def defect_cell(seed: int = 7):  # noqa: ANN201 - ase.Atoms
+    """63-atom Si: 2x2x2 conventional diamond, rattled by 0.05 Å, atom 0 removed."""
+    from ase.build import bulk
+
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat((2, 2, 2))
+    atoms.rattle(0.05, seed=seed)
+    del atoms[0]
+    return atoms
+
+
+def serial_hessian(atoms, calculator, delta: float) -> np.ndarray:  # noqa: ANN001
+    """Reference: one calculator call per displaced structure (ASE Vibrations / phonopy script style)."""
+    n = len(atoms)
+    hessian = np.empty((3 * n, 3 * n))
+    for i in range(n):
+        for a in range(3):
+            forces = []
+            for sign in (1.0, -1.0):
+                displaced = atoms.copy()
+                displaced.positions[i, a] += sign * delta
+                displaced.calc = calculator
+                forces.append(displaced.get_forces())
+            hessian[3 * i + a] = -(forces[0] - forces[1]).ravel() / (2 * delta)
+    return 0.5 * (hessian + hessian.T)
+
+
+def bench_hessian(model: str, delta: float, batch_size: int) -> dict:
+    """Part (a)."""
+    import torch
+
+    from softcalc import load_model
+    from softcalc.hessian import fd_hessian
+
+    calc = load_model(model)
+    atoms = defect_cell()
+    small = atoms[:4]
+    small.calc = None
+    fd_hessian(small, calc, delta=delta)  # warm up numba kernels and the model
+    t0 = time.perf_counter()
+    batched = fd_hessian(atoms, calc, delta=delta, batch_size=batch_size)
+    t_batched = time.perf_counter() - t0
+    rss_batched = peak_rss_mib()
+
+    own_name = "softcalc ModelCalculator, one structure per call"
+    if calc.info.family == "chgnet":
+        from chgnet.model.dynamics import CHGNetCalculator
+
+        own = CHGNetCalculator(model=calc.model.model, use_device="cpu", on_isolated_atoms="ignore")
+        own_name = "chgnet.model.dynamics.CHGNetCalculator"
+    else:
+        own = calc
+    t0 = time.perf_counter()
+    serial = serial_hessian(atoms, own, delta)
+    t_serial = time.perf_counter() - t0
+    return {
+        "model": calc.info.name,
+        "dtype": calc.info.dtype,
+        "n_atoms": len(atoms),
+        "n_displaced_structures": 6 * len(atoms),
+        "delta_angstrom": delta,
+        "batch_size": batch_size,
+        "torch_threads": torch.get_num_threads(),
+        "softcalc_batched_s": t_batched,
+        "serial_s": t_serial,
+        "serial_calculator": own_name,
+        "speedup": t_serial / t_batched,
+        "max_abs_difference_eV_A2": float(np.abs(batched - serial).max()),
+        "max_abs_hessian_eV_A2": float(np.abs(serial).max()),
+        "peak_rss_mib_after_batched": rss_batched,
+        "peak_rss_mib_after_serial": peak_rss_mib(),
+    }
+
+
+def bench_mesh(mesh: int, repeats: int) -> dict:
+    """Part (b)."""
+    import numba
+
+    from softcalc.phonons import Phonons
+    from softcalc.phonons.phonopy_io import read_phonopy
+
+    ph = read_phonopy(Path(os.environ["SOFTCALC_DATA_DIR"]) / "phonons/phonopy-examples/Si")
+    ours = Phonons.from_phonopy(ph)
+    grid = [mesh] * 3
+    ours.mesh([2, 2, 2])  # compile / load the numba cache
+    ph.run_mesh([2, 2, 2], is_mesh_symmetry=False, is_gamma_center=True)
+    t_ours, t_phonopy = [], []
+    tracemalloc.start()
+    for _ in range(repeats):  # interleaved, so both see the same machine load
+        t0 = time.perf_counter()
+        result = ours.mesh(grid)
+        t_ours.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        ph.run_mesh(grid, is_mesh_symmetry=False, is_gamma_center=True, with_eigenvectors=False)
+        t_phonopy.append(time.perf_counter() - t0)
+    _, traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    qpoints = ph.mesh.qpoints
+    diff = np.abs(ours.frequencies(qpoints) - ph.mesh.frequencies).max()
+    return {
+        "material": "Si (phonopy example FORCE_SETS)",
+        "supercell_atoms": len(ours.supercell),
+        "primitive_atoms": len(ours.primitive),
+        "mesh": grid,
+        "n_qpoints": len(result.qpoints),
+        "repeats": repeats,
+        "numba_threads": numba.get_num_threads(),
+        "softcalc_s_median": float(np.median(t_ours)),
+        "phonopy_s_median": float(np.median(t_phonopy)),
+        "softcalc_s_min": float(np.min(t_ours)),
+        "phonopy_s_min": float(np.min(t_phonopy)),
+        "ratio_median": float(np.median(t_ours) / np.median(t_phonopy)),
+        "ratio_min": float(np.min(t_ours) / np.min(t_phonopy)),
+        "max_abs_frequency_difference_THz": float(diff),
+        "tracemalloc_peak_mib": traced_peak / 2**20,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def plot(results: dict, path: Path) -> None:
+    """Bar charts of both timings."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    if "hessian" in results:
+        h = results["hessian"]
+        axes[0].bar(["softcalc batched", "serial ASE loop"], [h["softcalc_batched_s"], h["serial_s"]])
+        axes[0].set_title(f"FD Hessian, {h['n_atoms']} Si atoms, {h['model']}\n{h['speedup']:.1f}x faster")
+        axes[0].set_ylabel("wall time (s)")
+    m = results["mesh"]
+    axes[1].bar(["softcalc", "phonopy"], [m["softcalc_s_median"], m["phonopy_s_median"]])
+    axes[1].set_title(f"D(q) + eigenvalues, {m['n_qpoints']} q\nratio {m['ratio_median']:.2f}")
+    axes[1].set_ylabel("wall time (s, median)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("bench_out/hessian_speed"))
+    parser.add_argument("--model", default="chgnet")
+    parser.add_argument("--delta", type=float, default=0.01, help="displacement, Å")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--mesh", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--skip-hessian", action="store_true", help="only part (b)")
+    args = parser.parse_args()
+
+    from softcalc.fileio import write_json
+
+    results: dict = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average": os.getloadavg()},
+    }
+    results["mesh"] = bench_mesh(args.mesh, args.repeats)
+    print("mesh:", results["mesh"])
+    if not args.skip_hessian:
+        results["hessian"] = bench_hessian(args.model, args.delta, args.batch_size)
+        print("hessian:", results["hessian"])
+    results["machine"]["load_average_end"] = os.getloadavg()
+    write_json(args.out / "hessian_speed.json", results)
+    plot(results, args.out / "hessian_speed.png")
+    print(f"wrote {args.out / 'hessian_speed.json'} and {args.out / 'hessian_speed.png'}")
+
+
+if __name__ == "__main__":
+    main()
