@@ -121,7 +121,8 @@ def nve(args: argparse.Namespace) -> dict[str, object]:
     for label, calc in calculators(args, args.device).items():
         traj = args.out / f"nve_{label}.h5"
         res = run_md(atoms, calc, ensemble="nve", temperature_K=300.0, timestep_fs=1.0, steps=args.nve_steps,
-                     every=2, flush_every=10, traj=traj, resume=True, seed=42, progress=not args.quiet)
+                     every=2, flush_every=10, traj=traj, resume=True, seed=42, stress=False,
+                     progress=not args.quiet)
         out[label] = {**drift(traj), "atom_steps_per_s": res.atom_steps_per_s}
         spectra[label] = trajectory_vdos(traj)
     bare = out["bare"]["abs_drift_meV_per_atom_per_ps"]

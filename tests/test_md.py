@@ -98,9 +98,9 @@ def test_sigkill_then_resume_gives_the_uninterrupted_trajectory(tmp_path: Path) 
 def test_resume_reproduces_uninterrupted_run(tmp_path: Path, ensemble: str, thermostat: str | None) -> None:
     kw = {**NVT, "ensemble": ensemble, "thermostat": thermostat}
     whole, split = tmp_path / "whole.h5", tmp_path / "split.h5"
-    run_md(CU, corrected_emt(), steps=60, traj=whole, **kw)
-    run_md(CU, corrected_emt(), steps=30, traj=split, **kw)
-    run_md(CU, corrected_emt(), steps=60, traj=split, resume=True, **kw)
+    run_md(CU, corrected_emt(), steps=40, traj=whole, **kw)
+    run_md(CU, corrected_emt(), steps=20, traj=split, **kw)
+    run_md(CU, corrected_emt(), steps=40, traj=split, resume=True, **kw)
     assert_same_frames(whole, split)
     if ensemble == "npt":
         with Trajectory(whole) as t:
@@ -189,10 +189,10 @@ def test_vdos_of_a_dimer_peaks_at_the_harmonic_frequency_and_scales_with_sqrt_la
     for lam in (1.0, 0.8):
         calc = SoftCorrectedCalc(MorsePotential(epsilon=epsilon, r0=r0, rho0=rho0), scale=lam)
         traj = tmp_path / f"dimer-{lam}.h5"
-        run_md(dimer, calc, ensemble="nve", timestep_fs=1.0, steps=2000, every=5, flush_every=100, traj=traj,
+        run_md(dimer, calc, ensemble="nve", timestep_fs=1.0, steps=1000, every=5, flush_every=100, traj=traj,
                init_velocities=False, progress=False)
         with Trajectory(traj) as t:
-            freq, dos = vdos(t.array("velocities"), dt_fs=5.0, masses=t.masses)
+            freq, dos = vdos(t.array("velocities"), dt_fs=5.0, masses=t.masses, max_lag=len(t) - 10)
         peaks[lam] = freq[np.argmax(dos)]
         k = lam * 2 * epsilon * rho0**2 / r0**2
         nu = np.sqrt(k / mu) * units.fs * 1e3 / (2 * np.pi)  # THz
@@ -211,3 +211,17 @@ def test_msd_and_rdf_of_a_crystal(tmp_path: Path) -> None:
     assert first_peak == pytest.approx(3.61 / np.sqrt(2), abs=0.1)
     assert g[r < 2.0].max() == 0
     assert m[0] == 0 and 0 < m[-1] < 0.5  # a vibrating solid: bounded, sub-Å² displacements
+
+
+def test_vdos_comparison_with_the_dft_phonon_dos(data_dir: Path, tmp_path: Path) -> None:
+    from softcalc.md.compare import compare_vdos, harmonic_dos, mean_frequency
+
+    dft = harmonic_dos(data_dir / "phonons/phonopy-examples/Si", mesh=(8, 8, 8))
+    assert np.trapezoid(dft[1], dft[0]) == pytest.approx(1.0)
+    soft = (0.9 * dft[0], dft[1] / 0.9)  # the same DOS with every frequency softened by 10 %
+    out = compare_vdos({"soft": soft, "same": dft}, dft, png=tmp_path / "vdos.png")
+    assert out["mean_frequency_ratio"]["soft"] == pytest.approx(0.9, rel=1e-3)
+    assert out["overlap"]["same"] == pytest.approx(1.0, abs=1e-6)
+    assert out["overlap"]["soft"] < 0.9
+    assert mean_frequency(dft) > 5.0  # Si phonons span 0-16 THz
+    assert (tmp_path / "vdos.png").stat().st_size > 0

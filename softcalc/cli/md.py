@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--every", type=int, default=10, help="save a frame every K steps (default 10)")
     p.add_argument("--flush-every", type=int, default=10, help="commit to disk every K frames (default 10)")
     p.add_argument("--forces", action="store_true", help="also store forces")
+    p.add_argument("--no-stress", action="store_true",
+                   help="do not store the stress (saves one evaluation per frame in NVE/NVT)")
     p.add_argument("--seed", type=int, help="random seed (initial velocities, stochastic thermostats)")
     p.add_argument("--tdamp", type=float, help="thermostat time constant in fs (default 100 time steps)")
     p.add_argument("--pdamp", type=float, help="barostat time constant in fs (default 1000 time steps)")
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         atoms, calc, ensemble=args.ensemble, thermostat=args.thermostat, temperature_K=args.temperature,
         pressure_GPa=args.pressure, timestep_fs=args.timestep, steps=args.steps, traj=args.traj,
         resume=args.resume, every=args.every, flush_every=args.flush_every, forces=args.forces,
-        seed=args.seed,
+        stress=not args.no_stress, seed=args.seed,
         tdamp_fs=args.tdamp, pdamp_fs=args.pdamp, friction_per_fs=args.friction,
         limits=StabilityLimits(args.max_force, args.min_distance), progress=not args.quiet,
         command=command_line(),

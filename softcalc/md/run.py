@@ -69,16 +69,18 @@ def _model_metadata(calc: Calculator) -> dict[str, Any]:
     }
 
 
-def _frame(atoms: Atoms, step: int, timestep_fs: float, forces: bool) -> dict[str, np.ndarray]:
-    try:
-        stress = atoms.get_stress() if atoms.pbc.all() else np.full(6, np.nan)
-    except PropertyNotImplementedError:
-        stress = np.full(6, np.nan)
+def _frame(atoms: Atoms, step: int, timestep_fs: float, forces: bool, stress: bool) -> dict[str, np.ndarray]:
+    sigma = np.full(6, np.nan)
+    if stress and atoms.pbc.all():
+        try:
+            sigma = atoms.get_stress()
+        except PropertyNotImplementedError:
+            pass
     row = {
         "positions": atoms.get_positions(),
         "velocities": atoms.get_velocities() * VELOCITY_UNIT,
         "cell": np.array(atoms.cell),
-        "stress": stress,
+        "stress": sigma,
         "step": np.int64(step),
         "time": np.float64(step * timestep_fs),
         "potential_energy": np.float64(atoms.get_potential_energy()),
@@ -119,6 +121,7 @@ def run_md(
     every: int = 10,
     flush_every: int = 10,
     forces: bool = False,
+    stress: bool = True,
     seed: int | None = None,
     tdamp_fs: float | None = None,
     pdamp_fs: float | None = None,
@@ -141,7 +144,9 @@ def run_md(
             multiple), committed to disk every ``flush_every`` frames together with a restart checkpoint.
         resume: continue ``traj`` from its last committed frame (state, integrator variables, RNG);
             starts anew when the file does not exist yet.
-        forces: also store forces. seed: seed of the numpy random generator (velocities, Langevin).
+        forces: also store forces. stress: store the stress of periodic cells (for NVE/NVT an extra
+            evaluation per frame; NaN when off).
+        seed: seed of the numpy random generator (velocities, stochastic thermostats).
         tdamp_fs, pdamp_fs: thermostat and barostat time constants in fs.
         friction_per_fs: Langevin friction in 1/fs.
         limits: when to stop a blown-up run (:class:`MDInstabilityError`; the file stays valid).
@@ -199,11 +204,11 @@ def run_md(
             return
         cp = Checkpoint(step, atoms.get_positions(), atoms.get_momenta(), np.array(atoms.cell),
                         integrator_state(dyn), rng.bit_generator.state)
-        writer.append(_frame(atoms, step, timestep_fs, store_forces), cp)
+        writer.append(_frame(atoms, step, timestep_fs, store_forces, stress), cp)
         if writer.n_pending >= flush_every:
             writer.commit()
 
-    bar = MDProgress(steps, start, len(atoms), timestep_fs, enabled=progress)
+    bar: MDProgress | None = None
     step = start
     try:
         if checkpoint is None:
@@ -211,6 +216,7 @@ def run_md(
             record(0)
             if writer is not None:
                 writer.commit()
+        bar = MDProgress(steps, start, len(atoms), timestep_fs, enabled=progress)
         while step < steps:
             dyn.step()
             step += 1
@@ -229,11 +235,13 @@ def run_md(
             writer.close(status=f"interrupted at step {step}")
         raise
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     frames = 0
     if writer is not None:
         writer.close(status="complete")
         frames = writer.n_committed
+    assert bar is not None
     sps = bar.steps_per_second
     return MDResult(atoms, step, bar.steps, frames, bar.elapsed, sps * len(atoms),
                     ns_per_day(sps, timestep_fs), Path(traj) if traj is not None else None)
