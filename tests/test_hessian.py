@@ -146,3 +146,22 @@ def test_hdf5_round_trip(tmp_path, toy) -> None:
     assert meta == {"units": "eV/Angstrom^2", "model": "toy-morse", "delta": 0.01}
     with pytest.raises(ValueError, match="does not match"):
         save_hessian(path, hessian[:6, :6], atoms)
+
+
+def test_cli_hessian(tmp_path, toy, si_cell) -> None:
+    import json
+
+    from ase.io import write
+
+    from softcalc.cli import main
+
+    write(tmp_path / "si.extxyz", si_cell)
+    out, summary = tmp_path / "h.h5", tmp_path / "h.json"
+    args = ["hessian", str(tmp_path / "si.extxyz"), "--model", "toy-morse", "--scale", "1.1"]
+    assert main([*args, "--out", str(out), "--json", str(summary), "--quiet"]) == 0
+    hessian, atoms, meta = load_hessian(out)
+    assert meta["scale"] == 1.1 and meta["delta_angstrom"] == 0.01
+    np.testing.assert_allclose(hessian, 1.1 * fd_hessian(si_cell, toy), atol=1e-9)
+    freqs = json.loads(summary.read_text())["frequencies_thz"]
+    np.testing.assert_allclose(freqs, vibrational_modes(hessian, atoms.get_masses())[0], atol=1e-9)
+    assert main(["hessian", str(tmp_path / "missing.xyz"), "--model", "toy-morse", "--out", str(out)]) == 2

@@ -9,7 +9,7 @@ import sys
 from softcalc.errors import SoftcalcError
 
 #: Subcommand modules under softcalc.cli, each defining ``register(subparsers)``.
-COMMANDS = ("models", "evaluate", "calibrate", "demo", "md", "phonons", "bench", "lammps_plugin")
+COMMANDS = ("models", "evaluate", "calibrate", "demo", "md", "phonons", "bench", "lammps_plugin", "hessian")
 
 
 def build_parser() -> argparse.ArgumentParser:

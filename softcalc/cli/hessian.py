@@ -1,0 +1,55 @@
+"""`softcalc hessian`: finite-difference Hessian and vibrational frequencies of any structure."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from ase.io import read
+
+from softcalc.cli.common import add_model_options, build_calculator, command_line
+from softcalc.errors import DataError
+from softcalc.fileio import write_json
+from softcalc.hessian import acoustic_sum_rule, fd_hessian, save_hessian, thz_to_cm1, vibrational_modes
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("hessian", help="finite-difference Hessian (HDF5) and vibrational frequencies")
+    add_model_options(p)
+    p.add_argument("structure", help="structure file readable by ASE (extxyz, POSCAR, cif...)")
+    p.add_argument("--out", required=True, help="output HDF5 file of the Hessian (eV/Å²)")
+    p.add_argument("--json", help="summary JSON: frequencies in THz and cm⁻¹")
+    p.add_argument("--delta", type=float, default=0.01, help="displacement in Å (default 0.01)")
+    p.add_argument("--batch-size", type=int, default=32, help="displaced structures per model batch")
+    p.add_argument("--asr", action="store_true", help="impose the acoustic sum rule")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        atoms = read(args.structure)
+    except (OSError, ValueError, StopIteration) as exc:
+        raise DataError(f"cannot read a structure from {args.structure}: {exc}") from exc
+    calc = build_calculator(args)
+    hessian = fd_hessian(atoms, calc, delta=args.delta, batch_size=args.batch_size, progress=not args.quiet)
+    if args.asr:
+        hessian = acoustic_sum_rule(hessian)
+    meta = {
+        "model": args.model,
+        "scale": args.scale,
+        "correction": args.correction,
+        "delta_angstrom": args.delta,
+        "acoustic_sum_rule": args.asr,
+        "structure": str(Path(args.structure).resolve()),
+        "command": command_line(),
+    }
+    save_hessian(args.out, hessian, atoms, meta)
+    freqs, _ = vibrational_modes(hessian, atoms.get_masses())
+    n_imag = int(np.sum(freqs < -1e-3))
+    print(f"{len(atoms)} atoms, {n_imag} imaginary modes; highest {thz_to_cm1(freqs.max()):.1f} cm^-1")
+    print(f"wrote {args.out}")
+    if args.json:
+        write_json(args.json, {**meta, "frequencies_thz": freqs, "frequencies_cm1": thz_to_cm1(freqs)})
+    return 0
