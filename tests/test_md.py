@@ -112,6 +112,9 @@ def test_resume_refuses_other_settings(tmp_path: Path) -> None:
     run_md(CU, corrected_emt(), steps=10, traj=traj, **NVT)
     with pytest.raises(TrajectoryFileError, match="timestep_fs"):
         run_md(CU, corrected_emt(), steps=20, traj=traj, resume=True, **{**NVT, "timestep_fs": 1.0})
+    with pytest.raises(TrajectoryFileError, match="exists"):
+        run_md(CU, corrected_emt(), steps=20, traj=traj, **NVT)
+    assert run_md(CU, corrected_emt(), steps=5, traj=traj, overwrite=True, **{**NVT, "every": 1}).frames == 6
 
 
 def test_nve_conserves_energy_and_velocities_are_stored_in_angstrom_per_fs(tmp_path: Path) -> None:

@@ -118,6 +118,7 @@ def run_md(
     steps: int = 1000,
     traj: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     every: int = 10,
     flush_every: int = 10,
     forces: bool = False,
@@ -143,7 +144,8 @@ def run_md(
         traj: HDF5 trajectory path (None: no file). Frames every ``every`` steps (``steps`` must be a
             multiple), committed to disk every ``flush_every`` frames together with a restart checkpoint.
         resume: continue ``traj`` from its last committed frame (state, integrator variables, RNG);
-            starts anew when the file does not exist yet.
+            starts anew when the file does not exist yet. overwrite: replace an existing ``traj``
+            (without it, an existing file is an error unless resuming).
         forces: also store forces. stress: store the stress of periodic cells (for NVE/NVT an extra
             evaluation per frame; NaN when off).
         seed: seed of the numpy random generator (velocities, stochastic thermostats).
@@ -183,6 +185,10 @@ def run_md(
             MaxwellBoltzmannDistribution(atoms, temperature_K=settings.temperature_K, rng=rng)
             Stationary(atoms)
         if traj is not None:
+            if Path(traj).exists() and not overwrite:
+                raise TrajectoryFileError(
+                    f"{traj} exists. Fix: --resume to continue it, --overwrite to replace it, or a new path."
+                )
             check_output(traj, steps // every + 1, len(atoms), forces)
             meta = {
                 **_model_metadata(calculator), **wanted, "seed": str(seed), "flush_every": flush_every,
