@@ -228,3 +228,26 @@ def test_vdos_comparison_with_the_dft_phonon_dos(data_dir: Path, tmp_path: Path)
     assert out["overlap"]["soft"] < 0.9
     assert mean_frequency(dft) > 5.0  # Si phonons span 0-16 THz
     assert (tmp_path / "vdos.png").stat().st_size > 0
+
+
+def test_disk_full_during_the_run_keeps_committed_frames(tmp_path: Path, monkeypatch) -> None:
+    import softcalc.md.trajectory as trajectory
+
+    real, calls = trajectory._write_checkpoint, []
+
+    def fill_up(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:
+            raise OSError(28, "No space left on device")
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(trajectory, "_write_checkpoint", fill_up)
+    traj = tmp_path / "full.h5"
+    with pytest.raises(TrajectoryFileError, match="No space left.*--resume"):
+        run_md(CU, corrected_emt(), steps=50, traj=traj, **NVT)
+    monkeypatch.undo()
+    with Trajectory(traj) as t:
+        np.testing.assert_array_equal(t.array("step"), [0, 5, 10])  # frame 0, then one commit of 2 frames
+    run_md(CU, corrected_emt(), steps=50, traj=traj, resume=True, **NVT)
+    with Trajectory(traj) as t:
+        np.testing.assert_array_equal(t.array("step"), np.arange(0, 51, 5))

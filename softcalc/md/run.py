@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -238,7 +239,8 @@ def run_md(
         ) from exc
     except BaseException:
         if writer is not None:
-            writer.close(status=f"interrupted at step {step}")
+            with suppress(TrajectoryFileError):  # keep the original error when the disk is the problem
+                writer.close(status=f"interrupted at step {step}")
         raise
     finally:
         if bar is not None:

@@ -207,13 +207,19 @@ class TrajectoryWriter:
         assert self._checkpoint is not None
         frames = self._h5["frames"]
         start, count = self.n_committed, len(self._rows)
-        for name, ds in frames.items():
-            ds.resize(start + count, axis=0)
-            ds[start:] = np.stack([np.asarray(row[name]) for row in self._rows])
         total = start + count
-        _write_checkpoint(self._h5, self._checkpoint, total)
-        self._h5.attrs["n_frames"] = total
-        self._h5.flush()
+        try:
+            for name, ds in frames.items():
+                ds.resize(total, axis=0)
+                ds[start:] = np.stack([np.asarray(row[name]) for row in self._rows])
+            _write_checkpoint(self._h5, self._checkpoint, total)
+            self._h5.attrs["n_frames"] = total
+            self._h5.flush()
+        except OSError as exc:
+            raise TrajectoryFileError(
+                f"writing {self.path} failed ({exc}); it keeps its {start} committed frames. "
+                "Fix: free disk space, then rerun with --resume."
+            ) from exc
         self.n_committed = total
         self._rows.clear()
 
