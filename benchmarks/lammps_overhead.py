@@ -1,0 +1,195 @@
+"""Cost of running a corrected uMLIP through LAMMPS (pair_style softcalc) instead of ASE.
+
+Modes (results as JSON in --out):
+
+- ``overhead``: per-MD-step wall time of LAMMPS+plugin (lammps Python module, in process) vs the same
+  SoftCorrectedCalc driving ASE's VelocityVerlet, for each --sizes (atoms of diamond Si); target ratio
+  LAMMPS/ASE <= 1.10. Also the `lmp` executable on 1 and 2 MPI ranks (LAMMPS' own loop time).
+- ``drift``: NVE, 1 fs, --steps steps of 64-atom Si from 300 K (same initial velocities) in LAMMPS
+  or in ASE (--engine): total-energy drift (linear fit) and largest excursion.
+
+Both engines use one torch thread (creating a LAMMPS instance sets torch to one thread, so ASE is
+timed the same way). Example:
+
+    .venv/bin/python benchmarks/lammps_overhead.py overhead --model chgnet --scale 1.1 --out bench_out/lammps
+    .venv/bin/python benchmarks/lammps_overhead.py drift --engine lammps --steps 1000 --out bench_out/lammps
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase import Atoms, units
+from ase.build import bulk
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from ase.md.verlet import VelocityVerlet
+
+from softcalc import SoftCorrectedCalc
+from softcalc.fileio import write_json
+from softcalc.lammps import executable, open_lammps, plugin_environment, plugin_path
+from softcalc.lammps.inputs import setup_commands, write_data
+
+TIMESTEP_PS = 0.001
+
+
+def silicon(natoms: int, seed: int = 0) -> Atoms:
+    """Diamond Si with ``natoms`` = 8 n³ atoms, rattled by 0.02 Å."""
+    n = round((natoms / 8) ** (1 / 3))
+    if 8 * n**3 != natoms:
+        raise SystemExit(f"--sizes: {natoms} is not 8 n^3 (64, 216, 512, ...)")
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(n)
+    atoms.rattle(0.02, seed=seed)
+    return atoms
+
+
+def thermalised(atoms: Atoms, temperature: float, seed: int) -> Atoms:
+    atoms = atoms.copy()
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=np.random.default_rng(seed))
+    Stationary(atoms)
+    return atoms
+
+
+def lammps_md(atoms: Atoms, pair: dict, steps: int, thermo_every: int, workdir: Path):
+    """Open LAMMPS on ``atoms`` (velocities copied) with fix nve; returns the instance."""
+    elements = write_data(workdir / "data.lmp", atoms)
+    lmp = open_lammps()
+    lmp.commands_list(setup_commands(workdir / "data.lmp", elements, pair["model"], **pair["options"]))
+    v = atoms.get_velocities() * 1000 * units.fs  # ASE velocity units -> Å/ps
+    lmp.numpy.extract_atom("v")[: len(atoms)] = v  # one rank: atoms stay in file (ID) order
+    lmp.commands_list([f"timestep {TIMESTEP_PS}", "fix md all nve", f"thermo {thermo_every}",
+                       "thermo_style custom step pe ke etotal"])
+    return lmp
+
+
+def time_lammps(atoms: Atoms, pair: dict, steps: int, workdir: Path) -> float:
+    lmp = lammps_md(atoms, pair, steps, thermo_every=steps, workdir=workdir)
+    try:
+        lmp.command("run 2")  # set-up and first calls outside the timing
+        start = time.perf_counter()
+        lmp.command(f"run {steps} pre no post no")
+        return (time.perf_counter() - start) / steps
+    finally:
+        lmp.close()
+
+
+def time_ase(atoms: Atoms, calc: SoftCorrectedCalc, steps: int) -> float:
+    atoms = atoms.copy()
+    atoms.calc = calc
+    md = VelocityVerlet(atoms, timestep=TIMESTEP_PS * 1000 * units.fs)
+    md.run(2)
+    start = time.perf_counter()
+    md.run(steps)
+    return (time.perf_counter() - start) / steps
+
+
+def time_lmp_ranks(atoms: Atoms, pair: dict, steps: int, nprocs: int, workdir: Path) -> float:
+    """Per-step loop time reported by the `lmp` executable on ``nprocs`` MPI ranks."""
+    elements = write_data(workdir / "data.lmp", atoms)
+    lines = [*setup_commands(workdir / "data.lmp", elements, pair["model"], **pair["options"]),
+             "velocity all create 300 4928459 mom yes dist gaussian", f"timestep {TIMESTEP_PS}",
+             "fix md all nve", f"thermo {steps}", "run 2", f"run {steps}"]
+    (workdir / "in.bench").write_text("\n".join(lines) + "\n")
+    launcher = [str(executable("mpirun")), "-np", str(nprocs)] if nprocs > 1 else []
+    proc = subprocess.run([*launcher, str(executable("lmp")), "-in", "in.bench", "-log", "none", "-nocite"],
+                          cwd=workdir, env=plugin_environment(), capture_output=True, text=True, check=True)
+    loop = re.findall(r"Loop time of ([0-9.eE+-]+) on (\d+) procs for (\d+) steps", proc.stdout)[-1]
+    assert int(loop[1]) == nprocs and int(loop[2]) == steps
+    return float(loop[0]) / steps
+
+
+def overhead(args: argparse.Namespace, pair: dict) -> dict:
+    torch.set_num_threads(1)
+    calc = SoftCorrectedCalc(pair["model"], **pair["options"])
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.sizes:
+            atoms = thermalised(silicon(n), 300.0, seed=1)
+            t_lmp = time_lammps(atoms, pair, args.steps, Path(tmp))
+            torch.set_num_threads(1)
+            t_ase = time_ase(atoms, calc, args.steps)
+            row = {"natoms": n, "steps": args.steps, "lammps_s_per_step": t_lmp, "ase_s_per_step": t_ase,
+                   "ratio_lammps_over_ase": t_lmp / t_ase}
+            if n in args.rank_sizes:
+                ranks = {p: time_lmp_ranks(atoms, pair, args.steps, p, Path(tmp)) for p in (1, 2)}
+                row |= {"lmp_1rank_s_per_step": ranks[1], "lmp_2rank_s_per_step": ranks[2],
+                        "ratio_2rank_over_1rank": ranks[2] / ranks[1]}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return {"rows": rows}
+
+
+def drift(args: argparse.Namespace, pair: dict) -> dict:
+    atoms = thermalised(silicon(64), 300.0, seed=2)
+    every = 10
+    times, etot = [], []
+    start = time.perf_counter()
+    if args.engine == "lammps":
+        with tempfile.TemporaryDirectory() as tmp:
+            lmp = lammps_md(atoms, pair, args.steps, thermo_every=every, workdir=Path(tmp))
+            try:
+                record = f'"$(step) $(etotal:%.10f)" file {tmp}/etot.txt screen no'
+                lmp.command(f"fix log all print {every} {record}")
+                lmp.command(f"run {args.steps}")
+                data = np.loadtxt(f"{tmp}/etot.txt", comments="#")
+            finally:
+                lmp.close()
+        times, etot = list(data[:, 0] * TIMESTEP_PS), list(data[:, 1])
+    else:
+        torch.set_num_threads(1)
+        work = atoms.copy()
+        work.calc = SoftCorrectedCalc(pair["model"], **pair["options"])
+        md = VelocityVerlet(work, timestep=TIMESTEP_PS * 1000 * units.fs)
+
+        def log() -> None:
+            times.append(md.nsteps * TIMESTEP_PS)
+            etot.append(work.get_potential_energy() + work.get_kinetic_energy())
+
+        md.attach(log, interval=every)
+        md.run(args.steps)
+    t, e = np.array(times), np.array(etot) / len(atoms)
+    slope = np.polyfit(t, e, 1)[0]
+    return {"engine": args.engine, "natoms": len(atoms), "steps": args.steps, "timestep_fs": 1.0,
+            "temperature_K": 300.0, "drift_meV_per_atom_per_ps": 1000 * slope,
+            "max_excursion_meV_per_atom": 1000 * float(np.abs(e - e[0]).max()),
+            "wall_s": time.perf_counter() - start, "time_ps": t.tolist(), "etotal_eV_per_atom": e.tolist()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("mode", choices=["overhead", "drift"])
+    parser.add_argument("--model", default="chgnet")
+    parser.add_argument("--scale", type=float, default=None)
+    parser.add_argument("--correction", default=None)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 512])
+    parser.add_argument("--rank-sizes", type=int, nargs="*", default=[64],
+                        help="sizes also run on the lmp executable with 1 and 2 ranks")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (overhead: 10, drift: 1000)")
+    parser.add_argument("--engine", choices=["lammps", "ase"], default="lammps")
+    parser.add_argument("--out", type=Path, default=Path("bench_out/lammps"))
+    args = parser.parse_args()
+    args.steps = args.steps or (10 if args.mode == "overhead" else 1000)
+    options = {k: v for k, v in {"scale": args.scale, "correction": args.correction}.items() if v is not None}
+    pair = {"model": args.model, "options": options}
+    plugin_path()  # build before any timing
+    result = overhead(args, pair) if args.mode == "overhead" else drift(args, pair)
+    result |= {"model": args.model, **options, "torch_threads": 1, "command": " ".join(sys.argv)}
+    name = f"lammps_{args.mode}" + (f"_{args.engine}" if args.mode == "drift" else "") + ".json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / name, result)
+    print(f"written {args.out / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
