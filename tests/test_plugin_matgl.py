@@ -109,6 +109,17 @@ def test_info_and_per_atom_energies(m3gnet):
     assert np.all(np.isfinite(res["energies"]))
 
 
+def test_float64_agrees_with_float32(m3gnet, model_dir):
+    double = load_adapter("m3gnet", dtype="float64")
+    assert double.info.dtype == "float64" and double.info.fingerprint == m3gnet.info.fingerprint
+    atoms = rattled_mgo()
+    res64 = double.compute(atoms, ["energy", "forces", "stress"])
+    res32 = m3gnet.model.compute(atoms, ["energy", "forces", "stress"])
+    assert res64["energy"] == pytest.approx(res32["energy"], abs=1e-4)
+    np.testing.assert_allclose(res64["forces"], res32["forces"], atol=1e-4)
+    np.testing.assert_allclose(res64["stress"], res32["stress"], atol=1e-5)
+
+
 def test_soft_corrected_forces_and_stress_are_conservative(m3gnet):
     calc = SoftCorrectedCalc(m3gnet, scale=1.1)
     atoms = rattled_mgo()

@@ -23,6 +23,7 @@ import torch
 from ase import Atoms
 from torch_geometric.data import Data
 
+from softcalc.autograd import voigt_stress
 from softcalc.errors import SoftcalcError
 from softcalc.model import ModelAdapter, ModelInfo
 from softcalc.structure import check_structure
@@ -32,12 +33,6 @@ from softcalc_matgl._graph import GraphBatch, build_graph_batch
 MAX_ATOMS_PER_BATCH = 2000
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def _voigt(tensor: np.ndarray) -> np.ndarray:
-    """Symmetrised (3, 3) stress as Voigt (6,): xx yy zz yz xz xy."""
-    s = 0.5 * (tensor + tensor.T)
-    return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
 
 
 def receptive_hops(potential: torch.nn.Module) -> int:
@@ -141,6 +136,8 @@ class MatglAdapter(ModelAdapter):
 
         With ``atom_weights`` the differentiated energy of each structure is Σ w_i e_i.
         """
+        for atoms in structures:
+            check_structure(atoms, self.info)
         graph = build_graph_batch(
             structures, self.element_index, self.info.cutoff, self.torch_dtype, self.device
         )
@@ -172,7 +169,7 @@ class MatglAdapter(ModelAdapter):
             if "energies" in properties:
                 res["energies"] = e_np[start:stop]
             if want_stress and atoms.pbc.all():
-                res["stress"] = _voigt(grads[1][k].cpu().double().numpy() / atoms.get_volume())
+                res["stress"] = voigt_stress(grads[1][k].cpu().double().numpy(), atoms.get_volume())
             results.append(res)
             start = stop
         return results
@@ -185,8 +182,6 @@ class MatglAdapter(ModelAdapter):
         self, structures: Sequence[Atoms], properties: Sequence[str] = ("energy", "forces")
     ) -> list[dict[str, Any]]:
         """Evaluate ``structures`` as batched graphs of at most :data:`MAX_ATOMS_PER_BATCH` atoms."""
-        for atoms in structures:
-            check_structure(atoms, self.info)
         results: list[dict[str, Any]] = []
         chunk: list[Atoms] = []
         for atoms in structures:
