@@ -1,5 +1,17 @@
-"""Molecular dynamics with (corrected) uMLIPs: driver, HDF5 trajectories, analysis."""
+"""Molecular dynamics with (corrected) uMLIPs: driver, HDF5 trajectories, analysis.
 
+Example::
+
+    from softcalc import SoftCorrectedCalc
+    from softcalc.md import Trajectory, run_md
+    calc = SoftCorrectedCalc("chgnet", correction="chgnet-si.json")
+    run_md(atoms, calc, ensemble="nvt", temperature_K=600, timestep_fs=1, steps=10000, traj="si.h5")
+    run_md(atoms, calc, ..., traj="si.h5", resume=True)  # after a kill: continues exactly
+    images = Trajectory("si.h5").to_atoms()
+"""
+
+from softcalc.md.analysis import msd, rdf, vacf, vdos
+from softcalc.md.compare import compare_vdos, harmonic_dos, trajectory_vdos
 from softcalc.md.ensembles import THERMOSTATS, EnsembleSettings
 from softcalc.md.errors import MDInstabilityError, MDSettingsError, TrajectoryFileError
 from softcalc.md.run import MDResult, run_md
@@ -15,6 +27,13 @@ __all__ = [
     "StabilityLimits",
     "Trajectory",
     "TrajectoryFileError",
+    "compare_vdos",
     "export_extxyz",
+    "harmonic_dos",
+    "msd",
+    "rdf",
     "run_md",
+    "trajectory_vdos",
+    "vacf",
+    "vdos",
 ]
