@@ -30,13 +30,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from softcalc.bench.predictions import Split, read_predictions, write_predictions
+from softcalc.bench.report import markdown
 from softcalc.bench.stored import StoredForces
 from softcalc.calibrate import calibrate, select_frames
 from softcalc.data.dataset import ForceDataset
 from softcalc.data.readers import read_datasets
 from softcalc.errors import DataError, SoftcalcError
 from softcalc.evaluation import ForceComparison, compare_forces, structure_forces
-from softcalc.fileio import write_json
+from softcalc.fileio import atomic_path, write_json
 from softcalc.model import ModelCalculator
 from softcalc.registry import load_adapter
 
@@ -324,8 +325,10 @@ def write_outputs(
     stores: dict[str, StoredForces],
     plots: bool = True,
 ) -> None:
-    """summary.json, and the parity and learning-curve PNGs (one each per model)."""
+    """summary.json, summary.md (tables), and the parity and learning-curve PNGs (one each per model)."""
     write_json(out / "summary.json", summary)
+    with atomic_path(out / "summary.md") as tmp:
+        tmp.write_text(markdown(summary))
     if plots:
         from softcalc.bench.plots import learning_curve_plot, softening_parity_plots
 
