@@ -85,6 +85,15 @@ def summary(times: list[float]) -> dict[str, float]:
     return {"median_s": float(median), "q1_s": float(q1), "q3_s": float(q3), "min_s": float(np.min(times))}
 
 
+def bootstrap_ratio_ci(bare: list[float], corrected: list[float], seed: int, n: int = 2000) -> list[float]:
+    """95 % bootstrap interval of median(corrected)/median(bare), resampling call pairs."""
+    rng = np.random.default_rng(seed)
+    b, c = np.asarray(bare), np.asarray(corrected)
+    idx = rng.integers(0, len(b), size=(n, len(b)))
+    ratios = np.median(c[idx], axis=1) / np.median(b[idx], axis=1)
+    return [float(x) for x in np.percentile(ratios, [2.5, 97.5])]
+
+
 def correction_only(base: Calculator, atoms: Atoms, scale: float, repeats: int = 200) -> float:
     """Median seconds of SoftCorrectedCalc's own work around a base whose results are already known."""
     base.calculate(atoms, PROPERTIES, all_changes)
@@ -104,6 +113,7 @@ def benchmark_size(base: Calculator, n_atoms: int, args: argparse.Namespace) -> 
         "bare": bare,
         "corrected": corr,
         "ratio_of_medians": corr["median_s"] / bare["median_s"],
+        "ratio_ci95": bootstrap_ratio_ci(times["bare"], times["corrected"], args.seed),
         "median_paired_ratio": float(np.median(paired)),
         "correction_only_s": correction_only(base, atoms, args.scale),
         "times_s": times,
@@ -118,14 +128,14 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(rows), figsize=(3.6 * len(rows), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(rows), figsize=(max(5.0, 3.8 * len(rows)), 4.0), squeeze=False)
     for ax, row in zip(axes[0], rows):
         data = [np.array(row["times_s"][k]) * 1e3 for k in ("bare", "corrected")]
         ax.boxplot(data, showfliers=True)
         ax.set_xticks([1, 2], ["bare", "corrected"])
         ax.set_ylabel("wall time per E+F+σ call (ms)")
         ax.set_title(f"{row['n_atoms']} atoms: ratio {row['ratio_of_medians']:.3f}")
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
@@ -160,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{n_atoms:5d} atoms  bare {row['bare']['median_s'] * 1e3:9.1f} ms  "
             f"corrected {row['corrected']['median_s'] * 1e3:9.1f} ms  "
-            f"ratio {row['ratio_of_medians']:.4f} (paired {row['median_paired_ratio']:.4f})  "
+            f"ratio {row['ratio_of_medians']:.4f} "
+            f"[95% CI {row['ratio_ci95'][0]:.3f}-{row['ratio_ci95'][1]:.3f}] "
+            f"(paired {row['median_paired_ratio']:.4f})  "
             f"correction alone {row['correction_only_s'] * 1e6:.0f} µs",
             flush=True,
         )
