@@ -212,6 +212,7 @@ def ratio_histogram(path: Path, results: dict[str, dict[str, Any]]) -> None:
         if corr:
             ax.hist(corr, bins=bins, alpha=0.6, label=f"corrected (mean {np.mean(corr):.3f})")
         ax.axvline(1.0, color="k", ls="--", lw=0.8)
+        ax.yaxis.get_major_locator().set_params(integer=True)
         ax.set(xlabel=r"$\omega_{max}$(model) / $\omega_{max}$(DFT)", ylabel="materials", title=name)
         ax.legend(fontsize=8)
     _save(fig, path)
