@@ -207,6 +207,7 @@ std::string PairSoftcalc::evaluate(const std::vector<double> &positions, const s
                                    std::vector<double> &forces, std::vector<double> &energies,
                                    double result[7])
 {
+  if (bridge_ == nullptr) return "no model loaded: pair_coeff * * El1 El2 ... must succeed before a run";
   GilLock gil;
   const Py_ssize_t n = static_cast<Py_ssize_t>(types.size());
   double *h = domain->h;    // xprd yprd zprd yz xz xy
