@@ -55,16 +55,34 @@ def overlap(a: Spectrum, b: Spectrum) -> float:
     return float(1.0 - 0.5 * np.trapezoid(np.abs(ga - gb), grid))
 
 
+def band_limited(spectrum: Spectrum, f_max: float) -> Spectrum:
+    """The part of ``spectrum`` below ``f_max`` THz, renormalised to unit area."""
+    f, g = spectrum
+    keep = f <= f_max
+    return f[keep], g[keep] / np.trapezoid(g[keep], f[keep])
+
+
 def compare_vdos(
     curves: Mapping[str, Spectrum],
     reference: Spectrum | None = None,
     png: str | Path | None = None,
     reference_label: str = "DFT harmonic",
     title: str = "",
+    f_max: float | None = None,
 ) -> dict[str, Any]:
     """Mean frequencies of MD VDOS ``curves`` (e.g. ``{"bare": ..., "corrected": ...}``) and, with a
-    ``reference`` DOS, their ratio to it and their overlap; optionally a plot of all of them."""
+    ``reference`` DOS, their ratio to it and their overlap; optionally a plot of all of them.
+
+    MD spectra are compared below ``f_max`` THz (default: 1.5 × the reference's highest frequency),
+    which keeps the noise floor of short runs up to the Nyquist frequency out of the moments.
+    """
+    if f_max is None and reference is not None:
+        f_max = 1.5 * float(reference[0][reference[1] > 1e-3 * reference[1].max()].max())
+    if f_max is not None:
+        curves = {k: band_limited(c, f_max) for k, c in curves.items()}
     out: dict[str, Any] = {"mean_frequency_THz": {k: mean_frequency(c) for k, c in curves.items()}}
+    if f_max is not None:
+        out["f_max_THz"] = f_max
     if reference is not None:
         ref_mean = mean_frequency(reference)
         out["mean_frequency_THz"][reference_label] = ref_mean
