@@ -100,7 +100,9 @@ def time_lmp_ranks(atoms: Atoms, pair: dict, steps: int, nprocs: int, workdir: P
     (workdir / "in.bench").write_text("\n".join(lines) + "\n")
     launcher = [str(executable("mpirun")), "-np", str(nprocs)] if nprocs > 1 else []
     proc = subprocess.run([*launcher, str(executable("lmp")), "-in", "in.bench", "-log", "none", "-nocite"],
-                          cwd=workdir, env=plugin_environment(), capture_output=True, text=True, check=True)
+                          cwd=workdir, env=plugin_environment(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"lmp failed on {nprocs} rank(s):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     loop = re.findall(r"Loop time of ([0-9.eE+-]+) on (\d+) procs for (\d+) steps", proc.stdout)[-1]
     assert int(loop[1]) == nprocs and int(loop[2]) == steps
     return float(loop[0]) / steps
@@ -179,7 +181,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench_out/lammps"))
     args = parser.parse_args()
     args.steps = args.steps or (10 if args.mode == "overhead" else 1000)
-    options = {k: v for k, v in {"scale": args.scale, "correction": args.correction}.items() if v is not None}
+    correction = str(Path(args.correction).resolve()) if args.correction else None  # lmp runs elsewhere
+    options = {k: v for k, v in {"scale": args.scale, "correction": correction}.items() if v is not None}
     pair = {"model": args.model, "options": options}
     plugin_path()  # build before any timing
     result = overhead(args, pair) if args.mode == "overhead" else drift(args, pair)
