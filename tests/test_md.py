@@ -78,6 +78,8 @@ def test_sigkill_then_resume_gives_the_uninterrupted_trajectory(tmp_path: Path) 
     proc.wait()
     killed_at = committed_frames(traj)
     assert 8 <= killed_at < steps // 5 + 1
+    with Trajectory(traj) as t:
+        assert t.metadata["status"] == "running"  # killed: nothing could mark it
 
     res = run_md(CU, corrected_emt(), steps=steps, traj=traj, resume=True, **NVT)
     assert res.steps_run == steps - (killed_at - 1) * 5

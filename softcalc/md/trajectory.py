@@ -2,7 +2,8 @@
 
 Layout (schema ``softcalc.md/1``)::
 
-    /                 attrs: schema, metadata (model, correction, versions, command...), n_frames
+    /                 attrs: schema, metadata (model, correction, versions, command...), n_frames,
+                      status (running, complete, interrupted/unstable at step ...; "running" after a kill)
     /atoms            numbers (N,), masses (N,) amu, pbc (3,)
     /frames/<name>    one row per frame, chunked, gzip-compressed, growing along axis 0:
                       positions (F,N,3) Å, velocities (F,N,3) Å/fs, cell (F,3,3) Å,
@@ -153,6 +154,7 @@ class TrajectoryWriter:
             )
         h5.create_group("checkpoint")
         h5.attrs["n_frames"] = 0
+        h5.attrs["status"] = "running"
         h5.flush()
         return cls(h5)
 
@@ -177,6 +179,7 @@ class TrajectoryWriter:
         if checkpoint is None:
             h5.close()
             raise TrajectoryFileError(f"{path} holds no checkpoint for its {n} committed frames.")
+        h5.attrs["status"] = "running"
         h5.flush()
         return cls(h5), checkpoint
 
