@@ -28,6 +28,17 @@ FD32 = {"h_pos": 3e-3, "h_strain": 1e-3, "force_atol": 1.5e-3, "stress_atol": 4e
 FD64 = {"h_pos": 1e-4, "h_strain": 1e-4, "force_atol": 1e-6, "stress_atol": 3e-7}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """8-atom cells gain nothing from threads, and on a shared CPU extra threads spin and slow down."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 @pytest.fixture(scope="module")
 def calc32() -> softcalc.ModelCalculator:
     return softcalc.load_model("chgnet")
