@@ -113,9 +113,13 @@ class SoftCorrectedCalc(Calculator):
         assert self.atoms is not None
         atoms = self.atoms
         check_structure(atoms, self.info)
-        wanted = {"energy", "forces", *(properties or ())} - {"free_energy"}
-        if "stress" in wanted and not atoms.pbc.all():
+        if "stress" in (properties or ()) and not atoms.pbc.all():
             raise PropertyNotImplementedError("stress needs a 3D periodic cell")
+        wanted = {"energy", "forces", *(properties or ())} - {"free_energy"}
+        if atoms.pbc.all() and "stress" in self.base.implemented_properties:
+            wanted.add("stress")  # computed with the forces at no extra model call; cached for get_stress
+        if "energies" in self.base.implemented_properties:
+            wanted.add("energies")
         if self.correction.kind == "per-species":
             self.results = self._per_species(atoms, wanted)
         else:

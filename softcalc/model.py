@@ -110,6 +110,22 @@ class ModelAdapter(ABC):
         )
 
 
+def default_properties(atoms: Atoms, model: ModelAdapter, requested: Sequence[str] | None) -> list[str]:
+    """Everything one model call gives almost for free, so later ASE getters hit the cache.
+
+    Energy and forces always; stress whenever the cell is 3D periodic (one backward pass yields it
+    with the forces); per-atom energies when the model has them.
+    """
+    wanted = {"energy", "forces", *(requested or ())} - {"free_energy"}
+    if atoms.pbc.all():
+        wanted.add("stress")
+    else:
+        wanted.discard("stress")
+    if model.supports_per_atom_energies:
+        wanted.add("energies")
+    return sorted(wanted)
+
+
 class ModelCalculator(Calculator):
     """ASE calculator for a :class:`ModelAdapter`: what :func:`softcalc.load_model` returns.
 
@@ -139,11 +155,7 @@ class ModelCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         assert self.atoms is not None
         check_structure(self.atoms, self.model.info)
-        wanted = {"energy", "forces", *(properties or ())}
-        wanted.discard("free_energy")
-        if "stress" in wanted and not self.atoms.pbc.all():
-            wanted.discard("stress")
-        results = self.model.compute(self.atoms, sorted(wanted))
+        results = self.model.compute(self.atoms, default_properties(self.atoms, self.model, properties))
         results["free_energy"] = results["energy"]
         self.results = results
 

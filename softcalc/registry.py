@@ -11,6 +11,7 @@ where ``MyPlugin`` subclasses :class:`ModelPlugin`. softcalc itself is never edi
 from __future__ import annotations
 
 import importlib.util
+import os
 import warnings
 from abc import ABC, abstractmethod
 from functools import cache
@@ -18,8 +19,9 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import ClassVar
 
-from softcalc.errors import MissingDependencyError, UnknownModelError
+from softcalc.errors import MissingDependencyError, UnknownModelError, WeightsNotFoundError
 from softcalc.model import ModelAdapter, ModelCalculator
+from softcalc.weights import model_dirs
 
 ENTRY_POINT_GROUP = "softcalc.models"
 
@@ -93,7 +95,7 @@ def _resolve(name_or_path: str) -> tuple[ModelPlugin, str]:
     for plugin in registry.values():
         if key in plugin.names():
             return plugin, name_or_path
-    path = Path(name_or_path).expanduser()
+    path = _model_path(name_or_path)
     if path.exists():
         for plugin in registry.values():
             if plugin.claims_path(path):
@@ -102,12 +104,26 @@ def _resolve(name_or_path: str) -> tuple[ModelPlugin, str]:
             f"no installed plugin recognises the model file {path}. "
             f"Fix: prefix the family, e.g. 'mace:{path}' (families: {', '.join(registry) or 'none'})."
         )
+    if path.suffix or os.sep in name_or_path:
+        searched = [str(Path(name_or_path).expanduser())] + [str(d / name_or_path) for d in model_dirs()]
+        raise WeightsNotFoundError(f"model file {name_or_path!r}", searched)
     known = ", ".join(n for p in registry.values() for n in p.names()) or "none"
     broken = "".join(f" Plugin {name!r} failed to import ({why})." for name, why in _BROKEN.items())
     raise UnknownModelError(
         f"unknown model {name_or_path!r}: it is neither a model name nor an existing path. "
         f"Known names: {known}.{broken} Fix: use one of them, a path to weights, or 'family:path'."
     )
+
+
+def _model_path(name_or_path: str) -> Path:
+    """The path as given, or relative to a ``$SOFTCALC_MODEL_DIR`` folder when only it exists there."""
+    path = Path(name_or_path).expanduser()
+    if path.exists() or path.is_absolute():
+        return path
+    for base in model_dirs():
+        if (base / path).exists():
+            return base / path
+    return path
 
 
 def load_adapter(name_or_path: str | Path, device: str = "cpu", dtype: str | None = None) -> ModelAdapter:

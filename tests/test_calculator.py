@@ -177,3 +177,18 @@ def test_correction_for_another_model_is_refused(tmp_path) -> None:
 def test_not_recommended_correction_warns() -> None:
     with pytest.warns(UserWarning, match="not recommended"):
         SoftCorrectedCalc("toy-morse", correction=Correction(scale=1.3, recommended=False))
+
+
+def test_one_model_call_serves_energy_forces_stress(sige: Atoms, monkeypatch) -> None:
+    """ASE getters called one after another must not re-run the model (MD and NPT call them all)."""
+    calc = SoftCorrectedCalc("toy-morse", scale=1.1)
+    model = calc.base.model
+    calls = []
+    original = model.compute
+    monkeypatch.setattr(model, "compute", lambda atoms, props: calls.append(props) or original(atoms, props))
+    sige.calc = calc
+    sige.get_potential_energy()
+    sige.get_forces()
+    sige.get_stress()
+    sige.get_potential_energies()
+    assert len(calls) == 1

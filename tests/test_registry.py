@@ -7,7 +7,7 @@ from importlib.metadata import entry_points
 import pytest
 
 import softcalc
-from softcalc.errors import UnknownModelError
+from softcalc.errors import UnknownModelError, WeightsNotFoundError
 from softcalc.registry import ENTRY_POINT_GROUP, plugins
 
 
@@ -31,6 +31,20 @@ def test_load_by_name_prefix_and_path(tmp_path) -> None:
 def test_unknown_model_lists_known_names() -> None:
     with pytest.raises(UnknownModelError, match="toy-morse"):
         softcalc.load_model("no-such-model")
+
+
+def test_missing_weights_file_lists_paths_searched(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SOFTCALC_MODEL_DIR", str(tmp_path))
+    with pytest.raises(WeightsNotFoundError, match="Searched") as info:
+        softcalc.load_model("mace/missing.model")
+    assert str(tmp_path / "mace/missing.model") in str(info.value)
+
+
+def test_path_relative_to_model_dir(tmp_path, monkeypatch) -> None:
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x/w.toy").write_text("")
+    monkeypatch.setenv("SOFTCALC_MODEL_DIR", str(tmp_path))
+    assert softcalc.load_model("x/w.toy").info.name == "toy-morse"
 
 
 def test_unclaimed_file_suggests_family_prefix(tmp_path) -> None:
