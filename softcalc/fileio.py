@@ -31,7 +31,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def _to_builtin(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """``json.dumps`` default: numpy scalars and arrays, paths."""
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
@@ -44,4 +45,4 @@ def _to_builtin(obj: Any) -> Any:
 def write_json(path: str | Path, data: Any) -> None:
     """Write ``data`` as indented JSON atomically (numpy scalars and arrays allowed)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=_to_builtin, allow_nan=True) + "\n")
+        tmp.write_text(json.dumps(data, indent=2, default=json_default, allow_nan=True) + "\n")

@@ -17,7 +17,7 @@ import numpy as np
 from ase import Atoms
 
 from softcalc.errors import DataError
-from softcalc.fileio import _to_builtin, atomic_path
+from softcalc.fileio import json_default, atomic_path
 
 FORMAT_VERSION = 1
 
@@ -52,7 +52,7 @@ def write_h5(
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         group = f.create_group(kind)
         group.attrs["format_version"] = FORMAT_VERSION
-        group.attrs["metadata"] = json.dumps(dict(metadata or {}), default=_to_builtin)
+        group.attrs["metadata"] = json.dumps(dict(metadata or {}), default=json_default)
         for name, value in arrays.items():
             group.create_dataset(name, data=np.asarray(value))
         for name, atoms in structures.items():
