@@ -17,7 +17,7 @@ import numpy as np
 from ase import Atoms
 
 from softcalc.errors import DataError
-from softcalc.fileio import json_default, atomic_path
+from softcalc.fileio import atomic_path, json_default
 
 FORMAT_VERSION = 1
 
