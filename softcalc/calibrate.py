@@ -166,7 +166,7 @@ def calibrate(
     Args:
         model: model name/path or a base calculator from :func:`softcalc.load_model`.
         data: calibration data (paths or datasets). With ``frames=K`` the first K frames of each data
-            set (after ``groups`` filtering and ``order``) are fitted and, without ``test``, the rest held out.
+            set (after ``groups`` and ``order``) are fitted and, without ``test``, the rest held out.
         test: held-out data (e.g. mlearn ``test.json``), filtered by ``groups`` too; when given, the
             errors are reported on it alone.
         groups: keep only frames of these structure groups (choose frames resembling your simulation).

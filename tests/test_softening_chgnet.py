@@ -14,7 +14,7 @@ pytest.importorskip("chgnet", reason="CHGNet not installed: pip install 'softcal
 
 
 def test_cli_softening_scale_matches_independent_computation(data_dir, tmp_path) -> None:
-    """s = Σ f_model·f_dft / Σ f_dft² with CHGNet's own ASE calculator and numpy; the CLI agrees within 0.005."""
+    """s = Σ f_model·f_dft / Σ f_dft² with CHGNet's own calculator and numpy; the CLI agrees within 0.005."""
     from chgnet.model import CHGNet, CHGNetCalculator
     from pymatgen.core import Structure
     from pymatgen.io.ase import AseAtomsAdaptor

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_options(p, correction=False)
     p.add_argument("--data", nargs="+", required=True, help="calibration data (files or phonopy folders)")
     p.add_argument("--frames", type=int, help="fit on the first K frames of each data set; hold out the rest")
-    p.add_argument("--test", nargs="+", help="held-out data (replaces the rest of --data as the held-out set)")
+    p.add_argument("--test", nargs="+", help="held-out data (replaces the rest of --data when given)")
     p.add_argument("--groups", help="comma-separated structure groups to use (e.g. AIMD-NVT)")
     p.add_argument(
         "--order", choices=ORDERS, default="file", help="frame order before taking K (default file)"
