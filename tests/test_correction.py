@@ -64,3 +64,14 @@ def test_interrupted_save_leaves_previous_file(tmp_path, monkeypatch) -> None:
         Correction(scale=1.5).save(path)
     assert Correction.load(path).scale == 1.1
     assert [p.name for p in tmp_path.iterdir()] == ["c.json"]
+
+
+def test_saved_files_follow_the_umask(tmp_path) -> None:
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        Correction(scale=1.1).save(tmp_path / "c.json")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "c.json").stat().st_mode & 0o777 == 0o644
