@@ -139,9 +139,11 @@ def nve(args: argparse.Namespace) -> dict[str, object]:
     corr = out["corrected"]["abs_drift_meV_per_atom_per_ps"]
     out["drift_ratio_corrected_over_bare"] = corr / bare if bare else float("inf")
     out["drift_within_1.5x"] = bool(corr <= 1.5 * bare)
+    excursion = {k: out[k]["max_excursion_meV_per_atom"] for k in ("bare", "corrected")}
+    out["excursion_ratio_corrected_over_bare"] = excursion["corrected"] / excursion["bare"]
     reference = harmonic_dos(SI_PHONONS) if SI_PHONONS.is_dir() else None
     out["vdos"] = compare_vdos(spectra, reference, png=args.out / "md_vdos.png",
-                               title=f"Si 64 atoms, NVE ~300 K, {args.model}")
+                               title=f"Si 64 atoms, NVE from 300 K velocities, {args.model}")
     return out
 
 
