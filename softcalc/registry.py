@@ -24,6 +24,8 @@ from softcalc.model import ModelAdapter, ModelCalculator
 from softcalc.weights import model_dirs
 
 ENTRY_POINT_GROUP = "softcalc.models"
+#: file endings that mark a model name as a path to weights (for the missing-weights error)
+WEIGHT_SUFFIXES = frozenset({".model", ".pt", ".pth", ".tar", ".ckpt", ".json", ".toy"})
 
 
 class ModelPlugin(ABC):
@@ -104,8 +106,10 @@ def _resolve(name_or_path: str) -> tuple[ModelPlugin, str]:
             f"no installed plugin recognises the model file {path}. "
             f"Fix: prefix the family, e.g. 'mace:{path}' (families: {', '.join(registry) or 'none'})."
         )
-    if path.suffix or os.sep in name_or_path:
-        searched = [str(Path(name_or_path).expanduser())] + [str(d / name_or_path) for d in model_dirs()]
+    if path.suffix in WEIGHT_SUFFIXES or os.sep in name_or_path:
+        searched = [str(Path(name_or_path).expanduser())]
+        if not path.is_absolute():
+            searched += [str(d / name_or_path) for d in model_dirs()]
         raise WeightsNotFoundError(f"model file {name_or_path!r}", searched)
     known = ", ".join(n for p in registry.values() for n in p.names()) or "none"
     broken = "".join(f" Plugin {name!r} failed to import ({why})." for name, why in _BROKEN.items())

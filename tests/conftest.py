@@ -47,3 +47,14 @@ def model_dir() -> Path:
     if not MODEL_DIR.is_dir():
         pytest.skip(f"shared models not found at {MODEL_DIR} (set SOFTCALC_MODEL_DIR)")
     return MODEL_DIR
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_default_dtype():
+    """Some libraries (mace's MACECalculator) change torch's global default dtype; undo it per test."""
+    torch = sys.modules.get("torch")
+    before = torch.get_default_dtype() if torch is not None else None
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and before is not None:
+        torch.set_default_dtype(before)

@@ -293,7 +293,7 @@ def test_element_not_in_model_is_named(gst_path: Path, gst: Atoms) -> None:
 
 def test_missing_model_file(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.model"
-    with pytest.raises(UnknownModelError, match="nowhere.model"):
+    with pytest.raises(WeightsNotFoundError, match="nowhere.model"):
         load_model(missing)
     with pytest.raises(WeightsNotFoundError, match="nowhere.model"):
         load_model(f"mace:{missing}")
