@@ -22,6 +22,13 @@ using SoftcalcPython::Ref;
 namespace {
 const char *const BRIDGE_MODULE = "softcalc.lammps.bridge";
 const char *const BRIDGE_CLASS = "PairBridge";
+
+// memoryview over a buffer the plugin owns (no copy)
+PyObject *view(const void *data, size_t bytes, bool writable)
+{
+  return PyMemoryView_FromMemory(const_cast<char *>(static_cast<const char *>(data)),
+                                 static_cast<Py_ssize_t>(bytes), writable ? PyBUF_WRITE : PyBUF_READ);
+}
 }    // namespace
 
 PairSoftcalc::PairSoftcalc(LAMMPS *lmp) : Pair(lmp)
@@ -30,7 +37,7 @@ PairSoftcalc::PairSoftcalc(LAMMPS *lmp) : Pair(lmp)
   restartinfo = 0;
   one_coeff = 1;
   manybody_flag = 1;
-  no_virial_fdotr_compute = 1;    // the virial comes from the model's stress
+  no_virial_fdotr_compute = 1;    // gather path: the virial comes from the model's stress
   centroidstressflag = CENTROID_NOTAVAIL;
 }
 
@@ -61,18 +68,20 @@ void PairSoftcalc::check_units()
                            "uses 'units ") + update->unit_style + "'. Fix: put 'units metal' first in the input");
 }
 
-/* pair_style softcalc <model> [correction FILE | scale LAMBDA] [device cpu|cuda] [dtype float32|float64] */
+/* pair_style softcalc <model> [correction FILE | scale LAMBDA] [device cpu|cuda] [dtype float32|float64]
+                           [decompose no|yes] */
 void PairSoftcalc::settings(int narg, char **arg)
 {
   check_units();
   const std::string usage = "Usage: pair_style softcalc <model> [correction FILE | scale LAMBDA] "
-                            "[device cpu|cuda] [dtype float32|float64]";
+                            "[device cpu|cuda] [dtype float32|float64] [decompose no|yes]";
   if (narg < 1) error->all(FLERR, "pair_style softcalc needs a model name or path. " + usage);
   model_ = arg[0];
   correction_.clear();
   dtype_.clear();
   device_ = "cpu";
   has_scale_ = false;
+  decompose_requested_ = false;
   for (int iarg = 1; iarg < narg; iarg += 2) {
     const std::string key = arg[iarg];
     if (iarg + 1 >= narg) error->all(FLERR, "pair_style softcalc: keyword '" + key + "' needs a value. " + usage);
@@ -90,6 +99,8 @@ void PairSoftcalc::settings(int narg, char **arg)
       if (value != "float32" && value != "float64")
         error->all(FLERR, "pair_style softcalc: dtype must be float32 or float64, not '" + value + "'");
       dtype_ = value;
+    } else if (key == "decompose") {
+      decompose_requested_ = utils::logical(FLERR, value, false, lmp) == 1;
     } else {
       error->all(FLERR, "pair_style softcalc: unknown keyword '" + key + "'. " + usage);
     }
@@ -119,71 +130,99 @@ void PairSoftcalc::init_style()
 {
   check_units();
   if (atom->tag_enable == 0) error->all(FLERR, "pair_style softcalc requires atom IDs (atom_modify id yes)");
-  if (atom->natoms > MAXSMALLINT) error->all(FLERR, "pair_style softcalc: too many atoms for the gather path");
-  // no neighbour list: every step the whole system is gathered and the model builds its own graph
+  if (decompose_ && force->newton_pair == 0)
+    error->all(FLERR, "pair_style softcalc decompose yes requires newton pair on: forces on ghost atoms are "
+                      "summed onto their owners by LAMMPS' reverse communication. Fix: 'newton on', or "
+                      "'decompose no'");
+  if (!decompose_ && atom->natoms > MAXSMALLINT)
+    error->all(FLERR, "pair_style softcalc: too many atoms for the gather path. Fix: decompose yes");
+  // no neighbour list: the model builds its own graph from the gathered box or the local + ghost cluster
 }
 
+/* the decomposed path's ghost shell is the receptive field: local atoms' energies are then exact */
 double PairSoftcalc::init_one(int, int)
 {
-  return model_cutoff_;
+  return decompose_ ? receptive_field_ : model_cutoff_;
 }
 
-/* rank 0 fails with root_message ("" = success); every rank then stops with the same LAMMPS error */
-void PairSoftcalc::fail_all_if(const std::string &root_message)
+/* any rank fails with message ("" = success); every rank then stops with the lowest failing rank's error */
+void PairSoftcalc::fail_all_if(const std::string &message)
 {
-  int length = comm->me == 0 ? static_cast<int>(root_message.size()) : 0;
-  MPI_Bcast(&length, 1, MPI_INT, 0, world);
-  if (length == 0) return;
-  std::string message(root_message);
-  message.resize(length);
-  MPI_Bcast(&message[0], length, MPI_CHAR, 0, world);
-  error->all(FLERR, "pair_style softcalc: " + message);
+  const int mine = message.empty() ? comm->nprocs : comm->me;
+  int first = comm->nprocs;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, world);
+  if (first == comm->nprocs) return;
+  int length = static_cast<int>(message.size());
+  MPI_Bcast(&length, 1, MPI_INT, first, world);
+  std::string text(message);
+  text.resize(length);
+  MPI_Bcast(&text[0], length, MPI_CHAR, first, world);
+  error->all(FLERR, "pair_style softcalc: " + text);
 }
 
+/* rank 0 loads the model; with decompose yes (and per-atom energies) every other rank too */
 void PairSoftcalc::create_bridge(const std::vector<std::string> &elements)
 {
-  std::string failure;
-  if (comm->me == 0) {
-    release_bridge();
-    failure = SoftcalcPython::ensure_interpreter();
-    if (failure.empty()) {
-      GilLock gil;
-      Ref module(PyImport_ImportModule(BRIDGE_MODULE));
-      Ref cls(module ? PyObject_GetAttrString(module.get(), BRIDGE_CLASS) : nullptr);
-      Ref names(PyList_New(0));
-      for (const auto &el : elements) {
-        Ref item(PyUnicode_FromString(el.c_str()));
-        PyList_Append(names.get(), item.get());
-      }
-      Ref args(Py_BuildValue("(sO)", model_.c_str(), names.get()));
-      Ref kwargs(PyDict_New());
-      Ref device(PyUnicode_FromString(device_.c_str()));
-      PyDict_SetItemString(kwargs.get(), "device", device.get());
-      if (!correction_.empty()) {
-        Ref path(PyUnicode_FromString(correction_.c_str()));
-        PyDict_SetItemString(kwargs.get(), "correction", path.get());
-      }
-      if (has_scale_) {
-        Ref scale(PyFloat_FromDouble(scale_));
-        PyDict_SetItemString(kwargs.get(), "scale", scale.get());
-      }
-      if (!dtype_.empty()) {
-        Ref dtype(PyUnicode_FromString(dtype_.c_str()));
-        PyDict_SetItemString(kwargs.get(), "dtype", dtype.get());
-      }
-      PyObject *bridge = cls ? PyObject_Call(cls.get(), args.get(), kwargs.get()) : nullptr;
-      Ref cutoff(bridge ? PyObject_GetAttrString(bridge, "cutoff") : nullptr);
-      if (cutoff) model_cutoff_ = PyFloat_AsDouble(cutoff.get());
-      failure = SoftcalcPython::take_error();
-      if (failure.empty())
-        bridge_ = bridge;
-      else
-        Py_XDECREF(bridge);
-      if (!failure.empty() && !module) failure += " (is softcalc installed in the embedded Python?)";
-    }
+  release_bridge();
+  bool per_atom_energies = false;
+  fail_all_if(comm->me == 0 ? new_bridge(elements, per_atom_energies) : std::string());
+  double shared[3] = {model_cutoff_, receptive_field_, per_atom_energies ? 1.0 : 0.0};
+  MPI_Bcast(shared, 3, MPI_DOUBLE, 0, world);
+  model_cutoff_ = shared[0];
+  receptive_field_ = shared[1];
+  decompose_ = decompose_requested_ && shared[2] != 0.0;
+  if (decompose_requested_ && !decompose_ && comm->me == 0)
+    error->warning(FLERR, "pair_style softcalc: model " + model_ + " gives no per-atom energies, so decompose "
+                          "yes falls back to the gather path (all atoms evaluated on rank 0)");
+  if (decompose_) fail_all_if(comm->me != 0 ? new_bridge(elements, per_atom_energies) : std::string());
+  no_virial_fdotr_compute = decompose_ ? 0 : 1;
+}
+
+/* PairBridge(model, elements, **options) on this rank; returns "" or the error */
+std::string PairSoftcalc::new_bridge(const std::vector<std::string> &elements, bool &per_atom_energies)
+{
+  std::string failure = SoftcalcPython::ensure_interpreter();
+  if (!failure.empty()) return failure;
+  GilLock gil;
+  Ref module(PyImport_ImportModule(BRIDGE_MODULE));
+  Ref cls(module ? PyObject_GetAttrString(module.get(), BRIDGE_CLASS) : nullptr);
+  Ref names(PyList_New(0));
+  for (const auto &el : elements) {
+    Ref item(PyUnicode_FromString(el.c_str()));
+    PyList_Append(names.get(), item.get());
   }
-  fail_all_if(failure);
-  MPI_Bcast(&model_cutoff_, 1, MPI_DOUBLE, 0, world);
+  Ref args(Py_BuildValue("(sO)", model_.c_str(), names.get()));
+  Ref kwargs(PyDict_New());
+  Ref device(PyUnicode_FromString(device_.c_str()));
+  PyDict_SetItemString(kwargs.get(), "device", device.get());
+  if (!correction_.empty()) {
+    Ref path(PyUnicode_FromString(correction_.c_str()));
+    PyDict_SetItemString(kwargs.get(), "correction", path.get());
+  }
+  if (has_scale_) {
+    Ref scale(PyFloat_FromDouble(scale_));
+    PyDict_SetItemString(kwargs.get(), "scale", scale.get());
+  }
+  if (!dtype_.empty()) {
+    Ref dtype(PyUnicode_FromString(dtype_.c_str()));
+    PyDict_SetItemString(kwargs.get(), "dtype", dtype.get());
+  }
+  PyObject *bridge = cls ? PyObject_Call(cls.get(), args.get(), kwargs.get()) : nullptr;
+  Ref cutoff(bridge ? PyObject_GetAttrString(bridge, "cutoff") : nullptr);
+  Ref field(cutoff ? PyObject_GetAttrString(bridge, "receptive_field") : nullptr);
+  Ref per_atom(field ? PyObject_GetAttrString(bridge, "has_per_atom_energies") : nullptr);
+  if (per_atom) {
+    model_cutoff_ = PyFloat_AsDouble(cutoff.get());
+    receptive_field_ = PyFloat_AsDouble(field.get());
+    per_atom_energies = PyObject_IsTrue(per_atom.get()) == 1;
+  }
+  failure = SoftcalcPython::take_error();
+  if (failure.empty())
+    bridge_ = bridge;
+  else
+    Py_XDECREF(bridge);
+  if (!failure.empty() && !module) failure += " (is softcalc installed in the embedded Python?)";
+  return failure;
 }
 
 void PairSoftcalc::release_bridge()
@@ -215,15 +254,11 @@ std::string PairSoftcalc::evaluate(const std::vector<double> &positions, const s
   Ref cell(Py_BuildValue("(ddddddddd)", h[0], 0.0, 0.0, h[5], h[1], 0.0, h[4], h[3], h[2]));
   Ref pbc(Py_BuildValue("(OOO)", domain->xperiodic ? Py_True : Py_False,
                         domain->yperiodic ? Py_True : Py_False, domain->zperiodic ? Py_True : Py_False));
-  Ref pos(PyMemoryView_FromMemory(const_cast<char *>(reinterpret_cast<const char *>(positions.data())),
-                                  3 * n * sizeof(double), PyBUF_READ));
-  Ref typ(PyMemoryView_FromMemory(const_cast<char *>(reinterpret_cast<const char *>(types.data())),
-                                  n * sizeof(int), PyBUF_READ));
-  Ref frc(PyMemoryView_FromMemory(reinterpret_cast<char *>(forces.data()), 3 * n * sizeof(double), PyBUF_WRITE));
+  Ref pos(view(positions.data(), 3 * n * sizeof(double), false));
+  Ref typ(view(types.data(), n * sizeof(int), false));
+  Ref frc(view(forces.data(), 3 * n * sizeof(double), true));
   PyObject *eng = Py_None;
-  Ref eng_view(eflag_atom ? PyMemoryView_FromMemory(reinterpret_cast<char *>(energies.data()),
-                                                    n * sizeof(double), PyBUF_WRITE)
-                          : nullptr);
+  Ref eng_view(eflag_atom ? view(energies.data(), n * sizeof(double), true) : nullptr);
   if (eng_view) eng = eng_view.get();
   Ref out(PyObject_CallMethod(static_cast<PyObject *>(bridge_), "compute", "OOOOOOi", pos.get(), typ.get(),
                               cell.get(), pbc.get(), frc.get(), eng, vflag_global ? 1 : 0));
@@ -233,14 +268,64 @@ std::string PairSoftcalc::evaluate(const std::vector<double> &positions, const s
   return SoftcalcPython::take_error();
 }
 
+/* This rank: PairBridge.compute_local on local + ghost atoms. energy = the local atoms' energy (eV);
+   forces (3 * nall) and energies (nlocal, when eflag_atom) are filled. Returns "" or the error. */
+std::string PairSoftcalc::evaluate_cluster(const std::vector<double> &positions, const std::vector<int> &types,
+                                           int nlocal, std::vector<double> &forces,
+                                           std::vector<double> &energies, double &energy)
+{
+  if (bridge_ == nullptr) return "no model loaded: pair_coeff * * El1 El2 ... must succeed before a run";
+  GilLock gil;
+  const size_t nall = types.size();
+  Ref pos(view(positions.data(), 3 * nall * sizeof(double), false));
+  Ref typ(view(types.data(), nall * sizeof(int), false));
+  Ref frc(view(forces.data(), 3 * nall * sizeof(double), true));
+  PyObject *eng = Py_None;
+  Ref eng_view(eflag_atom ? view(energies.data(), nlocal * sizeof(double), true) : nullptr);
+  if (eng_view) eng = eng_view.get();
+  Ref out(PyObject_CallMethod(static_cast<PyObject *>(bridge_), "compute_local", "OOiOO", pos.get(), typ.get(),
+                              nlocal, frc.get(), eng));
+  if (out) energy = PyFloat_AsDouble(out.get());
+  return SoftcalcPython::take_error();
+}
+
 void PairSoftcalc::compute(int eflag, int vflag)
 {
   ev_init(eflag, vflag);
-  const int me = comm->me, nprocs = comm->nprocs, nlocal = atom->nlocal;
-  if (vflag_atom && !warned_vatom_ && me == 0)
+  if (vflag_atom && !warned_vatom_ && comm->me == 0)
     error->warning(FLERR, "pair_style softcalc gives no per-atom virial: compute stress/atom reads zeros "
                           "(the global virial and pressure are exact)");
   warned_vatom_ = warned_vatom_ || vflag_atom;
+  if (decompose_)
+    compute_decomposed();
+  else
+    compute_gathered();
+}
+
+/* each rank evaluates its local atoms' energy on the cluster of local + ghost atoms */
+void PairSoftcalc::compute_decomposed()
+{
+  const int nlocal = atom->nlocal, nall = nlocal + atom->nghost;
+  std::vector<double> positions(3 * nall), forces(3 * nall, 0.0), energies(eflag_atom ? nlocal : 0, 0.0);
+  std::vector<int> types(atom->type, atom->type + nall);
+  for (int i = 0; i < nall; i++)
+    for (int k = 0; k < 3; k++) positions[3 * i + k] = atom->x[i][k] - domain->boxlo[k];
+  double energy = 0.0;
+  fail_all_if(nlocal > 0 ? evaluate_cluster(positions, types, nlocal, forces, energies, energy) : "");
+
+  double **f = atom->f;
+  for (int i = 0; i < nall; i++)    // ghost forces reach their owners through reverse communication
+    for (int k = 0; k < 3; k++) f[i][k] += forces[3 * i + k];
+  if (eflag_atom)
+    for (int i = 0; i < nlocal; i++) eatom[i] += energies[i];
+  if (eflag_global) eng_vdwl += energy;
+  if (vflag_fdotr) virial_fdotr_compute();
+}
+
+/* all atoms on rank 0, ordered by atom ID; results broadcast */
+void PairSoftcalc::compute_gathered()
+{
+  const int me = comm->me, nprocs = comm->nprocs, nlocal = atom->nlocal;
 
   // gather IDs, types and positions of all local atoms on rank 0
   std::vector<int> counts(nprocs), displs(nprocs), counts3(nprocs), displs3(nprocs);

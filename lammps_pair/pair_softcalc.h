@@ -1,11 +1,20 @@
 /* softcalc: pair_style softcalc, a softening-corrected universal ML potential evaluated in Python.
 
    pair_style softcalc <model> [correction FILE | scale LAMBDA] [device cpu|cuda] [dtype float32|float64]
+                               [decompose no|yes]
    pair_coeff * * El1 El2 ...          (one element per atom type; units metal)
 
-   Every step the local atoms of all ranks are gathered on rank 0 (ordered by atom ID), evaluated with
-   softcalc.SoftCorrectedCalc through softcalc.lammps.bridge.PairBridge, and energy, forces, global
-   virial and per-atom energies are broadcast back. */
+   decompose no (default, the gather path): every step the local atoms of all ranks are gathered on
+   rank 0 (ordered by atom ID), evaluated with softcalc.SoftCorrectedCalc through
+   softcalc.lammps.bridge.PairBridge, and energy, forces, global virial and per-atom energies are
+   broadcast back. Correct on any number of ranks, but only rank 0 evaluates the model.
+
+   decompose yes (domain decomposition): the ghost cutoff is the model's receptive field
+   (n_message_passing * cutoff); every rank holds the model and evaluates its local + ghost atoms as a
+   non-periodic cluster, weighting per-atom energies by the correction's lambda for local atoms and 0
+   for ghosts. Forces on ghosts are summed onto their owners by LAMMPS (needs newton pair on); the
+   virial is sum r_i . f_i over local and ghost atoms (fdotr). Needs a model with per-atom energies;
+   other models fall back to the gather path with a warning. */
 
 #ifndef SOFTCALC_PAIR_SOFTCALC_H
 #define SOFTCALC_PAIR_SOFTCALC_H
@@ -35,18 +44,27 @@ class PairSoftcalc : public Pair {
   std::string dtype_;            // "" lets the plugin choose
   double scale_ = 1.0;
   bool has_scale_ = false;
-  double model_cutoff_ = 0.0;    // Å, from the model (sets the ghost/neighbour cutoff)
-  void *bridge_ = nullptr;       // PyObject *: softcalc.lammps.bridge.PairBridge (rank 0 only)
+  bool decompose_requested_ = false;    // keyword decompose yes
+  bool decompose_ = false;              // decomposed path in use (requested and the model allows it)
+  double model_cutoff_ = 0.0;           // Å, the model's cutoff (the gather path's pair cutoff)
+  double receptive_field_ = 0.0;        // Å, n_message_passing * cutoff (the decomposed ghost shell)
+  void *bridge_ = nullptr;    // PyObject *: softcalc.lammps.bridge.PairBridge (rank 0; all ranks decomposed)
   bool warned_vatom_ = false;
 
   void allocate();
   void check_units();
   void create_bridge(const std::vector<std::string> &elements);
+  std::string new_bridge(const std::vector<std::string> &elements, bool &per_atom_energies);
   void release_bridge();
-  void fail_all_if(const std::string &root_message);
+  void fail_all_if(const std::string &message);
+  void compute_gathered();
+  void compute_decomposed();
   std::string evaluate(const std::vector<double> &positions, const std::vector<int> &types,
                        std::vector<double> &forces, std::vector<double> &energies,
                        double result[7]);
+  std::string evaluate_cluster(const std::vector<double> &positions, const std::vector<int> &types,
+                               int nlocal, std::vector<double> &forces, std::vector<double> &energies,
+                               double &energy);
 };
 
 }    // namespace LAMMPS_NS

@@ -147,18 +147,49 @@ class SoftCorrectedCalc(Calculator):
         return out
 
     def _per_species(self, atoms: Atoms, wanted: set[str]) -> dict[str, Any]:
+        return self.local_energy(atoms, compute_stress="stress" in wanted)
+
+    def local_energy(
+        self, atoms: Atoms, owned: np.ndarray | None = None, compute_stress: bool = False
+    ) -> dict[str, Any]:
+        """Corrected energy of the atoms flagged ``owned``, differentiated with respect to every atom.
+
+        E' = Σ_(i owned) [μ_Zi + λ_Zi (e_i - μ_Zi)]. With ``owned`` None every atom is owned (the
+        usual corrected energy). With a cluster of a spatial domain's atoms plus a ghost shell at least
+        as thick as the model's receptive field (LAMMPS domain decomposition), the owned atoms' e_i are
+        exact and the ghosts only shape their environment.
+
+        Args:
+            atoms: the structure or cluster (a ghost-shell cluster is non-periodic).
+            owned: (N,) bool, the atoms whose energy counts; default all.
+            compute_stress: also return the stress (periodic cells only).
+
+        Returns:
+            ``energy`` (eV), ``forces`` ((N, 3) eV/Å, on owned and ghost atoms), ``energies``
+            ((N,) eV, corrected per-atom energies, zero for atoms not owned) and ``stress`` (eV/Å³).
+
+        Raises:
+            PerAtomEnergyNotSupportedError: the model gives no differentiable per-atom energies.
+        """
+        model = getattr(self.base, "model", None)
+        if model is None or not model.supports_per_atom_energies:
+            raise PerAtomEnergyNotSupportedError(
+                f"{self.info.name if self.info else type(self.base).__name__} gives no differentiable "
+                "per-atom energies, so the energy of a subset of atoms cannot be evaluated."
+            )
+        check_structure(atoms, self.info)
         symbols = atoms.get_chemical_symbols()
+        mask = np.ones(len(atoms), dtype=bool) if owned is None else np.asarray(owned, dtype=bool)
         lam = self.correction.atom_scales(symbols)
-        mu = self._anchors(symbols)
-        model = self.base.model  # type: ignore[attr-defined]
-        res = model.weighted_energy(atoms, lam, compute_stress="stress" in wanted)
-        shift = mu * (1.0 - lam)
+        mu = self._anchors(symbols) if np.any(lam != 1.0) else np.zeros(len(atoms))
+        res = model.weighted_energy(atoms, np.where(mask, lam, 0.0), compute_stress=compute_stress)
+        shift = np.where(mask, mu * (1.0 - lam), 0.0)
         out: dict[str, Any] = {
             "energy": float(shift.sum() + res["energy"]),
             "forces": np.asarray(res["forces"]),
-            "energies": shift + lam * np.asarray(res["energies"]),
+            "energies": np.where(mask, shift + lam * np.asarray(res["energies"]), 0.0),
         }
-        if "stress" in wanted:
+        if compute_stress and "stress" in res:
             out["stress"] = np.asarray(res["stress"])
         return out
 

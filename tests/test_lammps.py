@@ -108,12 +108,24 @@ def run_module(tmp_path: Path, atoms: Atoms, model: str, plugin: Path, **options
 
 
 def run_lmp(
-    tmp_path: Path, atoms: Atoms, model: str, plugin: Path, nprocs: int = 1, **options: object
+    tmp_path: Path,
+    atoms: Atoms,
+    model: str,
+    plugin: Path,
+    nprocs: int = 1,
+    processors: str | None = None,
+    **options: object,
 ) -> Result:
-    """Run the `lmp` executable (under mpirun for nprocs > 1); the plugin loads from LAMMPS_PLUGIN_PATH."""
+    """Run the `lmp` executable (under mpirun for nprocs > 1); the plugin loads from LAMMPS_PLUGIN_PATH.
+
+    ``processors``: a processor grid ("2 1 1") set before the box is read.
+    """
     values = " ".join(f"$({key}:%.12g)" for key in THERMO)
+    commands = script(tmp_path / "data.lmp", atoms, model, None, **options)
     lines = [
-        *script(tmp_path / "data.lmp", atoms, model, None, **options),
+        *commands[:1],
+        *([f"processors {processors}"] if processors else []),
+        *commands[1:],
         f'print "RESULT {values}"',
         "write_dump all custom forces.dump id fx fy fz c_pe modify sort id format float %.15g",
     ]
@@ -126,6 +138,8 @@ def run_lmp(
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     grid = re.search(r"(\d+) by (\d+) by (\d+) MPI processor grid", proc.stdout)
     assert grid is not None and np.prod([int(g) for g in grid.groups()]) == nprocs
+    if processors:
+        assert " ".join(grid.groups()) == processors
     values = [float(v) for v in proc.stdout.split("RESULT ")[-1].split()[: len(THERMO)]]
     dump = np.loadtxt(tmp_path / "forces.dump", skiprows=9)
     return Result(values[0], dump[:, 1:4], dump[:, 4], np.array(values[1:]) * BAR_TO_GPA)
@@ -186,6 +200,43 @@ def test_mace_three_elements(tmp_path: Path, plugin: Path) -> None:
     assert_agree(got, reference(gst, str(MACE_SWA), scale=1.2), len(gst))
 
 
+def test_toy_decomposed_module(tmp_path: Path, plugin: Path, si64: Atoms) -> None:
+    """One rank, ghost shell of one receptive field: the cluster holds periodic images of the box."""
+    got = run_module(tmp_path, si64, "toy-morse", plugin, scale=1.15, decompose=True)
+    assert_agree(got, reference(si64, "toy-morse", scale=1.15), len(si64))
+
+
+@pytest.mark.parametrize(
+    ("nprocs", "processors", "per_species"),
+    [(1, None, True), (2, "2 1 1", False), (2, "2 1 1", True), (2, "1 1 2", True)],
+    ids=["1rank-species", "2x1x1-global", "2x1x1-species", "1x1x2-species"],
+)
+def test_toy_decomposed_lmp(
+    tmp_path: Path, plugin: Path, sige_triclinic: Atoms, nprocs: int, processors: str | None,
+    per_species: bool,
+) -> None:
+    """Triclinic SiGe split between ranks: ghost forces summed onto owners, fdotr virial, pe/atom."""
+    if per_species:
+        path = tmp_path / "sige.json"
+        Correction(species_scales={"Si": 1.1, "Ge": 1.25}).save(path)
+        options: dict[str, object] = {"correction": path}
+    else:
+        options = {"scale": 1.15}
+    got = run_lmp(tmp_path, sige_triclinic, "toy-morse", plugin, nprocs, processors, decompose=True,
+                  **options)
+    assert_agree(got, reference(sige_triclinic, "toy-morse", **options), len(sige_triclinic))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_mace_decomposed_lmp(tmp_path: Path, plugin: Path, nprocs: int) -> None:
+    if not MACE_SWA.is_file():
+        pytest.skip(f"{MACE_SWA} not found")
+    gst = ase.io.read(MODEL_DIR / "mace" / "validate.xyz", index=0)  # Ge2Sb2Te5, 81 atoms, triclinic
+    got = run_lmp(tmp_path, gst, str(MACE_SWA), plugin, nprocs, scale=1.2, decompose=True)
+    assert_agree(got, reference(gst, str(MACE_SWA), scale=1.2), len(gst))
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -194,8 +245,10 @@ def test_mace_three_elements(tmp_path: Path, plugin: Path) -> None:
         (lambda c: [*c[:-1], "pair_coeff * * Fe"], "does not cover element"),
         (lambda c: [*c[:-1], "pair_coeff * * Xx"], "not a chemical element"),
         (lambda c: [*c[:-2], "pair_style softcalc toy-morse scale", c[-1]], "needs a value"),
+        (lambda c: [*c[:-2], "newton off on", c[-2] + " decompose yes", c[-1]], "requires newton pair on"),
     ],
-    ids=["units", "missing-element", "element-not-in-model", "bad-symbol", "bad-keyword"],
+    ids=["units", "missing-element", "element-not-in-model", "bad-symbol", "bad-keyword",
+         "decompose-newton-off"],
 )
 def test_setup_errors_are_lammps_errors(
     tmp_path: Path, plugin: Path, si64: Atoms, change, message: str

@@ -1,8 +1,10 @@
 """The Python side of ``pair_style softcalc``: what the C++ plugin calls every step.
 
-The plugin gathers all atoms on rank 0, ordered by atom ID, and calls :meth:`PairBridge.compute`
-with read-only buffers (positions, types) and writable ones (forces, per-atom energies) it owns.
-Units are LAMMPS ``metal`` units, which are softcalc's: Å, eV, eV/Å; the virial is in eV.
+Gather path (``decompose no``): the plugin gathers all atoms on rank 0, ordered by atom ID, and calls
+:meth:`PairBridge.compute` on the periodic box. Decomposed path (``decompose yes``): every rank calls
+:meth:`PairBridge.compute_local` on its local atoms plus a ghost shell of one receptive field. Both
+get read-only buffers (positions, types) and fill writable ones (forces, per-atom energies) the plugin
+owns. Units are LAMMPS ``metal`` units, which are softcalc's: Å, eV, eV/Å; the virial is in eV.
 """
 
 from __future__ import annotations
@@ -61,8 +63,10 @@ class PairBridge:
             raise UnsupportedElementsError(info.name, missing)
         self.elements = list(elements)
         self.numbers = np.array([atomic_numbers[el] for el in elements])
-        #: interaction cutoff in Å (LAMMPS' pair cutoff)
+        #: interaction cutoff in Å (LAMMPS' pair cutoff on the gather path)
         self.cutoff = float(info.cutoff)
+        #: n_message_passing × cutoff in Å: the ghost shell of the decomposed path
+        self.receptive_field = float(info.receptive_field)
         self.has_per_atom_energies = "energies" in self.calc.base.implemented_properties
         self._warned_virial = False
 
@@ -119,3 +123,27 @@ class PairBridge:
             np.frombuffer(energies, dtype=np.float64)[:] = res["energies"]
         virial = lammps_virial(res["stress"], atoms.get_volume()) if want_virial else np.zeros(6)
         return (float(res["energy"]), *map(float, virial))
+
+    def compute_local(
+        self,
+        positions: memoryview,
+        types: memoryview,
+        nlocal: int,
+        forces: memoryview,
+        energies: memoryview | None,
+    ) -> float:
+        """Evaluate one rank's share: the corrected energy of its ``nlocal`` local atoms (eV).
+
+        ``positions`` and ``types`` hold the local atoms first, then the ghost atoms (periodic images
+        included) out to one receptive field; they form a non-periodic cluster. Fills ``forces``
+        (eV/Å) for local and ghost atoms (LAMMPS sums ghost forces onto their owners) and, when given,
+        ``energies`` (eV) for the local atoms.
+        """
+        pos = np.frombuffer(positions, dtype=np.float64).reshape(-1, 3)
+        typ = np.frombuffer(types, dtype=np.intc)
+        cluster = Atoms(numbers=self.numbers[typ - 1], positions=pos, pbc=False)
+        res = self.calc.local_energy(cluster, np.arange(len(cluster)) < nlocal)
+        np.frombuffer(forces, dtype=np.float64).reshape(-1, 3)[:] = res["forces"]
+        if energies is not None:
+            np.frombuffer(energies, dtype=np.float64)[:] = res["energies"][:nlocal]
+        return res["energy"]

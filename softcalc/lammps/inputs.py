@@ -32,8 +32,13 @@ def pair_style(
     scale: float | None = None,
     device: str = "cpu",
     dtype: str | None = None,
+    decompose: bool = False,
 ) -> str:
-    """The ``pair_style softcalc`` line for a model and its correction (file or global scale)."""
+    """The ``pair_style softcalc`` line for a model and its correction (file or global scale).
+
+    ``decompose``: evaluate each rank's atoms with a ghost shell of one receptive field (needs
+    ``newton on``, the default) instead of gathering all atoms on rank 0.
+    """
     words = ["pair_style softcalc", str(model)]
     if correction is not None:
         words += ["correction", str(correction)]
@@ -43,6 +48,8 @@ def pair_style(
         words += ["device", device]
     if dtype is not None:
         words += ["dtype", dtype]
+    if decompose:
+        words += ["decompose", "yes"]
     return " ".join(words)
 
 
@@ -57,7 +64,7 @@ def setup_commands(
     """Commands reading ``data_file`` and setting up ``pair_style softcalc`` (metal units, periodic).
 
     ``plugin``: a ``plugin load`` line for this path (omit when LAMMPS_PLUGIN_PATH loads it);
-    ``pair_options``: ``correction``, ``scale``, ``device``, ``dtype`` of :func:`pair_style`.
+    ``pair_options``: ``correction``, ``scale``, ``device``, ``dtype``, ``decompose`` of :func:`pair_style`.
     """
     commands = ["units metal", "atom_style atomic", "atom_modify map array", "boundary p p p",
                 f"read_data {data_file}"]
