@@ -91,7 +91,19 @@ def _fit_global(comp: ForceComparison, n_boot: int, rng: np.random.Generator) ->
         ok = den > 0
         boots.append((w @ a)[ok] / den[ok])
     samples = np.concatenate(boots) if boots else np.array([])
-    return {"scale": float(a.sum() / b.sum()), "samples": samples}
+    scale = float(a.sum() / b.sum())
+    _check_fitted(scale, "λ")
+    return {"scale": scale, "samples": samples}
+
+
+def _check_fitted(value: float, what: str) -> None:
+    if not np.isfinite(value) or value <= 0:
+        raise DataError(
+            f"the fitted {what} = {value:.4g} is not positive: the DFT forces of the calibration frames "
+            "carry no usable signal (all zero, as in perfect or uniformly strained crystals) or "
+            "anti-correlate with the model. Fix: calibrate on frames with non-zero forces (AIMD "
+            "snapshots, rattled or displaced structures)."
+        )
 
 
 def _fit_species(
@@ -109,6 +121,8 @@ def _fit_species(
         return np.linalg.lstsq(mat, vec, rcond=None)[0]
 
     lam = solve(m_atoms.sum(0), v_atoms.sum(0))
+    for z, value in zip(species, lam):
+        _check_fitted(float(value), f"λ_{z}")
     boots = []
     for start in range(0, n_boot, 200):
         w = _bootstrap_weights(owner, len(f), min(200, n_boot - start), rng)

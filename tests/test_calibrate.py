@@ -203,3 +203,11 @@ def test_cli_reports_bad_input_without_traceback(tmp_path, capsys) -> None:
     assert code == 2
     err = capsys.readouterr().err
     assert "no frames" in err and "Traceback" not in err
+
+
+def test_frames_without_dft_forces_cannot_calibrate() -> None:
+    data = synthetic(2, Correction(scale=1.0))
+    for frame in data.frames:
+        frame.forces[:] = 0.0
+    with pytest.raises(DataError, match="non-zero forces"):
+        calibrate("toy-morse", data, n_bootstrap=10)
