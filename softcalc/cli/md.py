@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--flush-every", type=int, default=10, help="commit to disk every K frames (default 10)")
     p.add_argument("--forces", action="store_true", help="also store forces")
     p.add_argument("--no-stress", action="store_true",
-                   help="do not store the stress (saves one evaluation per frame in NVE/NVT)")
+                   help="do not store the stress (NaN in the file)")
     p.add_argument("--seed", type=int, help="random seed (initial velocities, stochastic thermostats)")
     p.add_argument("--tdamp", type=float, help="thermostat time constant in fs (default 100 time steps)")
     p.add_argument("--pdamp", type=float, help="barostat time constant in fs (default 1000 time steps)")

@@ -147,8 +147,8 @@ def run_md(
         resume: continue ``traj`` from its last committed frame (state, integrator variables, RNG);
             starts anew when the file does not exist yet. overwrite: replace an existing ``traj``
             (without it, an existing file is an error unless resuming).
-        forces: also store forces. stress: store the stress of periodic cells (for NVE/NVT an extra
-            evaluation per frame; NaN when off).
+        forces: also store forces. stress: store the stress of periodic cells (softcalc calculators
+            compute it with the forces, so it costs nothing extra; NaN when off).
         seed: seed of the numpy random generator (velocities, stochastic thermostats).
         tdamp_fs, pdamp_fs: thermostat and barostat time constants in fs.
         friction_per_fs: Langevin friction in 1/fs.
