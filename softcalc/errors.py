@@ -69,3 +69,7 @@ class CorrectionMismatchError(SoftcalcError, ValueError):
 
 class PerAtomEnergyNotSupportedError(SoftcalcError, NotImplementedError):
     """The model cannot provide differentiable per-atom energies (needed by per-species corrections)."""
+
+
+class DeviceError(SoftcalcError, ValueError):
+    """The requested compute device is malformed or not available on this machine."""

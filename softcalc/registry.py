@@ -19,7 +19,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import ClassVar
 
-from softcalc.errors import MissingDependencyError, UnknownModelError, WeightsNotFoundError
+from softcalc.errors import DeviceError, MissingDependencyError, UnknownModelError, WeightsNotFoundError
 from softcalc.model import ModelAdapter, ModelCalculator
 from softcalc.weights import model_dirs
 
@@ -134,7 +134,44 @@ def load_adapter(name_or_path: str | Path, device: str = "cpu", dtype: str | Non
     """Load a model and return its :class:`ModelAdapter` (batch and per-atom interfaces)."""
     plugin, name = _resolve(str(name_or_path))
     plugin.require_package()
-    return plugin.load(name, device=device, dtype=dtype)
+    return plugin.load(name, device=check_device(device), dtype=dtype)
+
+
+def check_device(device: str) -> str:
+    """Validate a torch device string (``"cpu"``, ``"cuda"``, ``"cuda:N"``) before a model is moved there.
+
+    Raises :class:`DeviceError` naming the problem and the fix instead of torch's own error from
+    deep inside model loading.
+    """
+    if device == "cpu":
+        return device
+    try:
+        import torch  # the shipped families run on torch; a plugin without it checks its own devices
+    except ImportError:
+        return device
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise DeviceError(
+            f"device {device!r} is not a torch device. Fix: use 'cpu', 'cuda' or 'cuda:N'."
+        ) from exc
+    if parsed.type == "cpu":
+        return str(device)
+    if parsed.type != "cuda":
+        raise DeviceError(f"device {device!r}: softcalc runs models on 'cpu' or 'cuda' only.")
+    if not torch.cuda.is_available():
+        why = "no CUDA device is visible" if torch.version.cuda else "this torch build has no CUDA support"
+        raise DeviceError(
+            f"device {device!r} requested but {why} (torch {torch.__version__}). "
+            "Fix: use device 'cpu', or install a CUDA build of torch on a machine with a GPU."
+        )
+    if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise DeviceError(
+            f"device {device!r}: only {count} CUDA device(s) visible (cuda:0 to cuda:{count - 1}). "
+            "Fix: pick one of them or set CUDA_VISIBLE_DEVICES."
+        )
+    return str(device)
 
 
 def load_model(name_or_path: str | Path, device: str = "cpu", dtype: str | None = None) -> ModelCalculator:

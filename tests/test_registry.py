@@ -60,3 +60,17 @@ def test_model_calculator_reports_info() -> None:
     assert info.receptive_field == info.cutoff * info.n_message_passing
     assert set(info.reference_energies) == set(info.elements)
     assert "energies" in calc.implemented_properties
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [("gpu0", "not a torch device"), ("mps", "'cpu' or 'cuda' only"), ("cuda:64", "cuda")],
+)
+def test_bad_or_missing_device_is_named_before_the_model_loads(device: str, message: str) -> None:
+    torch = pytest.importorskip("torch")
+    from softcalc.errors import DeviceError
+
+    if device.startswith("cuda") and torch.cuda.device_count() > 64:
+        pytest.skip("a machine with more than 64 CUDA devices")
+    with pytest.raises(DeviceError, match=message):
+        softcalc.load_model("toy-morse", device=device)
