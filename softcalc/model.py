@@ -11,7 +11,7 @@ Units throughout: energies in eV, forces in eV/Å, stress in eV/Å³ (ASE sign c
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -25,6 +25,24 @@ from softcalc.structure import check_structure
 #: Properties every adapter computes.
 BASE_PROPERTIES = ("energy", "free_energy", "forces", "stress")
 
+
+
+def atom_batches(structures: Sequence[Atoms], max_atoms: int) -> Iterator[list[Atoms]]:
+    """Consecutive runs of ``structures`` holding at most ``max_atoms`` atoms each.
+
+    A structure larger than ``max_atoms`` forms a batch of its own. Plugins use this to bound the
+    memory of one batched forward pass in :meth:`ModelAdapter.compute_many`.
+    """
+    batch: list[Atoms] = []
+    n_atoms = 0
+    for atoms in structures:
+        if batch and n_atoms + len(atoms) > max_atoms:
+            yield batch
+            batch, n_atoms = [], 0
+        batch.append(atoms)
+        n_atoms += len(atoms)
+    if batch:
+        yield batch
 
 @dataclass(frozen=True)
 class ModelInfo:

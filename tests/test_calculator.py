@@ -192,3 +192,13 @@ def test_one_model_call_serves_energy_forces_stress(sige: Atoms, monkeypatch) ->
     sige.get_stress()
     sige.get_potential_energies()
     assert len(calls) == 1
+
+
+def test_atom_batches_bound_atoms_and_keep_order() -> None:
+    from softcalc.model import atom_batches
+
+    sizes = [8, 8, 4, 16, 40, 2]
+    structures = [Atoms("H" * n) for n in sizes]
+    batches = list(atom_batches(structures, 17))
+    assert [[len(a) for a in b] for b in batches] == [[8, 8], [4], [16], [40], [2]]
+    assert [a for b in batches for a in b] == structures

@@ -19,6 +19,7 @@ from softcalc_chgnet import _plugin as chgnet_plugin  # noqa: E402
 import softcalc  # noqa: E402
 from softcalc import Correction, SoftCorrectedCalc  # noqa: E402
 from softcalc.errors import InvalidStructureError, UnknownModelError, WeightsNotFoundError  # noqa: E402
+from softcalc.model import atom_batches  # noqa: E402
 from softcalc.weights import weights_sha256  # noqa: E402
 
 #: float32 central differences (steps in Å and in strain): rounding of ~1e-6 eV per site energy against the
@@ -195,7 +196,7 @@ def test_compute_many_matches_compute(calc32, calc64, precision) -> None:
     batched = model.compute_many(structures, props)
     model.max_atoms_per_batch, saved = 17, model.max_atoms_per_batch  # chunks of 8+8, 4, 16
     try:
-        assert [len(c) for c in model._chunks(structures)] == [2, 1, 1]
+        assert [len(c) for c in atom_batches(structures, model.max_atoms_per_batch)] == [2, 1, 1]
         chunked = model.compute_many(structures, props)
     finally:
         model.max_atoms_per_batch = saved

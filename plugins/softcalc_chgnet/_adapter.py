@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from pymatgen.core import Lattice, Structure
 
 from softcalc.autograd import voigt_stress
 from softcalc.errors import InvalidStructureError, SoftcalcError
-from softcalc.model import ModelAdapter, ModelInfo
+from softcalc.model import ModelAdapter, ModelInfo, atom_batches
 from softcalc.structure import check_structure
 from softcalc.weights import weights_sha256
 
@@ -202,19 +202,6 @@ class ChgnetAdapter(ModelAdapter):
         res = self._evaluate([atoms], None, forces=True, stress="stress" in properties)[0]
         return self._select(res, properties)
 
-    def _chunks(self, structures: Sequence[Atoms]) -> Iterator[list[int]]:
-        """Indices of consecutive structures, ≤ ``max_atoms_per_batch`` atoms a chunk (≥ 1 structure)."""
-        chunk: list[int] = []
-        n_atoms = 0
-        for i, atoms in enumerate(structures):
-            if chunk and n_atoms + len(atoms) > self.max_atoms_per_batch:
-                yield chunk
-                chunk, n_atoms = [], 0
-            chunk.append(i)
-            n_atoms += len(atoms)
-        if chunk:
-            yield chunk
-
     def compute_many(
         self, structures: Sequence[Atoms], properties: Sequence[str] = ("energy", "forces")
     ) -> list[dict[str, Any]]:
@@ -226,9 +213,8 @@ class ChgnetAdapter(ModelAdapter):
         for atoms in structures:
             check_structure(atoms, self.info)
         results: list[dict[str, Any]] = []
-        for chunk in self._chunks(structures):
-            batch = [structures[i] for i in chunk]
-            wanted = {"forces": "forces" in properties, "stress": "stress" in properties}
+        wanted = {"forces": "forces" in properties, "stress": "stress" in properties}
+        for batch in atom_batches(structures, self.max_atoms_per_batch):
             results += self._evaluate(batch, None, **wanted)
         return [self._select(res, properties) for res in results]
 

@@ -22,7 +22,7 @@ from ase.data import chemical_symbols
 
 from softcalc.autograd import voigt_stress
 from softcalc.errors import UnknownModelError
-from softcalc.model import ModelAdapter, ModelInfo
+from softcalc.model import ModelAdapter, ModelInfo, atom_batches
 from softcalc.structure import check_structure
 from softcalc.weights import weights_sha256
 
@@ -200,14 +200,8 @@ class MaceAdapter(ModelAdapter):
     ) -> list[dict[str, Any]]:
         """Evaluate structures in batches of at most :attr:`batch_atoms` atoms (one structure minimum)."""
         results: list[dict[str, Any]] = []
-        chunk: list[Atoms] = []
-        for atoms in structures:
-            if chunk and sum(map(len, chunk)) + len(atoms) > self.batch_atoms:
-                results += self._evaluate(chunk, [np.ones(len(a)) for a in chunk], properties)
-                chunk = []
-            chunk.append(atoms)
-        if chunk:
-            results += self._evaluate(chunk, [np.ones(len(a)) for a in chunk], properties)
+        for batch in atom_batches(structures, self.batch_atoms):
+            results += self._evaluate(batch, [np.ones(len(a)) for a in batch], properties)
         return results
 
     def weighted_energy(

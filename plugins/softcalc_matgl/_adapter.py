@@ -25,7 +25,7 @@ from torch_geometric.data import Data
 
 from softcalc.autograd import voigt_stress
 from softcalc.errors import SoftcalcError
-from softcalc.model import ModelAdapter, ModelInfo
+from softcalc.model import ModelAdapter, ModelInfo, atom_batches
 from softcalc.structure import check_structure
 from softcalc_matgl._graph import GraphBatch, build_graph_batch
 
@@ -183,14 +183,8 @@ class MatglAdapter(ModelAdapter):
     ) -> list[dict[str, Any]]:
         """Evaluate ``structures`` as batched graphs of at most :data:`MAX_ATOMS_PER_BATCH` atoms."""
         results: list[dict[str, Any]] = []
-        chunk: list[Atoms] = []
-        for atoms in structures:
-            if chunk and sum(map(len, chunk)) + len(atoms) > MAX_ATOMS_PER_BATCH:
-                results += self._evaluate(chunk, None, properties)
-                chunk = []
-            chunk.append(atoms)
-        if chunk:
-            results += self._evaluate(chunk, None, properties)
+        for batch in atom_batches(structures, MAX_ATOMS_PER_BATCH):
+            results += self._evaluate(batch, None, properties)
         return results
 
     def weighted_energy(
