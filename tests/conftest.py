@@ -10,6 +10,7 @@ import pytest
 
 FIXTURE_DIR = Path(__file__).parent / "plugin_fixture"
 sys.path.insert(0, str(FIXTURE_DIR))  # makes softcalc_toy and its dist-info (entry point) importable
+sys.path.insert(0, str(Path(__file__).parent))  # shared helpers: finite_differences, mace_models
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 os.environ.setdefault("SOFTCALC_MODEL_DIR", str(SHARED / "models"))

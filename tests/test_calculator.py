@@ -8,6 +8,7 @@ from ase import Atoms
 from ase.build import bulk, molecule
 from ase.calculators.emt import EMT
 from ase.optimize import BFGS
+from finite_differences import fd_forces, fd_stress
 
 import softcalc
 from softcalc import Correction, SoftCorrectedCalc
@@ -28,38 +29,6 @@ def sige() -> Atoms:
         atoms.cell @ np.array([[1.0, 0.02, 0.0], [0.0, 0.99, 0.01], [0.03, 0.0, 1.01]]), scale_atoms=True
     )
     return atoms
-
-
-def numeric_forces(atoms: Atoms, calc, h: float = 1e-4) -> np.ndarray:
-    """Central differences of the energy, −∂E/∂R (eV/Å)."""
-    out = np.zeros((len(atoms), 3))
-    for i in range(len(atoms)):
-        for k in range(3):
-            e = []
-            for sign in (1, -1):
-                a = atoms.copy()
-                a.positions[i, k] += sign * h
-                a.calc = calc
-                e.append(a.get_potential_energy())
-            out[i, k] = -(e[0] - e[1]) / (2 * h)
-    return out
-
-
-def numeric_stress(atoms: Atoms, calc, h: float = 1e-5) -> np.ndarray:
-    """(1/V) ∂E/∂ε by central differences of symmetric strains, Voigt (eV/Å³)."""
-    voigt = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
-    out = np.zeros(6)
-    for n, (i, j) in enumerate(voigt):
-        e = []
-        for sign in (1, -1):
-            eps = np.zeros((3, 3))
-            eps[i, j] = eps[j, i] = sign * h / (1 if i == j else 2)
-            a = atoms.copy()
-            a.set_cell(atoms.cell @ (np.eye(3) + eps), scale_atoms=True)
-            a.calc = calc
-            e.append(a.get_potential_energy())
-        out[n] = (e[0] - e[1]) / (2 * h) / atoms.get_volume()
-    return out
 
 
 def test_scale_one_returns_base_results_unchanged(sige: Atoms) -> None:
@@ -99,8 +68,8 @@ def test_corrected_forces_and_stress_are_conservative(sige: Atoms, correction: C
     calc = SoftCorrectedCalc("toy-morse", correction=correction)
     atoms = sige.copy()
     atoms.calc = calc
-    np.testing.assert_allclose(atoms.get_forces(), numeric_forces(sige, calc), atol=1e-6)
-    np.testing.assert_allclose(atoms.get_stress(), numeric_stress(sige, calc), atol=1e-7)
+    np.testing.assert_allclose(atoms.get_forces(), fd_forces(sige, calc, h=1e-4), atol=1e-6)
+    np.testing.assert_allclose(atoms.get_stress(), fd_stress(sige, calc, h=1e-5), atol=1e-7)
 
 
 def test_per_species_with_equal_scales_equals_global(sige: Atoms) -> None:

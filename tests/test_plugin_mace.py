@@ -10,7 +10,6 @@ Tolerances: float64 finite differences 1e-6 eV/Å and 1e-7 eV/Å³; the shared m
 from __future__ import annotations
 
 import shutil
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -19,8 +18,7 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 from ase.io import read
-
-sys.path.insert(0, str(Path(__file__).parent))  # tests/ holds mace_models (importlib import mode)
+from finite_differences import fd_forces, fd_stress  # noqa: E402
 from mace_models import RANDOM_CUTOFF, RANDOM_E0, save_random_mace  # noqa: E402
 
 from softcalc import Correction, SoftCorrectedCalc, load_model  # noqa: E402
@@ -28,7 +26,6 @@ from softcalc.errors import UnknownModelError, UnsupportedElementsError, Weights
 
 pytest.importorskip("mace")
 
-VOIGT = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
 PROPS = ["energy", "forces", "stress", "energies"]
 
 
@@ -82,44 +79,6 @@ def gst() -> Atoms:
     atoms.set_cell(atoms.cell @ np.array([[1.0, 0.03, 0.0], [0.0, 1.0, 0.02], [0.01, 0.0, 0.98]]),
                    scale_atoms=True)
     return atoms
-
-
-def energy_of(atoms: Atoms, calc) -> float:
-    a = atoms.copy()
-    a.calc = calc
-    return a.get_potential_energy()
-
-
-def numeric_forces(atoms: Atoms, calc, components: list[tuple[int, int]], h: float) -> np.ndarray:
-    """−∂E/∂R by central differences for the (atom, axis) components given (eV/Å)."""
-    out = []
-    for i, k in components:
-        e = []
-        for sign in (1, -1):
-            a = atoms.copy()
-            a.positions[i, k] += sign * h
-            e.append(energy_of(a, calc))
-        out.append(-(e[0] - e[1]) / (2 * h))
-    return np.array(out)
-
-
-def numeric_stress(atoms: Atoms, calc, h: float) -> np.ndarray:
-    """(1/V) ∂E/∂ε by central differences of symmetric strains, Voigt (eV/Å³)."""
-    out = np.zeros(6)
-    for n, (i, j) in enumerate(VOIGT):
-        e = []
-        for sign in (1, -1):
-            eps = np.zeros((3, 3))
-            eps[i, j] = eps[j, i] = sign * h / (1 if i == j else 2)
-            a = atoms.copy()
-            a.set_cell(atoms.cell @ (np.eye(3) + eps), scale_atoms=True)
-            e.append(energy_of(a, calc))
-        out[n] = (e[0] - e[1]) / (2 * h) / atoms.get_volume()
-    return out
-
-
-def all_components(atoms: Atoms) -> list[tuple[int, int]]:
-    return [(i, k) for i in range(len(atoms)) for k in range(3)]
 
 
 # -- loading and model information ---------------------------------------------------------------
@@ -216,10 +175,8 @@ def test_corrected_forces_and_stress_are_derivatives_float64(random_calc, sige: 
     a.calc = calc
     forces, stress = a.get_forces(), a.get_stress()
     assert np.abs(forces).max() > 0.1  # a test with vanishing forces could not fail
-    comps = all_components(sige)
-    fd = numeric_forces(sige, calc, comps, h=1e-4)
-    assert np.abs(fd - np.array([forces[i, k] for i, k in comps])).max() < 1e-6
-    assert np.abs(numeric_stress(sige, calc, h=1e-5) - stress).max() < 1e-7
+    assert np.abs(fd_forces(sige, calc, h=1e-4) - forces).max() < 1e-6
+    assert np.abs(fd_stress(sige, calc, h=1e-5) - stress).max() < 1e-7
 
 
 @pytest.mark.parametrize(
@@ -235,9 +192,9 @@ def test_corrected_forces_and_stress_are_derivatives_float32(gst_path: Path, gst
     forces, stress = a.get_forces(), a.get_stress()
     assert np.abs(forces).max() > 0.1
     comps = [(0, 0), (2, 1), (5, 2), (7, 0)]
-    fd = numeric_forces(gst, calc, comps, h=1e-2)
+    fd = fd_forces(gst, calc, h=1e-2, components=comps)
     assert np.abs(fd - np.array([forces[i, k] for i, k in comps])).max() < 5e-3
-    assert np.abs(numeric_stress(gst, calc, h=1e-3) - stress).max() < 5e-5
+    assert np.abs(fd_stress(gst, calc, h=1e-3) - stress).max() < 5e-5
 
 
 def test_scale_one_reproduces_base(random_calc, sige: Atoms) -> None:
