@@ -45,7 +45,7 @@ def si_supercell(n_atoms: int) -> Atoms:
 
 
 def calculators(args: argparse.Namespace, device: str) -> dict[str, object]:
-    base = load_model(args.model, device=device)
+    base = load_model(args.model, device=device, dtype=args.dtype)
     scale = None if args.correction else args.scale
     corrected = SoftCorrectedCalc(base, correction=args.correction, scale=scale)
     return {"bare": base, "corrected": corrected}
@@ -101,6 +101,7 @@ def throughput(args: argparse.Namespace) -> list[dict[str, object]]:
         for size, steps in zip(args.sizes, args.steps):
             cmd = [sys.executable, __file__, "--model", args.model, "--repeats", str(args.repeats),
                    "--child-size", str(size), "--child-steps", str(steps), "--child-device", device]
+            cmd += ["--dtype", args.dtype] if args.dtype else []
             cmd += ["--correction", args.correction] if args.correction else ["--scale", str(args.scale)]
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode:
@@ -112,15 +113,26 @@ def throughput(args: argparse.Namespace) -> list[dict[str, object]]:
     return rows
 
 
-def drift(path: Path) -> dict[str, float]:
-    """Linear drift (meV/atom/ps) and largest excursion (meV/atom) of the NVE total energy."""
+def drift(path: Path, blocks: int = 10) -> dict[str, float]:
+    """Linear drift (meV/atom/ps) with its standard error, and largest excursion (meV/atom), of E_total.
+
+    The standard error comes from a straight-line fit to ``blocks`` block means of the total energy
+    (blocks of 200 fs for 2 ps, far longer than Si's vibrational periods, so the means are nearly
+    independent): a drift smaller than about twice it is not resolved by the run.
+    """
     with Trajectory(path) as t:
         time_ps = t.array("time") / 1000.0
         total = (t.array("potential_energy") + t.array("kinetic_energy")) / len(t.numbers) * 1000.0
         temperature = t.array("temperature")
     slope = np.polyfit(time_ps, total, 1)[0]
+    t_blocks = [b.mean() for b in np.array_split(time_ps, blocks)]
+    e_blocks = [b.mean() for b in np.array_split(total, blocks)]
+    block_slope, cov = np.polyfit(t_blocks, e_blocks, 1, cov=True)
     return {"drift_meV_per_atom_per_ps": float(slope), "abs_drift_meV_per_atom_per_ps": float(abs(slope)),
+            "drift_stderr_meV_per_atom_per_ps": float(np.sqrt(cov[0, 0])),
+            "block_drift_meV_per_atom_per_ps": float(block_slope[0]),
             "max_excursion_meV_per_atom": float(np.max(np.abs(total - total[0]))),
+            "std_total_energy_meV_per_atom": float(total.std()),
             "duration_ps": float(time_ps[-1]), "mean_temperature_K": float(temperature.mean())}
 
 
@@ -139,6 +151,9 @@ def nve(args: argparse.Namespace) -> dict[str, object]:
     corr = out["corrected"]["abs_drift_meV_per_atom_per_ps"]
     out["drift_ratio_corrected_over_bare"] = corr / bare if bare else float("inf")
     out["drift_within_1.5x"] = bool(corr <= 1.5 * bare)
+    stderr = np.hypot(*(out[k]["drift_stderr_meV_per_atom_per_ps"] for k in ("bare", "corrected")))
+    difference = out["corrected"]["drift_meV_per_atom_per_ps"] - out["bare"]["drift_meV_per_atom_per_ps"]
+    out["drift_difference_resolved"] = bool(abs(difference) > 2 * stderr)  # beyond two standard errors
     excursion = {k: out[k]["max_excursion_meV_per_atom"] for k in ("bare", "corrected")}
     out["excursion_ratio_corrected_over_bare"] = excursion["corrected"] / excursion["bare"]
     reference = harmonic_dos(SI_PHONONS) if SI_PHONONS.is_dir() else None
@@ -175,6 +190,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--nve-steps", type=int, default=2000, help="NVE drift run length in 1 fs steps")
     p.add_argument("--device", default="cpu", help="device of the NVE drift runs")
+    p.add_argument("--dtype", choices=("float32", "float64"), help="model precision (default: the model's)")
     p.add_argument("--skip", choices=("throughput", "nve"), action="append", default=[])
     p.add_argument("--out", type=Path, default=Path("bench_out/md"))
     p.add_argument("--quiet", action="store_true")
