@@ -171,3 +171,68 @@ def test_atom_batches_bound_atoms_and_keep_order() -> None:
     batches = list(atom_batches(structures, 17))
     assert [[len(a) for a in b] for b in batches] == [[8, 8], [4], [16], [40], [2]]
     assert [a for b in batches for a in b] == structures
+
+
+def test_cell_filter_relaxes_to_a_minimum_of_the_corrected_energy() -> None:
+    """FrechetCellFilter + BFGS with a per-species correction: where forces and stress vanish, E' is minimal.
+
+    Per-species λ moves the minimum, so the relaxation only lands on a true minimum of E' if the
+    stress is the strain derivative of the corrected energy.
+    """
+    from ase.filters import FrechetCellFilter
+
+    atoms = bulk("Si", "fcc", a=3.45, cubic=True).repeat((2, 1, 1))
+    atoms.symbols[[0, 5]] = "Ge"
+    atoms.rattle(0.05, seed=2)
+    atoms.set_cell(atoms.cell @ np.diag([1.03, 0.98, 1.01]), scale_atoms=True)
+    atoms.calc = SoftCorrectedCalc("toy-morse", Correction(species_scales={"Si": 1.1, "Ge": 1.4}))
+    start = atoms.get_potential_energy()
+    assert BFGS(FrechetCellFilter(atoms), logfile=None).run(fmax=1e-4, steps=500)
+    assert np.abs(atoms.get_forces()).max() < 1e-4 and np.abs(atoms.get_stress()).max() < 1e-5
+    e_min = atoms.get_potential_energy()
+    assert e_min < start - 0.05
+    for v in range(6):  # every small strain raises E'
+        for sign in (1, -1):
+            strained = atoms.copy()
+            eps = np.zeros((3, 3))
+            i, j = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)][v]
+            eps[i, j] = eps[j, i] = sign * 2e-3
+            strained.set_cell(atoms.cell @ (np.eye(3) + eps), scale_atoms=True)
+            strained.calc = atoms.calc
+            assert strained.get_potential_energy() > e_min
+
+
+def test_neb_barrier_scales_with_a_global_lambda() -> None:
+    """Au hop on Al(100) with EMT: a global λ keeps the minimum-energy path and scales the barrier by λ."""
+    from ase.build import add_adsorbate, fcc100
+    from ase.constraints import FixAtoms
+    from ase.mep import NEB
+
+    slab = fcc100("Al", size=(2, 2, 3), vacuum=6.0)
+    add_adsorbate(slab, "Au", 1.7, "hollow")
+    slab.set_constraint(FixAtoms(mask=[a.tag > 1 for a in slab]))
+    final = slab.copy()
+    final[-1].x += slab.cell[0, 0] / 2
+
+    def barrier(make_calc) -> tuple[float, np.ndarray]:
+        ends = []
+        for end in (slab, final):
+            end = end.copy()
+            end.calc = make_calc()
+            BFGS(end, logfile=None).run(fmax=1e-3)
+            ends.append(end)
+        images = [ends[0]] + [ends[0].copy() for _ in range(3)] + [ends[1]]
+        for image in images[1:-1]:
+            image.calc = make_calc()
+        neb = NEB(images, method="improvedtangent")
+        neb.interpolate()
+        BFGS(neb, logfile=None).run(fmax=2e-3, steps=400)
+        energies = [image.get_potential_energy() for image in images]
+        return max(energies) - energies[0], images[2].positions[-1]
+
+    bare, mid_bare = barrier(EMT)
+    zero = {"Al": 0.0, "Au": 0.0}
+    scaled, mid_scaled = barrier(lambda: SoftCorrectedCalc(EMT(), scale=1.25, reference_energies=zero))
+    assert bare > 0.1
+    assert scaled == pytest.approx(1.25 * bare, rel=2e-3)
+    np.testing.assert_allclose(mid_scaled, mid_bare, atol=5e-3)
