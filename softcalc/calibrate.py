@@ -49,16 +49,42 @@ def _as_datasets(data: ForceDataset | str | Path | Sequence[ForceDataset | str |
 
 
 def select_frames(
-    dataset: ForceDataset, groups: Sequence[str] | None = None, order: str = "file"
+    dataset: ForceDataset,
+    groups: Sequence[str] | None = None,
+    order: str = "file",
+    temperature: tuple[float, float] | None = None,
+    strain: tuple[float, float] | None = None,
 ) -> ForceDataset:
-    """Filter by structure group, then order frames (``file`` order or ``largest-force`` first)."""
+    """Keep the frames that resemble the intended simulation, then order them.
+
+    Args:
+        groups: structure groups to keep (case-insensitive).
+        temperature: (low, high) in K, inclusive; frames whose data do not state a temperature drop out.
+        strain: (low, high) applied strain, signed and inclusive; frames without a stated strain drop out.
+        order: ``file`` (file order) or ``largest-force`` (largest RMS DFT force first).
+    """
     if groups:
         wanted = {g.lower() for g in groups}
+        present = dataset.groups
         dataset = dataset.select(lambda f: f.group.lower() in wanted)
         if not len(dataset):
             raise DataError(
                 f"no frame of {dataset.source} belongs to group(s) {', '.join(groups)}. "
-                f"Fix: choose among the groups present in the data."
+                f"Fix: choose among the groups present in the data: {', '.join(present) or 'none'}."
+            )
+    for name, bounds, unit in (("temperature", temperature, " K"), ("strain", strain, "")):
+        if bounds is None:
+            continue
+        low, high = bounds
+        stated = [v for f in dataset.frames if (v := getattr(f, name)) is not None]
+        dataset = dataset.select(
+            lambda f, n=name, lo=low, hi=high: (v := getattr(f, n)) is not None and lo <= v <= hi
+        )
+        if not len(dataset):
+            span = f"from {min(stated):g} to {max(stated):g}{unit}" if stated else "none states one"
+            raise DataError(
+                f"no frame of {dataset.source} has a {name} in [{low:g}, {high:g}]{unit} "
+                f"({len(stated)} frame(s) state a {name}: {span}). Fix: widen the range or drop the filter."
             )
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
@@ -166,6 +192,8 @@ def calibrate(
     test: ForceDataset | str | Path | Sequence[ForceDataset | str | Path] | None = None,
     groups: Sequence[str] | None = None,
     order: str = "file",
+    temperature: tuple[float, float] | None = None,
+    strain: tuple[float, float] | None = None,
     per_species: bool = False,
     n_bootstrap: int = 1000,
     seed: int = 0,
@@ -185,6 +213,8 @@ def calibrate(
             errors are reported on it alone.
         groups: keep only frames of these structure groups (choose frames resembling your simulation).
         order: ``file`` (file order) or ``largest-force`` (largest RMS DFT force first, the paper's pick).
+        temperature, strain: (low, high) ranges (K; signed strain) that frames must lie in, for fit and
+            held-out frames alike (see :func:`select_frames`).
         per_species: fit λ_Z per element (needs a model with per-atom energies).
         n_bootstrap: bootstrap replicas for the uncertainty of λ.
         regime: ``own-material`` or ``transfer`` (recorded in the correction).
@@ -198,7 +228,7 @@ def calibrate(
         raise DataError("frames must be at least 1")
     fit_sets, held_sets = [], []
     for d in _as_datasets(data):
-        d = select_frames(d, groups, order)
+        d = select_frames(d, groups, order, temperature, strain)
         if frames is None or len(d) <= frames:
             fit_sets.append(d)
         else:
@@ -206,7 +236,7 @@ def calibrate(
             if test is None:
                 held_sets.append(d.subset(range(frames, len(d))))
     if test is not None:
-        held_sets += [select_frames(d, groups, "file") for d in _as_datasets(test)]
+        held_sets += [select_frames(d, groups, "file", temperature, strain) for d in _as_datasets(test)]
     rng = np.random.default_rng(seed)
     fit = merge_comparisons([compare_forces(calc, d, progress=progress) for d in fit_sets])
     held = (
@@ -324,6 +354,8 @@ def calibrate(
             "frames": frames,
             "groups": list(groups) if groups else None,
             "order": order,
+            "temperature_K": list(temperature) if temperature else None,
+            "strain": list(strain) if strain else None,
             "n_bootstrap": n_bootstrap,
             "seed": seed,
             "softcalc_version": __version__,

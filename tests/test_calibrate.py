@@ -211,3 +211,37 @@ def test_frames_without_dft_forces_cannot_calibrate() -> None:
         frame.forces[:] = 0.0
     with pytest.raises(DataError, match="non-zero forces"):
         calibrate("toy-morse", data, n_bootstrap=10)
+
+
+def test_temperature_and_strain_selection(tmp_path, capsys) -> None:
+    data = synthetic(6, Correction(scale=1.1))
+    for k, frame in enumerate(data.frames):
+        frame.temperature = [300.0, 900.0, None][k % 3]
+        frame.strain = [None, None, 0.01 * k][k % 3]
+    r = calibrate("toy-morse", data, temperature=(200, 400), n_bootstrap=20).report
+    assert r["n_frames"] == 2  # frames 0 and 3
+    r = calibrate("toy-morse", data, strain=(0.0, 0.03), n_bootstrap=20).report
+    assert r["n_frames"] == 1  # frame 2 (strain 0.02); frame 5 has 0.05
+    stated = r"\(4 frame\(s\) state a temperature: from 300 to 900 K\)"
+    with pytest.raises(DataError, match=r"temperature in \[1000, 2000\] K " + stated):
+        calibrate("toy-morse", data, temperature=(1000, 2000))
+    # the CLI reads the range; a reversed range is refused by argparse with the reason
+    write(tmp_path / "d.extxyz", [_with_info(f, temperature=f.temperature) for f in data.frames])
+    out = tmp_path / "c.json"
+    assert main(["calibrate", "--model", "toy-morse", "--data", str(tmp_path / "d.extxyz"), "--temperature",
+                 "850:950", "--bootstrap", "20", "--out", str(out), "--json", str(tmp_path / "r.json"),
+                 "--quiet"]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["n_frames"] == 2
+    assert json.loads(out.read_text())["provenance"]["temperature_K"] == [850.0, 950.0]
+    with pytest.raises(SystemExit):
+        main(["calibrate", "--model", "toy-morse", "--data", "x", "--temperature", "900:300", "--out", "y"])
+    assert "LOW is larger than HIGH" in capsys.readouterr().err
+
+
+def _with_info(frame: ForceFrame, **info: float | None):
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    atoms = frame.atoms.copy()
+    atoms.info.update({k: v for k, v in info.items() if v is not None})
+    atoms.calc = SinglePointCalculator(atoms, forces=frame.forces)
+    return atoms

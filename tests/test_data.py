@@ -91,3 +91,28 @@ def test_mlearn_stress_is_converted_to_ase_convention(data_dir) -> None:
     volumes = np.array([f.atoms.get_volume() / len(f.atoms) for f in elastic])
     pressure = np.array([-f.stress[:3].mean() for f in elastic])
     assert np.corrcoef(volumes, pressure)[0, 1] < -0.5  # smaller volume, higher pressure
+
+
+def test_temperature_and_strain_of_mlearn_frames(data_dir) -> None:
+    path = data_dir / "forces/mlearn/Si/training.json"
+    raw = json.loads(path.read_text())
+    frames = read_dataset(path).frames
+    at_300 = [r["description"].endswith("at 300 K") for r in raw]
+    assert 0 < sum(at_300) < len(raw)
+    assert [f.temperature == 300.0 for f in frames] == at_300
+    strained = [(r, f) for r, f in zip(raw, frames) if "strain" in r["description"]]
+    assert len(strained) > 10 and all(r["group"] == "Elastic" for r, _ in strained)
+    assert all(f.strain == float(r["description"].split("strain")[-1]) for r, f in strained)
+    assert sum(f.strain is not None for f in frames) == len(strained)
+    assert all(f.temperature is None for f in frames if f.group in ("Elastic", "Surface"))
+
+
+def test_temperature_and_strain_from_extxyz_info(tmp_path) -> None:
+    images = _labelled()
+    images[0].info.update(temperature=600.0)
+    images[1].info.update(description="AIMD at 1200 K")
+    images[2].info.update(strain=-0.015)
+    write(tmp_path / "d.extxyz", images)
+    frames = read_dataset(tmp_path / "d.extxyz").frames
+    assert [f.temperature for f in frames] == [600.0, 1200.0, None]
+    assert [f.strain for f in frames] == [None, None, -0.015]

@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "calibrate",
         help="fit a softening correction λ on DFT forces",
-        description="Fit λ on the first K frames of --data (after --groups and --order), hold out the "
+        description="Fit λ on the first K frames of --data (after --groups, --temperature, --strain and "
+        "--order), hold out the "
         "rest (or --test), report errors before/after, the λ uncertainty and warnings.",
     )
     add_model_options(p, correction=False)
@@ -23,6 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, help="fit on the first K frames of each data set; hold out the rest")
     p.add_argument("--test", nargs="+", help="held-out data (replaces the rest of --data when given)")
     p.add_argument("--groups", help="comma-separated structure groups to use (e.g. AIMD-NVT)")
+    p.add_argument("--temperature", type=value_range, metavar="LOW:HIGH",
+                   help="keep frames from simulations at LOW-HIGH K (e.g. 300:900; from the data's metadata)")
+    p.add_argument("--strain", type=value_range, metavar="LOW:HIGH",
+                   help="keep strained cells with LOW <= strain <= HIGH (e.g. -0.02:0.02)")
     p.add_argument(
         "--order", choices=ORDERS, default="file", help="frame order before taking K (default file)"
     )
@@ -64,6 +69,18 @@ def print_report(result: Calibration) -> None:
     print(r["verdict"])
 
 
+def value_range(text: str) -> tuple[float, float]:
+    """``"LOW:HIGH"`` (or one value for both) as an inclusive (low, high) range."""
+    try:
+        low, _, high = text.partition(":")
+        bounds = (float(low), float(high or low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a range LOW:HIGH of numbers") from None
+    if bounds[0] > bounds[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: LOW is larger than HIGH")
+    return bounds
+
+
 def run(args: argparse.Namespace) -> int:
     calc = load_model(args.model, device=args.device, dtype=args.dtype)
     result = calibrate(
@@ -73,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         test=args.test,
         groups=args.groups.split(",") if args.groups else None,
         order=args.order,
+        temperature=args.temperature,
+        strain=args.strain,
         per_species=args.per_species,
         n_bootstrap=args.bootstrap,
         seed=args.seed,

@@ -22,6 +22,8 @@ class ForceFrame:
         stress: DFT stress, Voigt (6,) eV/Å³ in ASE's sign convention, or None.
         group: structure group (``"AIMD-NVT"``, ``"Vacancy"``, ``"Elastic"``, ``"Surface"``...).
         label: free-text description of the frame.
+        temperature: temperature (K) of the simulation the frame comes from, when the data say it.
+        strain: applied strain (dimensionless, signed) of a deformed cell, when the data say it.
     """
 
     atoms: Atoms
@@ -30,6 +32,8 @@ class ForceFrame:
     stress: np.ndarray | None = None
     group: str = ""
     label: str = ""
+    temperature: float | None = None
+    strain: float | None = None
 
     def __post_init__(self) -> None:
         self.forces = np.asarray(self.forces, dtype=float)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -16,6 +18,10 @@ from softcalc.data.dataset import ForceDataset, ForceFrame
 from softcalc.errors import DataError
 
 DATA_DIR_ENV = "SOFTCALC_DATA_DIR"
+#: "at 300 K", "1000K", "T = 600 K" in a frame description
+_TEMPERATURE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*K\b")
+#: "strain -0.02", "strain=0.1" in a frame description
+_STRAIN = re.compile(r"\bstrain\s*[=:]?\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
 
 
 def file_sha256(paths: Sequence[Path]) -> str:
@@ -88,6 +94,7 @@ def read_mlearn_json(path: Path) -> ForceDataset:
                 stress=stress,
                 group=str(rec.get("group", "")),
                 label=str(rec.get("description", f"record {k}")),
+                **frame_conditions(rec, str(rec.get("description", ""))),
             )
         )
     return ForceDataset(frames, source=str(path), sha256=file_sha256([path]), material=_material_name(path))
@@ -115,8 +122,25 @@ def read_ase_file(path: Path, index: str = ":") -> ForceDataset:
         group = str(atoms.info.get("group", atoms.info.get("config_type", "")))
         label = str(atoms.info.get("description", f"frame {k}"))
         bare = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-        frames.append(ForceFrame(bare, forces, energy, stress, group, label))
+        conditions = frame_conditions(atoms.info, label)
+        frames.append(ForceFrame(bare, forces, energy, stress, group, label, **conditions))
     return ForceDataset(frames, source=str(path), sha256=file_sha256([path]), material=_material_name(path))
+
+
+def frame_conditions(info: Mapping[str, Any], description: str) -> dict[str, float | None]:
+    """Temperature (K) and strain of a frame: from metadata keys, else from its description text.
+
+    Keys: ``temperature``, ``temperature_K`` or ``T``; ``strain``. Descriptions such as mlearn's
+    "AIMD NVT simulation at 300 K" and "mode 0, strain -0.02" are read too.
+    """
+    temperature = next((info[k] for k in ("temperature", "temperature_K", "T") if k in info), None)
+    strain = info.get("strain")
+    if temperature is None and (match := _TEMPERATURE.search(description)):
+        temperature = match.group(1)
+    if strain is None and (match := _STRAIN.search(description)):
+        strain = match.group(1)
+    return {"temperature": None if temperature is None else float(temperature),
+            "strain": None if strain is None else float(strain)}
 
 
 def _forces_of(atoms: Atoms) -> np.ndarray | None:
