@@ -307,7 +307,7 @@ def calibrate(
         warnings.append(
             f"the correction makes {errors_on} forces WORSE: MAE {errors['mae_before']:.4f} -> "
             f"{errors['mae_after']:.4f} eV/Å. Do not apply it; calibrate on frames that resemble the "
-            "intended simulation (--groups, --order) or keep the bare model."
+            "intended simulation (--groups, --temperature, --strain, --order) or keep the bare model."
         )
     if fit_metrics.correlation < WEAK_CORRELATION:
         warnings.append(
