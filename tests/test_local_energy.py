@@ -80,3 +80,21 @@ def test_local_energy_matches_the_calculator(sige: Atoms) -> None:
     assert res["energy"] == pytest.approx(atoms.get_potential_energy(), abs=1e-9)
     np.testing.assert_allclose(res["forces"], atoms.get_forces(), atol=1e-9)
     np.testing.assert_allclose(res["energies"], calc.get_property("energies", atoms), atol=1e-9)
+
+
+def test_bridge_cluster_box_changes_nothing_but_speed(sige: Atoms) -> None:
+    """The LAMMPS bridge puts each ghost-shell cluster in a bounding box: same energies and forces."""
+    from softcalc.lammps.bridge import cluster_atoms
+
+    owned = sige.get_scaled_positions()[:, 0] < 0.5
+    cluster, _, mask = domain_cluster(sige, owned, shell=5.0)
+    cluster.positions -= 40.0  # LAMMPS ghosts sit anywhere, here far outside any box at the origin
+    boxed = cluster_atoms(cluster.numbers, cluster.positions)
+    assert not boxed.pbc.any()
+    frac = boxed.get_scaled_positions(wrap=False)
+    assert (frac > 0).all() and (frac < 1).all()
+    calc = SoftCorrectedCalc("toy-morse", Correction(species_scales={"Si": 1.1, "Ge": 1.25}))
+    loose, tight = calc.local_energy(cluster, mask), calc.local_energy(boxed, mask)
+    assert tight["energy"] == pytest.approx(loose["energy"], abs=1e-10)
+    np.testing.assert_allclose(tight["forces"], loose["forces"], atol=1e-10)
+    np.testing.assert_allclose(tight["energies"], loose["energies"], atol=1e-10)

@@ -30,6 +30,18 @@ def lammps_virial(stress: np.ndarray, volume: float) -> np.ndarray:
     return -volume * np.asarray(stress, dtype=float)[ASE_TO_LAMMPS_VOIGT]
 
 
+def cluster_atoms(numbers: np.ndarray, positions: np.ndarray, margin: float = 1.0) -> Atoms:
+    """A non-periodic cluster translated into a bounding box (Å) that holds every atom.
+
+    The box changes no energy or force (the cluster is not periodic and every model is translation
+    invariant), but neighbour searches bin atoms by the cell: without one, or with atoms outside it,
+    ASE's neighbour list becomes quadratic in time and memory (8 s for 2700 atoms instead of 0.1 s).
+    """
+    low = positions.min(axis=0) - margin
+    extent = positions.max(axis=0) - low + margin
+    return Atoms(numbers=numbers, positions=positions - low, cell=np.diag(extent), pbc=False)
+
+
 class PairBridge:
     """One corrected model and the LAMMPS type → element map of a ``pair_style softcalc``.
 
@@ -141,7 +153,7 @@ class PairBridge:
         """
         pos = np.frombuffer(positions, dtype=np.float64).reshape(-1, 3)
         typ = np.frombuffer(types, dtype=np.intc)
-        cluster = Atoms(numbers=self.numbers[typ - 1], positions=pos, pbc=False)
+        cluster = cluster_atoms(self.numbers[typ - 1], pos)
         res = self.calc.local_energy(cluster, np.arange(len(cluster)) < nlocal)
         np.frombuffer(forces, dtype=np.float64).reshape(-1, 3)[:] = res["forces"]
         if energies is not None:
