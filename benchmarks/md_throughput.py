@@ -143,7 +143,7 @@ def nve(args: argparse.Namespace) -> dict[str, object]:
     for label, calc in calculators(args, args.device).items():
         traj = args.out / f"nve_{label}.h5"
         res = run_md(atoms, calc, ensemble="nve", temperature_K=300.0, timestep_fs=1.0, steps=args.nve_steps,
-                     every=2, flush_every=10, traj=traj, resume=True, seed=42, stress=False,
+                     every=2, flush_every=10, traj=traj, resume=True, seed=args.seed, stress=False,
                      progress=not args.quiet)
         out[label] = {**drift(traj), "atom_steps_per_s": res.atom_steps_per_s}
         spectra[label] = trajectory_vdos(traj)
@@ -190,6 +190,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--nve-steps", type=int, default=2000, help="NVE drift run length in 1 fs steps")
     p.add_argument("--device", default="cpu", help="device of the NVE drift runs")
+    p.add_argument("--seed", type=int, default=42, help="seed of the NVE runs' initial velocities")
     p.add_argument("--dtype", choices=("float32", "float64"), help="model precision (default: the model's)")
     p.add_argument("--skip", choices=("throughput", "nve"), action="append", default=[])
     p.add_argument("--out", type=Path, default=Path("bench_out/md"))
