@@ -9,7 +9,6 @@ and ± displacements of the same atom form ``pairs``. :func:`load_phonopy_dir` r
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,8 @@ import numpy as np
 
 from softcalc.data.dataset import ForceDataset, ForceFrame
 from softcalc.data.readers import file_sha256, resolve_data_path
-from softcalc.errors import DataError, MissingDependencyError
-from softcalc.phonons.phonopy_io import from_phonopy_atoms
+from softcalc.errors import DataError
+from softcalc.phonons.phonopy_io import from_phonopy_atoms, load_phonopy
 
 #: exchange-correlation functional of the shared phonopy example force sets, by folder name
 FUNCTIONALS = {
@@ -35,14 +34,6 @@ FUNCTIONALS = {
 SET_FILES = ("phonopy_disp.yaml", "POSCAR-unitcell", "FORCE_SETS")
 #: two displacements u, v of one atom form a ± pair when |u + v| is below this fraction of |u|
 PAIR_TOLERANCE = 1e-6
-
-
-def _phonopy() -> Any:
-    try:
-        import phonopy
-    except ImportError:
-        raise MissingDependencyError("phonopy", "phonons", "reading phonopy force sets") from None
-    return phonopy
 
 
 def _force_sets_natom(path: Path) -> int:
@@ -79,7 +70,6 @@ def load_phonopy_dir(path: str | Path, supercell_matrix: np.ndarray | None = Non
     path = resolve_data_path(path)
     if not (path / "FORCE_SETS").exists():
         raise DataError(f"{path} has no FORCE_SETS. Fix: give a phonopy folder with FORCE_SETS.")
-    phonopy = _phonopy()
     common = {
         "force_sets_filename": str(path / "FORCE_SETS"),
         "primitive_matrix": "auto",
@@ -88,18 +78,13 @@ def load_phonopy_dir(path: str | Path, supercell_matrix: np.ndarray | None = Non
         "log_level": 0,
     }
     if (path / "phonopy_disp.yaml").exists():
-        return phonopy.load(str(path / "phonopy_disp.yaml"), **common)
+        return load_phonopy(str(path / "phonopy_disp.yaml"), **common)
     if not (path / "POSCAR-unitcell").exists():
         raise DataError(f"{path} has FORCE_SETS but neither phonopy_disp.yaml nor POSCAR-unitcell")
     matrix = _diagonal_supercell(path) if supercell_matrix is None else np.asarray(supercell_matrix)
-    with warnings.catch_warnings():  # phonopy warns about "auto" here although it is asked for explicitly
-        warnings.filterwarnings("ignore", message="primitive_matrix defaulted")
-        return phonopy.load(
-            supercell_matrix=matrix,
-            unitcell_filename=str(path / "POSCAR-unitcell"),
-            calculator="vasp",
-            **common,
-        )
+    return load_phonopy(
+        supercell_matrix=matrix, unitcell_filename=str(path / "POSCAR-unitcell"), calculator="vasp", **common
+    )
 
 
 def displacement_pairs(displacements: list[tuple[int, np.ndarray]]) -> list[tuple[int, int]]:

@@ -6,6 +6,7 @@ Masses travel with the structures both ways, so softcalc and phonopy always use 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,20 @@ def require_phonopy() -> None:
         import phonopy  # noqa: F401
     except ImportError as exc:
         raise MissingDependencyError("phonopy", "phonons", "periodic phonons") from exc
+
+
+def load_phonopy(*args: Any, **kwargs: Any) -> Phonopy:
+    """``phonopy.load`` without phonopy 4's warning that the primitive matrix resolved to ``"auto"``.
+
+    softcalc wants phonopy's default primitive cell on purpose (results compare with phonopy's own),
+    and phonopy warns even when ``"auto"`` is asked for explicitly.
+    """
+    require_phonopy()
+    import phonopy
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="primitive_matrix defaulted")
+        return phonopy.load(*args, **kwargs)
 
 
 def to_phonopy_atoms(atoms: Atoms) -> PhonopyAtoms:
@@ -75,7 +90,6 @@ def read_phonopy(
         constants produced (no symmetrisation, no NAC: the same numbers softcalc then uses).
     """
     require_phonopy()
-    import phonopy
 
     path = Path(path)
     folder = path if path.is_dir() else path.parent
@@ -102,10 +116,10 @@ def read_phonopy(
     if path.name.endswith(".yaml"):
         if supercell_matrix is not None:
             kwargs.update(supercell_matrix=supercell_matrix, primitive_matrix=primitive_matrix)
-        return phonopy.load(path, **kwargs)
+        return load_phonopy(path, **kwargs)
     if supercell_matrix is None:
         raise DataError(f"{path} is a unit cell without a supercell matrix. Fix: pass supercell_matrix.")
-    return phonopy.load(
+    return load_phonopy(
         supercell_matrix=supercell_matrix, primitive_matrix=primitive_matrix, unitcell_filename=path, **kwargs
     )
 
