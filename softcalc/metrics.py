@@ -79,19 +79,28 @@ class ForceMetrics:
 
 
 def force_metrics(f_model: np.ndarray, f_dft: np.ndarray, n_frames: int) -> ForceMetrics:
-    """All metrics at once for pooled force components."""
+    """All metrics at once for pooled force components.
+
+    Slopes, cMAE and the correlation are NaN where they are undefined (all DFT or all model forces
+    zero, e.g. Li's unstrained Elastic frames), without a numpy warning.
+    """
     a, b = _flat(f_model, f_dft)
-    s = float(a @ b / (b @ b))
+    s = _ratio(a @ b, b @ b)
     return ForceMetrics(
         n_frames=n_frames,
         n_components=int(a.size),
         softening_scale=s,
-        scale_opt=float(a @ b / (a @ a)),
+        scale_opt=_ratio(a @ b, a @ a),
         mae=float(np.mean(np.abs(a - b))),
-        cmae=float(np.mean(np.abs(a / s - b))),
+        cmae=float(np.mean(np.abs(a / s - b))) if np.isfinite(s) and s != 0 else float("nan"),
         rmse=float(np.sqrt(np.mean((a - b) ** 2))),
-        correlation=float(a @ b / np.sqrt((a @ a) * (b @ b))),
+        correlation=_ratio(a @ b, np.sqrt((a @ a) * (b @ b))),
     )
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """numerator / denominator, NaN when the denominator is zero."""
+    return float(numerator / denominator) if denominator != 0 else float("nan")
 
 
 def grouped_metrics(
