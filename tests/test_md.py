@@ -253,3 +253,30 @@ def test_disk_full_during_the_run_keeps_committed_frames(tmp_path: Path, monkeyp
     run_md(CU, corrected_emt(), steps=50, traj=traj, resume=True, **NVT)
     with Trajectory(traj) as t:
         np.testing.assert_array_equal(t.array("step"), np.arange(0, 51, 5))
+
+
+def test_global_lambda_nve_is_the_bare_dynamics_on_a_rescaled_clock() -> None:
+    """E' = E_ref + λ(E − E_ref) makes velocity Verlet at Δt from v₀ the bare run at Δt·√λ from v₀/√λ.
+
+    So a global correction cannot change how well NVE conserves energy beyond what the bare model does
+    at a √λ longer step on that trajectory: positions agree step by step and E' − E_ref = λ (E − E_ref).
+    """
+    from ase.md.verlet import VelocityVerlet
+
+    lam, dt, steps = 1.15, 2.0 * units.fs, 40
+    zero = {"Cu": 0.0}
+    start = CU.copy()
+    start.rattle(0.05, seed=4)
+    start.set_velocities(np.random.default_rng(4).normal(0, 0.02, (len(CU), 3)))
+    corrected, bare = start.copy(), start.copy()
+    corrected.calc = SoftCorrectedCalc(EMT(), scale=lam, reference_energies=zero)
+    bare.set_velocities(start.get_velocities() / np.sqrt(lam))
+    bare.calc = EMT()
+    md_corrected = VelocityVerlet(corrected, timestep=dt)
+    md_bare = VelocityVerlet(bare, timestep=dt * np.sqrt(lam))
+    for _ in range(steps):
+        md_corrected.run(1)
+        md_bare.run(1)
+        np.testing.assert_allclose(corrected.positions, bare.positions, atol=1e-9)
+        assert corrected.get_potential_energy() == pytest.approx(lam * bare.get_potential_energy(), abs=1e-9)
+    assert np.abs(corrected.positions - start.positions).max() > 0.05  # the atoms really moved
