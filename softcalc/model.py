@@ -26,7 +26,6 @@ from softcalc.structure import check_structure
 BASE_PROPERTIES = ("energy", "free_energy", "forces", "stress")
 
 
-
 def atom_batches(structures: Sequence[Atoms], max_atoms: int) -> Iterator[list[Atoms]]:
     """Consecutive runs of ``structures`` holding at most ``max_atoms`` atoms each.
 
@@ -43,6 +42,7 @@ def atom_batches(structures: Sequence[Atoms], max_atoms: int) -> Iterator[list[A
         n_atoms += len(atoms)
     if batch:
         yield batch
+
 
 @dataclass(frozen=True)
 class ModelInfo:

@@ -64,9 +64,10 @@ def test_model_calculator_reports_info() -> None:
 
 @pytest.mark.parametrize(
     ("device", "message"),
-    [("gpu0", "not a torch device"), ("mps", "'cpu' or 'cuda' only"), ("cuda:64", "cuda")],
+    [("gpu0", "not a torch device"), ("mps", "'cpu' or 'cuda' only"), ("cuda:64", "CUDA")],
 )
 def test_bad_or_missing_device_is_named_before_the_model_loads(device: str, message: str) -> None:
+    """cuda:64 fails with "no CUDA support", "no CUDA device is visible" or "only N CUDA device(s)"."""
     torch = pytest.importorskip("torch")
     from softcalc.errors import DeviceError
 

@@ -16,8 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "calibrate",
         help="fit a softening correction λ on DFT forces",
         description="Fit λ on the first K frames of --data (after --groups, --temperature, --strain and "
-        "--order), hold out the "
-        "rest (or --test), report errors before/after, the λ uncertainty and warnings.",
+        "--order), hold out the rest (or --test), report errors before/after, the λ uncertainty and "
+        "warnings.",
     )
     add_model_options(p, correction=False)
     p.add_argument("--data", nargs="+", required=True, help="calibration data (files or phonopy folders)")
