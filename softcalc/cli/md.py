@@ -1,5 +1,6 @@
 """`softcalc md`: molecular dynamics with a (corrected) uMLIP into a resumable HDF5 trajectory;
-`softcalc md-export`: trajectory to extended XYZ."""
+`softcalc md-export`: trajectory to extended XYZ; `softcalc md-analyze`: energy conservation, VDOS
+(against a harmonic DOS), MSD and RDF of trajectories."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ase.io import read
 from softcalc.cli.common import add_model_options, build_calculator, command_line
 from softcalc.errors import InvalidStructureError
 from softcalc.md import THERMOSTATS, StabilityLimits, export_extxyz, run_md
+from softcalc.md.report import analyze
 
 _ALL_THERMOSTATS = sorted({t for names in THERMOSTATS.values() for t in names} - {"none"})
 
@@ -52,6 +54,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--every", type=int, default=1, help="export every K-th frame")
     e.set_defaults(func=export)
 
+    a = sub.add_parser("md-analyze", help="energy conservation, vibrational DOS (vs a harmonic phonon DOS), "
+                       "MSD and RDF of MD trajectories: JSON + PNG")
+    a.add_argument("traj", nargs="+", help="HDF5 trajectories from `softcalc md` (e.g. bare and corrected)")
+    a.add_argument("--labels", nargs="+", help="one name per trajectory (default: file names)")
+    a.add_argument("--phonons", help="phonopy folder (phonopy_disp.yaml + FORCE_SETS), e.g. DFT, whose "
+                   "harmonic DOS the MD VDOS are compared with")
+    a.add_argument("--skip", type=float, default=0.0, help="equilibration to drop from each run, ps")
+    a.add_argument("--rdf-rmax", type=float, default=6.0, help="RDF range, Å (default 6)")
+    a.add_argument("--out", required=True, help="output folder: md_analysis.json, vdos.png, structure.png, "
+                   "energy.png (NVE runs)")
+    a.set_defaults(func=analyze_trajectories)
+
 
 def run(args: argparse.Namespace) -> int:
     try:
@@ -74,6 +88,27 @@ def run(args: argparse.Namespace) -> int:
         f"{res.steps_run} steps ({res.step} in total), {res.frames} frames in {res.traj}; "
         f"{res.atom_steps_per_s:.4g} atom-steps/s, {res.ns_per_day:.4g} ns/day"
     )
+    return 0
+
+
+def analyze_trajectories(args: argparse.Namespace) -> int:
+    report = analyze(args.traj, args.out, args.labels, args.phonons, args.skip, args.rdf_rmax)
+    ratios = report["vdos"].get("mean_frequency_ratio", {})
+    for label, summary in report["trajectories"].items():
+        line = (f"{label}: {summary['analysed_ps']:.3g} ps, T = {summary['temperature_K']['mean']:.1f} K, "
+                f"mean VDOS frequency {report['vdos']['mean_frequency_THz'][label]:.3f} THz")
+        if label in ratios:
+            line += f" ({ratios[label]:.3f} of the harmonic DOS)"
+        conservation = summary.get("energy_conservation")
+        if conservation:
+            total, shadow = conservation["total"], conservation["shadow"]
+            line += (f"; drift {total['drift_meV_per_atom_per_ps']:+.2g} ± "
+                     f"{total['stderr_meV_per_atom_per_ps']:.1g} meV/atom/ps")
+            if shadow:
+                line += (f" (shadow energy {shadow['drift_meV_per_atom_per_ps']:+.2g} ± "
+                         f"{shadow['stderr_meV_per_atom_per_ps']:.1g})")
+        print(line)
+    print(f"wrote {args.out}/md_analysis.json and figures")
     return 0
 
 
