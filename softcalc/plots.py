@@ -40,7 +40,15 @@ def parity_plot(
         ax.legend(loc="upper left", fontsize=8)
     if title:
         fig.suptitle(title)
+    save_figure(fig, path, dpi=120)
+
+
+def save_figure(fig: object, path: str | Path, dpi: int = 130) -> None:
+    """Lay out ``fig`` (a matplotlib Figure), write it as PNG atomically (a kill never leaves half a
+    file) and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+        fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from softcalc.fileio import atomic_path
 from softcalc.md.analysis import vdos
 from softcalc.md.trajectory import Trajectory
+from softcalc.plots import save_figure
 
 Spectrum = tuple[np.ndarray, np.ndarray]
 
@@ -110,7 +110,4 @@ def _plot(png: str | Path, curves: Mapping[str, Spectrum], reference: Spectrum |
     ax.set(xlim=(0, 1.1 * f_max), ylim=(0, None), xlabel="frequency (THz)", ylabel="DOS (1/THz, unit area)")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, dpi=130, format="png")
-    plt.close(fig)
+    save_figure(fig, png)

@@ -12,12 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from softcalc.fileio import atomic_path, write_json
+from softcalc.fileio import write_json
 from softcalc.md.analysis import msd, rdf
 from softcalc.md.compare import Spectrum, compare_vdos, harmonic_dos, trajectory_vdos
 from softcalc.md.conservation import energy_conservation, energy_series
 from softcalc.md.errors import MDSettingsError
 from softcalc.md.trajectory import Trajectory
+from softcalc.plots import save_figure
 
 #: Frames of each trajectory used for its RDF (evenly spaced over the analysed part).
 RDF_FRAMES = 50
@@ -130,10 +131,7 @@ def _plot_energy(png: Path, paths: dict[str, str | Path]) -> None:
                     color=line.get_color(), label=f"{label}: shadow energy")
     ax.set(xlabel="time (ps)", ylabel="E(t) − E(0) (meV/atom)", title="NVE energy conservation")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, dpi=130, format="png")
-    plt.close(fig)
+    save_figure(fig, png)
 
 
 def _plot_structure(png: Path, curves: dict[str, dict[str, np.ndarray]]) -> None:
@@ -149,7 +147,4 @@ def _plot_structure(png: Path, curves: dict[str, dict[str, np.ndarray]]) -> None
     ax_rdf.set(xlabel="r (Å)", ylabel="g(r)", title="radial distribution")
     ax_msd.set(xlabel="lag (ps)", ylabel="MSD (Å²)", title="mean-square displacement")
     ax_rdf.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, dpi=130, format="png")
-    plt.close(fig)
+    save_figure(fig, png)
