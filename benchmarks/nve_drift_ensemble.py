@@ -62,6 +62,9 @@ def main() -> None:
                           "stderr": result.total.stderr_meV_per_atom_per_ps,
                           "excursion": result.total.max_excursion_meV_per_atom,
                           "std": result.total.std_meV_per_atom}
+            if result.shadow is not None:  # runs stored with forces
+                row[label]["shadow_drift"] = result.shadow.drift_meV_per_atom_per_ps
+                row[label]["shadow_std"] = result.shadow.std_meV_per_atom
         rows.append(row)
     if len({r["steps"] for r in rows}) > 1:
         raise SystemExit(f"runs of different lengths: {sorted({r['steps'] for r in rows})} steps")
