@@ -66,6 +66,9 @@ def main() -> None:
                 row[label]["shadow_drift"] = result.shadow.drift_meV_per_atom_per_ps
                 row[label]["shadow_std"] = result.shadow.std_meV_per_atom
         rows.append(row)
+    if len(rows) < 2:
+        raise SystemExit(f"need at least 2 complete bare/corrected pairs, found {len(rows)} "
+                         f"in {len(args.runs)} folders")
     if len({r["steps"] for r in rows}) > 1:
         raise SystemExit(f"runs of different lengths: {sorted({r['steps'] for r in rows})} steps")
     drifts = {label: np.array([r[label]["drift"] for r in rows]) for label in LABELS}
