@@ -17,7 +17,7 @@ Units: energies in meV/atom, drifts in meV/atom/ps, time in ps, temperature in K
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +90,22 @@ def shadow_correction(
     return timestep_fs**2 / 12.0 * v_hessian_v - dt_ase**2 / 24.0 * f_minv_f
 
 
-def energy_series(path: str | Path) -> dict[str, np.ndarray]:
-    """Total energy (meV/atom) against time (ps) of an NVE trajectory: ``time_ps``, ``total`` and, when
-    forces are stored, ``shadow_time_ps`` and ``shadow`` (all frames but the first and last)."""
+@dataclass(frozen=True)
+class EnergySeries:
+    """Total energy of an NVE trajectory: ``total`` (meV/atom) at ``time_ps`` and, when forces are
+    stored, the shadow energy at ``shadow_time_ps`` (every frame but the first and the last)."""
+
+    n_atoms: int
+    timestep_fs: float
+    time_ps: np.ndarray
+    total: np.ndarray
+    temperature: np.ndarray
+    shadow_time_ps: np.ndarray | None = None
+    shadow: np.ndarray | None = None
+
+
+def energy_series(path: str | Path) -> EnergySeries:
+    """Read the total energy (and compute the shadow energy, with stored forces) of an NVE trajectory."""
     with Trajectory(path) as traj:
         meta = traj.metadata
         if meta.get("ensemble") != "nve":
@@ -100,30 +113,29 @@ def energy_series(path: str | Path) -> dict[str, np.ndarray]:
                 f"{path} is a {meta.get('ensemble')} run with the {meta.get('thermostat')} thermostat: its "
                 "total energy is not conserved, so it has no energy drift to measure. Use an NVE run."
             )
-        to_mev = 1000.0 / len(traj.numbers)
+        n_atoms, timestep = len(traj.numbers), float(meta["timestep_fs"])
+        to_mev = 1000.0 / n_atoms
         time_fs = traj.array("time")
-        out = {"time_ps": time_fs / 1000.0,
-               "total": (traj.array("potential_energy") + traj.array("kinetic_energy")) * to_mev,
-               "temperature": traj.array("temperature")}
-        if "forces" in traj.fields and len(time_fs) >= 3:
-            interval = np.diff(time_fs)
-            if not np.allclose(interval, interval[0]):
-                raise MDSettingsError(f"{path}: frames are not equally spaced in time, so dF/dt for the "
-                                      "shadow energy cannot be taken from neighbouring frames.")
-            correction = shadow_correction(traj.array("velocities"), traj.array("forces"), traj.masses,
-                                           float(meta["timestep_fs"]), float(interval[0]))
-            out["shadow_time_ps"] = out["time_ps"][1:-1]
-            out["shadow"] = out["total"][1:-1] + correction * to_mev
-    return out
+        total = (traj.array("potential_energy") + traj.array("kinetic_energy")) * to_mev
+        series = EnergySeries(n_atoms, timestep, time_fs / 1000.0, total, traj.array("temperature"))
+        if "forces" not in traj.fields or len(time_fs) < 3:
+            return series
+        interval = np.diff(time_fs)
+        if not np.allclose(interval, interval[0]):
+            raise MDSettingsError(f"{path}: frames are not equally spaced in time, so dF/dt for the "
+                                  "shadow energy cannot be taken from neighbouring frames.")
+        correction = shadow_correction(traj.array("velocities"), traj.array("forces"), traj.masses, timestep,
+                                       float(interval[0]))
+    return replace(series, shadow_time_ps=series.time_ps[1:-1], shadow=total[1:-1] + correction * to_mev)
 
 
-def energy_conservation(path: str | Path, blocks: int = 10) -> EnergyConservation:
-    """Drift of E_total (and of the shadow energy when forces are stored) of an NVE trajectory."""
-    series = energy_series(path)
-    with Trajectory(path) as traj:
-        n_atoms, timestep = len(traj.numbers), float(traj.metadata["timestep_fs"])
-    time_ps = series["time_ps"]
-    shadow = Drift.fit(series["shadow_time_ps"], series["shadow"], blocks) if "shadow" in series else None
-    total = Drift.fit(time_ps, series["total"], blocks)
-    return EnergyConservation(n_atoms, timestep, float(time_ps[-1] - time_ps[0]),
-                              float(series["temperature"].mean()), total, shadow)
+def energy_conservation(series: EnergySeries | str | Path, blocks: int = 10) -> EnergyConservation:
+    """Drift of E_total (and of the shadow energy when forces are stored) of an NVE trajectory, given
+    as a path or as its already read :class:`EnergySeries`."""
+    if not isinstance(series, EnergySeries):
+        series = energy_series(series)
+    time_ps = series.time_ps
+    shadow = Drift.fit(series.shadow_time_ps, series.shadow, blocks) if series.shadow is not None else None
+    total = Drift.fit(time_ps, series.total, blocks)
+    return EnergyConservation(series.n_atoms, series.timestep_fs, float(time_ps[-1] - time_ps[0]),
+                              float(series.temperature.mean()), total, shadow)

@@ -15,7 +15,7 @@ import numpy as np
 from softcalc.fileio import write_json
 from softcalc.md.analysis import msd, rdf
 from softcalc.md.compare import Spectrum, compare_vdos, harmonic_dos, trajectory_vdos
-from softcalc.md.conservation import energy_conservation, energy_series
+from softcalc.md.conservation import EnergySeries, energy_conservation, energy_series
 from softcalc.md.errors import MDSettingsError
 from softcalc.md.trajectory import Trajectory
 from softcalc.plots import save_figure
@@ -45,8 +45,9 @@ def first_peak(r: np.ndarray, g: np.ndarray) -> float:
 
 def summarize(
     path: str | Path, skip_ps: float = 0.0, rdf_r_max: float = 6.0
-) -> tuple[dict[str, Any], Spectrum, dict[str, np.ndarray]]:
-    """Summary (JSON-ready), VDOS and the RDF/MSD curves of one trajectory after ``skip_ps`` ps."""
+) -> tuple[dict[str, Any], Spectrum, dict[str, np.ndarray], EnergySeries | None]:
+    """Summary (JSON-ready), VDOS, the RDF/MSD curves and (NVE runs) the energy series of one trajectory
+    after ``skip_ps`` ps (energy conservation always covers the whole run)."""
     with Trajectory(path) as traj:
         meta = traj.metadata
         skip = _skip_frames(traj, skip_ps)
@@ -69,9 +70,10 @@ def summarize(
         "msd_at_longest_lag_A2": float(curves["msd_A2"][-1]),
         "rdf_first_peak_A": first_peak(curves["rdf_r_A"], curves["rdf"]),
     }
-    if meta.get("ensemble") == "nve":
-        summary["energy_conservation"] = energy_conservation(path).as_dict()
-    return summary, trajectory_vdos(path, skip=skip), curves
+    series = energy_series(path) if meta.get("ensemble") == "nve" else None
+    if series is not None:
+        summary["energy_conservation"] = energy_conservation(series).as_dict()
+    return summary, trajectory_vdos(path, skip=skip), curves, series
 
 
 def analyze(
@@ -98,16 +100,17 @@ def analyze(
                               f"labels {labels}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    summaries, spectra, curves = {}, {}, {}
+    summaries, spectra, curves, nve = {}, {}, {}, {}
     for label, path in zip(labels, paths):
-        summaries[label], spectra[label], curves[label] = summarize(path, skip_ps, rdf_r_max)
+        summaries[label], spectra[label], curves[label], series = summarize(path, skip_ps, rdf_r_max)
+        if series is not None:
+            nve[label] = series
     reference = harmonic_dos(phonons) if phonons is not None else None
     report: dict[str, Any] = {"trajectories": summaries,
                               "vdos": compare_vdos(spectra, reference, png=out / "vdos.png",
                                                    reference_label="harmonic DOS")}
     if phonons is not None:
         report["vdos"]["harmonic_dos_from"] = str(phonons)
-    nve = {label: path for label, path in zip(labels, paths) if "energy_conservation" in summaries[label]}
     if nve:
         _plot_energy(out / "energy.png", nve)
     _plot_structure(out / "structure.png", curves)
@@ -115,19 +118,18 @@ def analyze(
     return report
 
 
-def _plot_energy(png: Path, paths: dict[str, str | Path]) -> None:
+def _plot_energy(png: Path, runs: dict[str, EnergySeries]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for label, path in paths.items():
-        series = energy_series(path)
-        (line,) = ax.plot(series["time_ps"], series["total"] - series["total"][0], lw=0.6, alpha=0.6,
+    for label, series in runs.items():
+        (line,) = ax.plot(series.time_ps, series.total - series.total[0], lw=0.6, alpha=0.6,
                           label=f"{label}: K + U")
-        if "shadow" in series:
-            ax.plot(series["shadow_time_ps"], series["shadow"] - series["shadow"][0], lw=1.4,
+        if series.shadow is not None:
+            ax.plot(series.shadow_time_ps, series.shadow - series.shadow[0], lw=1.4,
                     color=line.get_color(), label=f"{label}: shadow energy")
     ax.set(xlabel="time (ps)", ylabel="E(t) − E(0) (meV/atom)", title="NVE energy conservation")
     ax.legend(fontsize=8)
