@@ -5,8 +5,7 @@ from softcalc.calibrate import Calibration, calibrate
 from softcalc.correction import Correction
 from softcalc.model import ModelAdapter, ModelCalculator, ModelInfo
 from softcalc.registry import ModelPlugin, available_models, load_adapter, load_model
-
-__version__ = "0.1.0"
+from softcalc.version import __version__
 
 __all__ = [
     "Calibration",

@@ -26,6 +26,7 @@ from softcalc.evaluation import ForceComparison, compare_forces, merge_compariso
 from softcalc.metrics import force_metrics
 from softcalc.model import ModelCalculator
 from softcalc.registry import load_model
+from softcalc.version import __version__
 
 #: a correlation below this means model and DFT forces agree too poorly for one scalar to mean much
 WEAK_CORRELATION = 0.85
@@ -339,8 +340,6 @@ def calibrate(
         "warnings": warnings,
         "verdict": verdict,
     }
-    from softcalc import __version__
-
     correction = Correction(
         scale=correction_scale,
         species_scales=species_scales,

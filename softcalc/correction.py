@@ -21,7 +21,7 @@ import numpy as np
 
 from softcalc.errors import CorrectionFileError, CorrectionMismatchError
 from softcalc.fileio import write_json
-from softcalc.model import ModelInfo
+from softcalc.info import ModelInfo
 
 SCHEMA = "softcalc.correction/1"
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from ase import Atoms
 
 from softcalc.errors import InvalidStructureError, UnsupportedElementsError
-
-if TYPE_CHECKING:
-    from softcalc.model import ModelInfo
+from softcalc.info import ModelInfo
 
 
 def check_structure(atoms: Atoms, info: ModelInfo | None = None) -> None:

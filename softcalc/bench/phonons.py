@@ -22,7 +22,7 @@ import numpy as np
 from softcalc.bench.stored import StoredForces
 from softcalc.calculator import SoftCorrectedCalc
 from softcalc.calibrate import calibrate
-from softcalc.data.readers import resolve_data_path
+from softcalc.data.paths import resolve_data_path
 from softcalc.errors import DataError
 from softcalc.fileio import atomic_path, write_json
 from softcalc.model import ModelCalculator

@@ -29,7 +29,7 @@ from softcalc.bench.stored import StoredForces, structure_key
 from softcalc.data.dataset import ForceDataset, ForceFrame
 from softcalc.errors import DataError
 from softcalc.fileio import atomic_path
-from softcalc.model import ModelInfo
+from softcalc.info import ModelInfo
 
 FORMAT = "softcalc-bench-softening/1"
 SPLITS = ("train", "test")

@@ -40,6 +40,7 @@ from softcalc.evaluation import ForceComparison, compare_forces, structure_force
 from softcalc.fileio import atomic_path, write_json
 from softcalc.model import ModelCalculator
 from softcalc.registry import load_adapter
+from softcalc.version import __version__
 
 DEFAULT_FRAMES = (1, 2, 5, 10)
 DEFAULT_DRAWS = 5
@@ -293,8 +294,6 @@ def assemble(
     config: dict[str, Any], stores: dict[str, StoredForces], results: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
     """The summary document (deterministic: fixed seeds, no timestamps, sorted keys)."""
-    from softcalc import __version__
-
     models = {
         name: {**store.info.fingerprint, "per_atom_energies": store.supports_per_atom_energies}
         for name, store in stores.items()

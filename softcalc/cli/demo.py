@@ -12,7 +12,7 @@ from pathlib import Path
 
 from softcalc.calibrate import calibrate
 from softcalc.cli.common import command_line
-from softcalc.data.readers import resolve_data_path
+from softcalc.data.paths import resolve_data_path
 from softcalc.fileio import write_json
 from softcalc.registry import load_model
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from softcalc.data.dataset import ForceDataset, ForceFrame
-from softcalc.data.readers import file_sha256, resolve_data_path
+from softcalc.data.paths import file_sha256, resolve_data_path
 from softcalc.errors import DataError
 from softcalc.phonons.phonopy_io import from_phonopy_atoms, load_phonopy
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,33 +13,13 @@ from ase import Atoms
 from ase.units import GPa
 
 from softcalc.data.dataset import ForceDataset, ForceFrame
+from softcalc.data.paths import file_sha256, resolve_data_path
 from softcalc.errors import DataError
 
-DATA_DIR_ENV = "SOFTCALC_DATA_DIR"
 #: "at 300 K", "1000K", "T = 600 K" in a frame description
 _TEMPERATURE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*K\b")
 #: "strain -0.02", "strain=0.1" in a frame description
 _STRAIN = re.compile(r"\bstrain\s*[=:]?\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
-
-
-def file_sha256(paths: Sequence[Path]) -> str:
-    """SHA-256 over the contents of ``paths`` (in the given order)."""
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(Path(path).read_bytes())
-    return digest.hexdigest()
-
-
-def resolve_data_path(path: str | Path) -> Path:
-    """``path`` as given, or relative to ``$SOFTCALC_DATA_DIR`` when it does not exist as given."""
-    path = Path(path).expanduser()
-    if path.exists():
-        return path
-    base = os.environ.get(DATA_DIR_ENV)
-    if base and (Path(base) / path).exists():
-        return Path(base) / path
-    where = f" or under ${DATA_DIR_ENV}={base}" if base else f" (${DATA_DIR_ENV} is not set)"
-    raise DataError(f"data path {path} does not exist{where}. Fix: give an existing file or folder.")
 
 
 def _pymatgen_structure_to_atoms(struct: dict, where: str) -> Atoms:
