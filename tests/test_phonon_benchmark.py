@@ -10,9 +10,14 @@ import numpy as np
 import pytest
 from ase.calculators.calculator import Calculator, all_changes
 
+from softcalc.bench.phonon_comparison import (
+    compare_phonons,
+    load_phonon_set,
+    mesh_frequencies,
+    phonon_comparison,
+)
 from softcalc.cli import main
 from softcalc.data import read_dataset
-from softcalc.phonon_benchmark import compare_phonons, load_phonon_set, mesh_frequencies, phonon_comparison
 
 EXAMPLES = "phonons/phonopy-examples"
 

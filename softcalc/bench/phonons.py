@@ -1,6 +1,6 @@
 """Phonon softening benchmark on DFT force sets, bare and with a leave-one-material-out correction.
 
-For every model and phonopy force set: the metrics of :mod:`softcalc.phonon_benchmark`
+For every model and phonopy force set: the metrics of :mod:`softcalc.bench.phonon_comparison`
 (force-set slope, frequency slope and MAE on an 8×8×8 mesh, max-frequency ratio) of the bare model,
 and of the model corrected by a global λ fitted with :func:`softcalc.calibrate.calibrate` on the
 force sets of the OTHER PBE materials (regime ``transfer``; materials of another or unstated
@@ -19,6 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from softcalc.bench.phonon_comparison import (
+    MESH,
+    MIN_FREQUENCY_THZ,
+    PhononComparison,
+    compare_phonons,
+    load_phonon_set,
+)
 from softcalc.bench.stored import StoredForces
 from softcalc.calculator import SoftCorrectedCalc
 from softcalc.calibrate import calibrate
@@ -26,13 +33,6 @@ from softcalc.data.paths import resolve_data_path
 from softcalc.errors import DataError
 from softcalc.fileio import atomic_path, write_json
 from softcalc.model import ModelCalculator
-from softcalc.phonon_benchmark import (
-    MESH,
-    MIN_FREQUENCY_THZ,
-    PhononComparison,
-    compare_phonons,
-    load_phonon_set,
-)
 from softcalc.registry import load_adapter
 
 #: default data of `bench phonons`, resolved under $SOFTCALC_DATA_DIR

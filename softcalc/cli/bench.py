@@ -1,4 +1,4 @@
-"""`softcalc bench`: benchmarks of softening and its correction (`bench softening`, ...)."""
+"""`softcalc bench`: benchmarks of softening and its correction (`bench softening`, `bench phonons`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from softcalc.cli.phonons import register_bench as register_phonons
 from softcalc.errors import DataError
 
 #: default data of `bench softening`, resolved under $SOFTCALC_DATA_DIR
@@ -92,4 +91,65 @@ def run_softening_cli(args: argparse.Namespace) -> int:
         )
     _print_headline(summary)
     print(f"results in {out}")
+    return 0
+
+
+def register_phonons(benchmarks: argparse._SubParsersAction) -> None:
+    """`softcalc bench phonons`."""
+    from softcalc.bench.phonons import PHONOPY_EXAMPLES
+
+    p = benchmarks.add_parser(
+        "phonons",
+        help="phonon metrics per model and force set, bare and with a leave-one-material-out correction",
+        description="For each model and phonopy force set: force-set slope, frequency slope and MAE, max "
+        "frequency ratio, bare and with λ calibrated on the other PBE sets. Writes phonons.json and PNGs.",
+    )
+    p.add_argument("--models", required=True, help="comma-separated model names (e.g. chgnet,m3gnet)")
+    p.add_argument(
+        "--data",
+        nargs="+",
+        default=[PHONOPY_EXAMPLES],
+        help=f"force-set folders (default {PHONOPY_EXAMPLES})",
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--quick", action="store_true", help="Si and NaCl only, first model only")
+    p.add_argument(
+        "--bootstrap", type=int, help="bootstrap replicas per calibration (default 1000; quick 200)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default=None)
+    p.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG plots")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_phonons_cli)
+
+
+def run_phonons_cli(args: argparse.Namespace) -> int:
+    from softcalc.bench.phonons import run_phonon_benchmark
+
+    summary = run_phonon_benchmark(
+        [m.strip() for m in args.models.split(",") if m.strip()],
+        args.data,
+        args.out,
+        quick=args.quick,
+        n_bootstrap=args.bootstrap,
+        seed=args.seed,
+        device=args.device,
+        dtype=args.dtype,
+        progress=not args.quiet,
+        plots=args.plots,
+    )
+    header = (
+        f"{'model':14s}{'material':10s}{'func':>7s}{'F slope':>9s}{'ω slope':>9s}{'ω MAE':>8s}{'ω ratio':>9s}"
+    )
+    print(header + f"{'λ':>8s}{'ω MAE corr':>11s}")
+    for name, per_material in summary["results"].items():
+        for material, r in per_material.items():
+            b, c = r["bare"], r["corrected"]
+            tail = f"{c['scale']:8.3f}{c['freq_mae_thz']:11.3f}" if c else ""
+            print(
+                f"{name:14s}{material:10s}{r['functional'] or '?':>7s}{b['force_set_slope']:9.3f}"
+                f"{b['freq_slope']:9.3f}{b['freq_mae_thz']:8.3f}{b['max_freq_ratio']:9.3f}{tail}"
+            )
+    print(f"results in {args.out}")
     return 0
