@@ -110,8 +110,7 @@ class SoftCorrectedCalc(Calculator):
         system_changes: Sequence[str] = all_changes,
     ) -> None:
         super().calculate(atoms, properties, system_changes)
-        assert self.atoms is not None
-        atoms = self.atoms
+        atoms = self.atoms  # the copy Calculator.calculate stored
         check_structure(atoms, self.info)
         if "stress" in (properties or ()) and not atoms.pbc.all():
             raise PropertyNotImplementedError("stress needs a 3D periodic cell")
@@ -130,21 +129,54 @@ class SoftCorrectedCalc(Calculator):
         if "energies" in wanted and "energies" not in self.base.implemented_properties:
             raise PropertyNotImplementedError(f"{type(self.base).__name__} gives no per-atom energies")
         self.base.calculate(atoms, sorted(wanted), system_changes)
-        base = self.base.results
+        return self._scaled(atoms.get_chemical_symbols(), self.base.results, wanted | {"energy"})
+
+    def _scaled(self, symbols: Sequence[str], base: Mapping[str, Any], keys: set[str]) -> dict[str, Any]:
+        """The global correction of base results ``keys`` (energy eV, forces eV/Å, stress eV/Å³)."""
         lam = self.correction.scale
         if lam == 1.0:
-            return {key: np.copy(base[key]) if key != "energy" else base[key] for key in wanted | {"energy"}}
-        mu = self._anchors(atoms.get_chemical_symbols())
+            return {key: np.copy(base[key]) if key != "energy" else base[key] for key in keys}
+        mu = self._anchors(symbols)
         e_ref = float(mu.sum())
-        out: dict[str, Any] = {
-            "energy": e_ref + lam * (float(base["energy"]) - e_ref),
-            "forces": lam * np.asarray(base["forces"]),
-        }
-        if "stress" in wanted:
-            out["stress"] = lam * np.asarray(base["stress"])
-        if "energies" in wanted:
+        out: dict[str, Any] = {"energy": e_ref + lam * (float(base["energy"]) - e_ref)}
+        for key in ("forces", "stress"):
+            if key in keys:
+                out[key] = lam * np.asarray(base[key])
+        if "energies" in keys:
             out["energies"] = mu + lam * (np.asarray(base["energies"]) - mu)
         return out
+
+    @property
+    def batched(self) -> bool:
+        """True when :meth:`compute_many` evaluates structures in one batch of the base model.
+
+        Global corrections around a batched base (softcalc's own model calculators) are batched;
+        per-species corrections need one differentiation per structure and are not.
+        """
+        return self.correction.kind == "global" and bool(getattr(self.base, "batched", False))
+
+    def compute_many(
+        self, structures: Sequence[Atoms], properties: Sequence[str] = ("energy", "forces")
+    ) -> list[dict[str, Any]]:
+        """Corrected results of many structures in one batched call of the base model.
+
+        Returns one dict per structure with the corrected ``energy`` (eV), ``forces`` (eV/Å) and
+        whatever else the base returned of ``stress`` and ``energies``.
+
+        Raises:
+            SoftcalcError: the calculator is not :attr:`batched` (evaluate structure by structure).
+        """
+        if not self.batched:
+            raise SoftcalcError(
+                f"{self!r} cannot evaluate structures in a batch. Fix: evaluate them one at a time, "
+                "e.g. through softcalc.forces.ForceEvaluator."
+            )
+        results = self.base.compute_many(structures, properties)
+        corrected = ("energy", "forces", "stress", "energies")
+        return [
+            self._scaled(atoms.get_chemical_symbols(), res, {k for k in corrected if k in res})
+            for atoms, res in zip(structures, results)
+        ]
 
     def _per_species(self, atoms: Atoms, wanted: set[str]) -> dict[str, Any]:
         return self.local_energy(atoms, compute_stress="stress" in wanted)

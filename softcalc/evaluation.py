@@ -11,18 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from ase import Atoms
 from ase.calculators.calculator import Calculator
 from tqdm.auto import tqdm
 
-from softcalc.calculator import SoftCorrectedCalc
 from softcalc.data.dataset import ForceDataset
+from softcalc.forces import DEFAULT_BATCH, ForceEvaluator
 from softcalc.metrics import ForceMetrics, force_metrics, grouped_metrics
 from softcalc.model import ModelCalculator
-from softcalc.structure import check_structure
-
-#: structures per batched model call (bounds memory for large data sets)
-DEFAULT_BATCH = 16
 
 
 @dataclass
@@ -79,43 +74,6 @@ class ForceComparison:
         )
 
 
-def structure_forces(
-    calc: Calculator,
-    structures: Sequence[Atoms],
-    batch_size: int = DEFAULT_BATCH,
-    progress: bool = False,
-    desc: str = "model forces",
-) -> list[np.ndarray]:
-    """Forces (eV/Å) of ``calc`` on each structure, batched through the plugin where possible.
-
-    A :class:`ModelCalculator` evaluates chunks of ``batch_size`` structures in one call; a
-    :class:`SoftCorrectedCalc` with a global scale uses its base's batch path and multiplies by λ;
-    any other calculator is called structure by structure.
-    """
-    scale = 1.0
-    base = calc
-    if isinstance(calc, SoftCorrectedCalc) and calc.correction.kind == "global":
-        scale, base = calc.correction.scale, calc.base
-    bar = tqdm(total=len(structures), desc=desc, unit="struct", disable=not progress, leave=False)
-    out: list[np.ndarray] = []
-    if isinstance(base, ModelCalculator):
-        for start in range(0, len(structures), batch_size):
-            chunk = structures[start : start + batch_size]
-            for atoms in chunk:
-                check_structure(atoms, base.info)
-            results = base.model.compute_many(chunk, ("energy", "forces"))
-            out.extend(scale * np.asarray(r["forces"]) for r in results)
-            bar.update(len(chunk))
-    else:
-        for atoms in structures:
-            work = atoms.copy()
-            work.calc = base
-            out.append(scale * work.get_forces())
-            bar.update(1)
-    bar.close()
-    return out
-
-
 def compare_forces(
     calc: Calculator, dataset: ForceDataset, batch_size: int = DEFAULT_BATCH, progress: bool = False
 ) -> ForceComparison:
@@ -123,7 +81,8 @@ def compare_forces(
     structures = [f.atoms for f in dataset.frames]
     if dataset.reference is not None:
         structures = [*structures, dataset.reference]
-    forces = structure_forces(calc, structures, batch_size, progress, desc=f"{dataset.material or 'data'}")
+    evaluator = ForceEvaluator(calc, batch_size)
+    forces = evaluator.forces(structures, progress=progress, desc=dataset.material or "data")
     return pair_forces(dataset, forces)
 
 

@@ -4,7 +4,7 @@ H_ij = ∂²E/∂x_i∂x_j ≈ -(F_j(x + δ e_i) - F_j(x - δ e_i)) / 2δ in eV/
 symmetry is used, so molecules, slabs, defects, amorphous cells and MD snapshots all work. With a
 softcalc :class:`~softcalc.model.ModelCalculator` the 6N displaced structures go through the
 model's batched ``compute_many`` in chunks; with a :class:`~softcalc.SoftCorrectedCalc` holding a
-global scale λ, H' = λ H of the base model, through the same batched path.
+global scale λ, H' = λ H of the base model, through the same batched path (:mod:`softcalc.forces`).
 
 Example::
 
@@ -16,29 +16,22 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
-from tqdm import tqdm
 
-from softcalc.calculator import SoftCorrectedCalc
-from softcalc.model import ModelAdapter, ModelCalculator
 from softcalc.phonons import kernels
+from softcalc.phonons.force_constants import FD_BATCH, force_constant_rows
 from softcalc.phonons.storage import read_h5, write_h5
 from softcalc.phonons.units import EV_A2_AMU_TO_THZ, thz_to_cm1
-from softcalc.structure import check_structure
 
 __all__ = [
-    "ForceEvaluator",
     "acoustic_sum_rule",
-    "displaced_structures",
     "fd_hessian",
-    "force_constant_rows",
     "load_hessian",
     "save_hessian",
     "symmetrize_hessian",
@@ -47,115 +40,11 @@ __all__ = [
 ]
 
 
-class ForceEvaluator:
-    """Forces of many structures with one calculator, in batches where the calculator allows.
-
-    Batched when the calculator is a :class:`ModelCalculator` (its adapter's ``compute_many``), or
-    a :class:`SoftCorrectedCalc` with a global scale λ around one (forces λ·F of the base batch).
-    Any other calculator, and per-species corrections, are evaluated one structure at a time.
-
-    Args:
-        calculator: an ASE calculator.
-        batch_size: structures per ``compute_many`` call (bounds the memory of one batch).
-    """
-
-    def __init__(self, calculator: Calculator, batch_size: int = 32) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-        self.calculator = calculator
-        self.batch_size = batch_size
-        self.scale = 1.0
-        self.model: ModelAdapter | None = None
-        base = calculator
-        if isinstance(calculator, SoftCorrectedCalc) and calculator.correction.kind == "global":
-            self.scale = float(calculator.correction.scale)
-            base = calculator.base
-        if isinstance(base, ModelCalculator):
-            self.model = base.model
-        else:
-            self.scale = 1.0
-
-    @property
-    def batched(self) -> bool:
-        """True when structures go to the model in batches."""
-        return self.model is not None
-
-    def _chunk_forces(self, chunk: list[Atoms]) -> list[np.ndarray]:
-        if self.model is not None:
-            for atoms in chunk:
-                check_structure(atoms, self.model.info)
-            results = self.model.compute_many(chunk, ("energy", "forces"))
-            return [self.scale * np.asarray(r["forces"], dtype=float) for r in results]
-        out = []
-        for atoms in chunk:
-            atoms = atoms.copy()
-            atoms.calc = self.calculator
-            out.append(np.asarray(atoms.get_forces(), dtype=float))
-        return out
-
-    def forces(
-        self, structures: Iterable[Atoms], total: int | None = None, progress: bool = False
-    ) -> np.ndarray:
-        """Forces (n_structures, n_atoms, 3) in eV/Å; ``structures`` may be a lazy iterator.
-
-        Args:
-            structures: structures with the same number of atoms.
-            total: their number, for the progress bar.
-            progress: show a tqdm progress bar (structures evaluated).
-        """
-        it = iter(structures)
-        out: list[np.ndarray] = []
-        size = self.batch_size if self.batched else 1
-        with tqdm(total=total, disable=not progress, unit="structure", desc="forces") as bar:
-            while chunk := list(islice(it, size)):
-                out.extend(self._chunk_forces(chunk))
-                bar.update(len(chunk))
-        return np.stack(out)
-
-
-def displaced_structures(atoms: Atoms, indices: Sequence[int], delta: float) -> Iterator[Atoms]:
-    """Yield copies of ``atoms`` with atom i moved by +δ then -δ along x, y, z, for i in ``indices``.
-
-    Order: (index, axis, sign), i.e. ``len(indices) * 6`` structures. δ in Å.
-    """
-    template = atoms.copy()
-    template.calc = None
-    for i in indices:
-        for axis in range(3):
-            for sign in (1.0, -1.0):
-                displaced = template.copy()
-                displaced.positions[i, axis] += sign * delta
-                yield displaced
-
-
-def force_constant_rows(
-    atoms: Atoms,
-    calculator: Calculator,
-    indices: Sequence[int] | None = None,
-    delta: float = 0.01,
-    batch_size: int = 32,
-    progress: bool = False,
-) -> np.ndarray:
-    """Rows of the Hessian for displaced atoms ``indices`` (default all), by central differences.
-
-    Returns:
-        (len(indices), 3, N, 3) array ``fc[r, a, j, b] = ∂²E/∂x_{indices[r], a} ∂x_{j, b}`` in eV/Å².
-    """
-    if delta <= 0:
-        raise ValueError(f"delta must be positive (Å), not {delta}")
-    indices = list(range(len(atoms))) if indices is None else [int(i) for i in indices]
-    check_structure(atoms)
-    evaluator = ForceEvaluator(calculator, batch_size=batch_size)
-    count = 6 * len(indices)
-    forces = evaluator.forces(displaced_structures(atoms, indices, delta), total=count, progress=progress)
-    return kernels.central_difference(forces.reshape(len(indices), 3, 2, len(atoms), 3), float(delta))
-
-
 def fd_hessian(
     atoms: Atoms,
     calculator: Calculator,
     delta: float = 0.01,
-    batch_size: int = 32,
+    batch_size: int = FD_BATCH,
     progress: bool = False,
     symmetrize: bool = True,
 ) -> np.ndarray:

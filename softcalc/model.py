@@ -110,6 +110,9 @@ class ModelCalculator(Calculator):
     sees it, so bad input gives a softcalc error rather than a traceback from inside torch.
     """
 
+    #: many structures evaluate in one :meth:`compute_many` call (see :mod:`softcalc.forces`)
+    batched = True
+
     def __init__(self, model: ModelAdapter, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model = model
@@ -130,11 +133,22 @@ class ModelCalculator(Calculator):
         system_changes: Sequence[str] = all_changes,
     ) -> None:
         super().calculate(atoms, properties, system_changes)
-        assert self.atoms is not None
-        check_structure(self.atoms, self.model.info)
-        results = self.model.compute(self.atoms, default_properties(self.atoms, self.model, properties))
+        atoms = self.atoms  # the copy Calculator.calculate stored
+        check_structure(atoms, self.model.info)
+        results = self.model.compute(atoms, default_properties(atoms, self.model, properties))
         results["free_energy"] = results["energy"]
         self.results = results
+
+    def compute_many(
+        self, structures: Sequence[Atoms], properties: Sequence[str] = ("energy", "forces")
+    ) -> list[dict[str, Any]]:
+        """Check each structure, then evaluate all of them through the adapter's batched path.
+
+        Returns one dict per structure with the adapter's results (``energy`` eV, ``forces`` eV/Å, ...).
+        """
+        for one in structures:
+            check_structure(one, self.model.info)
+        return self.model.compute_many(structures, properties)
 
     def __repr__(self) -> str:
         i = self.model.info

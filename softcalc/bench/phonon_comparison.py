@@ -29,8 +29,9 @@ from ase.calculators.calculator import Calculator
 
 from softcalc.data.dataset import ForceDataset
 from softcalc.data.phonopy_sets import load_phonopy_dir, read_phonopy_dir
-from softcalc.evaluation import DEFAULT_BATCH, ForceComparison, pair_forces, structure_forces
+from softcalc.evaluation import ForceComparison, pair_forces
 from softcalc.fileio import atomic_path
+from softcalc.forces import DEFAULT_BATCH, ForceEvaluator
 from softcalc.phonons import Phonons, from_phonopy_atoms
 
 #: q-point mesh of the frequency comparison (phonopy's default primitive cell)
@@ -142,7 +143,7 @@ def compare_phonons(
     """Evaluate ``calc`` (batched) on the displaced and undisplaced supercells and compare phonons."""
     pset = pset if isinstance(pset, PhononSet) else load_phonon_set(pset)
     structures = [f.atoms for f in pset.dataset.frames] + [pset.dataset.reference]
-    forces = structure_forces(calc, structures, batch_size, progress, desc=pset.material)
+    forces = ForceEvaluator(calc, batch_size).forces(structures, progress=progress, desc=pset.material)
     return phonon_comparison(pset, forces, model)
 
 

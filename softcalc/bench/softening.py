@@ -36,8 +36,9 @@ from softcalc.calibrate import calibrate, select_frames
 from softcalc.data.dataset import ForceDataset
 from softcalc.data.readers import read_datasets
 from softcalc.errors import DataError, SoftcalcError
-from softcalc.evaluation import ForceComparison, compare_forces, structure_forces
+from softcalc.evaluation import ForceComparison, compare_forces
 from softcalc.fileio import atomic_path, write_json
+from softcalc.forces import ForceEvaluator
 from softcalc.model import ModelCalculator
 from softcalc.registry import load_adapter
 from softcalc.version import __version__
@@ -132,7 +133,7 @@ def evaluate_model(
         for d in split.datasets().values()
         for s in [*(f.atoms for f in d.frames), *([d.reference] if d.reference is not None else [])]
     ]
-    structure_forces(ModelCalculator(store), structures, progress=progress, desc=f"{name} forces")
+    ForceEvaluator(ModelCalculator(store)).forces(structures, progress=progress, desc=f"{name} forces")
     return store
 
 

@@ -131,7 +131,7 @@ class Phonons:
         calculator: Calculator,
         method: str = "compact",
         delta: float = 0.01,
-        batch_size: int = 32,
+        batch_size: int = fcmod.FD_BATCH,
         progress: bool = False,
         acoustic_sum_rule: bool = False,
     ) -> np.ndarray:
@@ -143,7 +143,7 @@ class Phonons:
                 (6 n_s structures); ``"symmetry"`` uses phonopy's symmetry-reduced ± displacements
                 and phonopy's fit.
             delta: displacement, Å.
-            batch_size, progress: see :class:`softcalc.hessian.ForceEvaluator`.
+            batch_size, progress: see :class:`softcalc.forces.ForceEvaluator`.
             acoustic_sum_rule: impose translational invariance afterwards.
         """
         if method == "compact":

@@ -7,7 +7,7 @@ rows either every supercell atom ("full", phonopy's full format) or the primitiv
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,16 +16,58 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from softcalc.errors import DataError
-from softcalc.hessian import ForceEvaluator, force_constant_rows
+from softcalc.forces import ForceEvaluator
 from softcalc.phonons import kernels
 from softcalc.phonons.phonopy_io import from_phonopy_atoms
 from softcalc.phonons.storage import read_h5, write_h5
+from softcalc.structure import check_structure
 
 if TYPE_CHECKING:
     from phonopy import Phonopy
 
-#: ways :func:`displacement_force_constants` can displace atoms
+#: ways :meth:`softcalc.phonons.Phonons.compute_force_constants` can displace atoms
 METHODS = ("full", "compact", "symmetry")
+#: displaced structures per batched model call of the finite-difference routines (fastest on 2 CPU cores)
+FD_BATCH = 8
+
+
+def displaced_structures(atoms: Atoms, indices: Sequence[int], delta: float) -> Iterator[Atoms]:
+    """Yield copies of ``atoms`` with atom i moved by +δ then -δ along x, y, z, for i in ``indices``.
+
+    Order: (index, axis, sign), i.e. ``len(indices) * 6`` structures. δ in Å.
+    """
+    template = atoms.copy()
+    template.calc = None
+    for i in indices:
+        for axis in range(3):
+            for sign in (1.0, -1.0):
+                displaced = template.copy()
+                displaced.positions[i, axis] += sign * delta
+                yield displaced
+
+
+def force_constant_rows(
+    atoms: Atoms,
+    calculator: Calculator,
+    indices: Sequence[int] | None = None,
+    delta: float = 0.01,
+    batch_size: int = FD_BATCH,
+    progress: bool = False,
+) -> np.ndarray:
+    """Rows of the Hessian for displaced atoms ``indices`` (default all), by central differences.
+
+    Returns:
+        (len(indices), 3, N, 3) array ``fc[r, a, j, b] = ∂²E/∂x_{indices[r], a} ∂x_{j, b}`` in eV/Å².
+    """
+    if delta <= 0:
+        raise ValueError(f"delta must be positive (Å), not {delta}")
+    indices = list(range(len(atoms))) if indices is None else [int(i) for i in indices]
+    check_structure(atoms)  # the undisplaced structure; the model calculator checks each displaced one
+    evaluator = ForceEvaluator(calculator, batch_size=batch_size)
+    count = 6 * len(indices)
+    forces = evaluator.forces(displaced_structures(atoms, indices, delta), total=count, progress=progress)
+    stacked = np.stack(forces).reshape(len(indices), 3, 2, len(atoms), 3)
+    return kernels.central_difference(stacked, float(delta))
 
 
 def fd_force_constants(
@@ -33,13 +75,13 @@ def fd_force_constants(
     calculator: Calculator,
     rows: Sequence[int] | None = None,
     delta: float = 0.01,
-    batch_size: int = 32,
+    batch_size: int = FD_BATCH,
     progress: bool = False,
 ) -> np.ndarray:
     """Force constants by central differences: atoms ``rows`` (default all) displaced ±δ along x, y, z.
 
     No symmetry is used: 6 structures per displaced atom, evaluated in batches where the
-    calculator allows (see :class:`softcalc.hessian.ForceEvaluator`).
+    calculator allows (see :mod:`softcalc.forces`).
 
     Returns:
         (len(rows), n_supercell, 3, 3) eV/Å².
@@ -71,7 +113,7 @@ def symmetry_force_constants(
     phonon: Phonopy,
     calculator: Calculator,
     delta: float = 0.01,
-    batch_size: int = 32,
+    batch_size: int = FD_BATCH,
     progress: bool = False,
 ) -> np.ndarray:
     """Full force constants from phonopy's symmetry-reduced ± displacements, forces from ``calculator``.
@@ -82,7 +124,7 @@ def symmetry_force_constants(
     phonon.generate_displacements(distance=delta, is_plusminus=True)
     cells = [from_phonopy_atoms(c) for c in phonon.supercells_with_displacements]
     evaluator = ForceEvaluator(calculator, batch_size=batch_size)
-    phonon.forces = evaluator.forces(cells, total=len(cells), progress=progress)
+    phonon.forces = np.stack(evaluator.forces(cells, progress=progress))
     return dataset_force_constants(phonon)
 
 
