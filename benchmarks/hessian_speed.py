@@ -167,6 +167,8 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from softcalc.plots import save_figure
+
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     if "hessian" in results:
         h = results["hessian"]
@@ -177,9 +179,7 @@ def plot(results: dict, path: Path) -> None:
     axes[1].bar(["softcalc", "phonopy"], [m["softcalc_s_median"], m["phonopy_s_median"]])
     axes[1].set_title(f"D(q) + eigenvalues, {m['n_qpoints']} q\nratio {m['ratio_median']:.2f}")
     axes[1].set_ylabel("wall time (s, median)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def main() -> None:

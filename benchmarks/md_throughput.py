@@ -33,6 +33,7 @@ from softcalc import SoftCorrectedCalc, load_model
 from softcalc.fileio import write_json
 from softcalc.md import energy_conservation, run_md
 from softcalc.md.compare import compare_vdos, harmonic_dos, trajectory_vdos
+from softcalc.plots import save_figure
 
 SI_PHONONS = Path(os.environ.get("SOFTCALC_DATA_DIR", "../shared/data")) / "phonons/phonopy-examples/Si"
 
@@ -175,8 +176,7 @@ def plot(path: Path, rows: list[dict[str, object]]) -> None:
                     label=f"{label} ({device})")
     ax.set(xscale="log", yscale="log", xlabel="atoms", ylabel="atom-steps/s")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    save_figure(fig, path, dpi=130)
 
 
 def main() -> None:

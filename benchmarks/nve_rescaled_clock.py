@@ -28,6 +28,7 @@ from md_throughput import drift, si_supercell  # noqa: E402
 from softcalc import load_model  # noqa: E402
 from softcalc.fileio import write_json  # noqa: E402
 from softcalc.md import Trajectory, run_md  # noqa: E402
+from softcalc.plots import save_figure  # noqa: E402
 
 
 def main() -> int:
@@ -67,8 +68,7 @@ def main() -> int:
     ax.set_xlabel("corrected-run time (ps)")
     ax.set_ylabel("E_total − E_total(0) (meV/atom)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(args.out / "nve_rescaled_clock.png", dpi=120)
+    save_figure(fig, args.out / "nve_rescaled_clock.png", dpi=120)
     print(f"max |Δr| over {n} frames: {deviation.max():.2e} Å; corrected drift "
           f"{corrected['drift_meV_per_atom_per_ps']:.6f}, predicted from bare "
           f"{result['predicted_corrected_drift_meV_per_atom_per_ps']:.6f} meV/atom/ps")

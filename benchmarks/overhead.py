@@ -30,7 +30,8 @@ from ase.build import bulk
 from ase.calculators.calculator import Calculator, all_changes
 
 from softcalc import SoftCorrectedCalc, load_model
-from softcalc.fileio import atomic_path, write_json
+from softcalc.fileio import write_json
+from softcalc.plots import save_figure
 
 PROPERTIES = ["energy", "forces", "stress"]
 TARGET_RATIO = 1.02
@@ -142,10 +143,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
             fontsize=9,
         )
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,8 +31,9 @@ from softcalc.calculator import SoftCorrectedCalc
 from softcalc.calibrate import calibrate
 from softcalc.data.paths import resolve_data_path
 from softcalc.errors import DataError
-from softcalc.fileio import atomic_path, write_json
+from softcalc.fileio import write_json
 from softcalc.model import ModelCalculator
+from softcalc.plots import save_figure
 from softcalc.registry import load_adapter
 
 #: default data of `bench phonons`, resolved under $SOFTCALC_DATA_DIR
@@ -192,15 +193,6 @@ def _figure(n_panels: int) -> tuple[Any, Any]:
     return plt.subplots(1, n_panels, figsize=(4.4 * n_panels, 4.2), squeeze=False)
 
 
-def _save(fig: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-
-
 def ratio_histogram(path: Path, results: dict[str, dict[str, Any]]) -> None:
     """Histogram of ω_max(model)/ω_max(DFT) per model, bare and corrected (paper Fig. 4b style)."""
     fig, axes = _figure(len(results))
@@ -215,7 +207,7 @@ def ratio_histogram(path: Path, results: dict[str, dict[str, Any]]) -> None:
         ax.yaxis.get_major_locator().set_params(integer=True)
         ax.set(xlabel=r"$\omega_{max}$(model) / $\omega_{max}$(DFT)", ylabel="materials", title=name)
         ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path, dpi=120)
 
 
 def frequency_parity(path: Path, frequencies: dict[str, list[tuple[Any, Any, Any]]]) -> None:
@@ -235,4 +227,4 @@ def frequency_parity(path: Path, frequencies: dict[str, list[tuple[Any, Any, Any
         ax.set(xlim=(0, top), ylim=(min(0, *(m.min() for _, m in curves)), top), aspect="equal", title=name)
         ax.set(xlabel="DFT frequency (THz)", ylabel="model frequency (THz)")
         ax.legend(fontsize=8, markerscale=4)
-    _save(fig, path)
+    save_figure(fig, path, dpi=120)

@@ -9,9 +9,8 @@ from typing import Any
 from softcalc.bench.predictions import Split
 from softcalc.bench.stored import StoredForces
 from softcalc.evaluation import compare_forces
-from softcalc.fileio import atomic_path
 from softcalc.model import ModelCalculator
-from softcalc.plots import parity_plot
+from softcalc.plots import parity_plot, save_figure
 
 
 def file_label(name: str) -> str:
@@ -71,7 +70,4 @@ def learning_curve_plot(path: Path, results: dict[str, dict[str, Any]]) -> None:
             ax.axhline(r["test"]["mae"], ls="--", color=colour, lw=0.8)
         ax.set(xscale="log", xlabel="calibration frames", ylabel="test force MAE (eV/Å)", title=material)
     axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)

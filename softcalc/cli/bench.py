@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from softcalc.cli.common import add_model_options, model_names, non_negative_int, positive_int
 from softcalc.errors import DataError
 
 #: default data of `bench softening`, resolved under $SOFTCALC_DATA_DIR
@@ -19,14 +20,43 @@ def register(sub: argparse._SubParsersAction) -> None:
     register_phonons(benchmarks)
 
 
-def _ints(text: str) -> list[int]:
+def _frame_counts(text: str) -> list[int]:
+    """``"1,2,5"`` as a list of integers >= 1."""
     try:
-        values = [int(v) for v in text.split(",") if v]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError("frame counts must be positive integers")
+        values = [positive_int(v) for v in text.split(",") if v]
+    except argparse.ArgumentTypeError:
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers >= 1, got {text!r}")
     return values
+
+
+def _add_run_options(p: argparse.ArgumentParser, quick: str) -> None:
+    """--quick (its help: ``quick``), --bootstrap and --seed, shared by the bench commands."""
+    p.add_argument("--quick", action="store_true", help=quick)
+    p.add_argument(
+        "--bootstrap", type=positive_int, help="bootstrap replicas per calibration (default 1000; quick 200)"
+    )
+    p.add_argument("--seed", type=non_negative_int, default=0)
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    """--no-plots and --quiet, shared by the bench commands."""
+    p.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG plots")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of run_softening / run_phonon_benchmark from the shared options."""
+    return {
+        "quick": args.quick,
+        "n_bootstrap": args.bootstrap,
+        "seed": args.seed,
+        "device": args.device,
+        "dtype": args.dtype,
+        "progress": not args.quiet,
+        "plots": args.plots,
+    }
 
 
 def register_softening(benchmarks: argparse._SubParsersAction) -> None:
@@ -37,21 +67,14 @@ def register_softening(benchmarks: argparse._SubParsersAction) -> None:
         "first half in file order) and evaluate on its test split. Writes summary.json, predictions.h5 "
         "(every model and DFT force) and PNG plots into --out.",
     )
-    p.add_argument("--models", help="comma-separated model names (e.g. chgnet,m3gnet)")
+    add_model_options(p, correction=False, several=True, required=False)
     p.add_argument("--data", nargs="+", default=[MLEARN], help=f"data files or folders (default {MLEARN})")
     p.add_argument("--out", help="output folder (default: the folder of --from-h5)")
-    p.add_argument("--quick", action="store_true", help="first material, 2 frames per group and split")
-    p.add_argument("--frames", type=_ints, default=[1, 2, 5, 10], help="learning-curve frame counts")
-    p.add_argument("--draws", type=int, help="random draws per frame count (default 5; quick 2)")
-    p.add_argument(
-        "--bootstrap", type=int, help="bootstrap replicas per calibration (default 1000; quick 200)"
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default=None)
+    _add_run_options(p, quick="first material, 2 frames per group and split")
+    p.add_argument("--frames", type=_frame_counts, default=[1, 2, 5, 10], help="learning-curve frame counts")
+    p.add_argument("--draws", type=positive_int, help="random draws per frame count (default 5; quick 2)")
     p.add_argument("--from-h5", dest="from_h5", help="recompute summary.json and plots from predictions.h5")
-    p.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG plots")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_output_options(p)
     p.set_defaults(func=run_softening_cli)
 
 
@@ -75,20 +98,8 @@ def run_softening_cli(args: argparse.Namespace) -> int:
         if not args.models or not args.out:
             raise DataError("bench softening needs --models and --out (or --from-h5 FILE).")
         out = args.out
-        summary = run_softening(
-            [m.strip() for m in args.models.split(",") if m.strip()],
-            args.data,
-            out,
-            quick=args.quick,
-            frames=args.frames,
-            draws=args.draws,
-            n_bootstrap=args.bootstrap,
-            seed=args.seed,
-            device=args.device,
-            dtype=args.dtype,
-            progress=not args.quiet,
-            plots=args.plots,
-        )
+        options = {**_run_options(args), "frames": args.frames, "draws": args.draws}
+        summary = run_softening(model_names(args.models), args.data, out, **options)
     _print_headline(summary)
     print(f"results in {out}")
     return 0
@@ -104,7 +115,7 @@ def register_phonons(benchmarks: argparse._SubParsersAction) -> None:
         description="For each model and phonopy force set: force-set slope, frequency slope and MAE, max "
         "frequency ratio, bare and with λ calibrated on the other PBE sets. Writes phonons.json and PNGs.",
     )
-    p.add_argument("--models", required=True, help="comma-separated model names (e.g. chgnet,m3gnet)")
+    add_model_options(p, correction=False, several=True)
     p.add_argument(
         "--data",
         nargs="+",
@@ -112,33 +123,15 @@ def register_phonons(benchmarks: argparse._SubParsersAction) -> None:
         help=f"force-set folders (default {PHONOPY_EXAMPLES})",
     )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--quick", action="store_true", help="Si and NaCl only, first model only")
-    p.add_argument(
-        "--bootstrap", type=int, help="bootstrap replicas per calibration (default 1000; quick 200)"
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default=None)
-    p.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG plots")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_run_options(p, quick="Si and NaCl only, first model only")
+    _add_output_options(p)
     p.set_defaults(func=run_phonons_cli)
 
 
 def run_phonons_cli(args: argparse.Namespace) -> int:
     from softcalc.bench.phonons import run_phonon_benchmark
 
-    summary = run_phonon_benchmark(
-        [m.strip() for m in args.models.split(",") if m.strip()],
-        args.data,
-        args.out,
-        quick=args.quick,
-        n_bootstrap=args.bootstrap,
-        seed=args.seed,
-        device=args.device,
-        dtype=args.dtype,
-        progress=not args.quiet,
-        plots=args.plots,
-    )
+    summary = run_phonon_benchmark(model_names(args.models), args.data, args.out, **_run_options(args))
     header = (
         f"{'model':14s}{'material':10s}{'func':>7s}{'F slope':>9s}{'ω slope':>9s}{'ω MAE':>8s}{'ω ratio':>9s}"
     )

@@ -6,9 +6,14 @@ import argparse
 from typing import Any
 
 from softcalc.calibrate import ORDERS, Calibration, calibrate
-from softcalc.cli.common import add_model_options, command_line
+from softcalc.cli.common import (
+    add_model_options,
+    build_calculator,
+    command_line,
+    non_negative_int,
+    positive_int,
+)
 from softcalc.fileio import write_json
-from softcalc.registry import load_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_model_options(p, correction=False)
     p.add_argument("--data", nargs="+", required=True, help="calibration data (files or phonopy folders)")
-    p.add_argument("--frames", type=int, help="fit on the first K frames of each data set; hold out the rest")
+    p.add_argument(
+        "--frames", type=positive_int, help="fit on the first K frames of each data set; hold out the rest"
+    )
     p.add_argument("--test", nargs="+", help="held-out data (replaces the rest of --data when given)")
     p.add_argument("--groups", help="comma-separated structure groups to use (e.g. AIMD-NVT)")
     p.add_argument("--temperature", type=value_range, metavar="LOW:HIGH",
@@ -34,8 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--per-species", action="store_true", help="fit one λ per element (needs per-atom energies)"
     )
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicas for the λ uncertainty")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--bootstrap", type=positive_int, default=1000, help="bootstrap replicas for the λ uncertainty"
+    )
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--regime", choices=("own-material", "transfer"), default="own-material")
     p.add_argument("--out", required=True, help="correction JSON to write")
     p.add_argument("--json", help="calibration report JSON")
@@ -82,7 +91,7 @@ def value_range(text: str) -> tuple[float, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    calc = load_model(args.model, device=args.device, dtype=args.dtype)
+    calc = build_calculator(args)  # the bare model: calibrate has no --correction / --scale
     result = calibrate(
         calc,
         args.data,

@@ -6,10 +6,15 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from ase.io import read
 
-from softcalc.cli.common import add_model_options, build_calculator, command_line
-from softcalc.errors import DataError
+from softcalc.cli.common import (
+    add_model_options,
+    build_calculator,
+    command_line,
+    positive_float,
+    positive_int,
+    read_structure,
+)
 from softcalc.fileio import write_json
 from softcalc.hessian import acoustic_sum_rule, fd_hessian, save_hessian, thz_to_cm1, vibrational_modes
 
@@ -20,18 +25,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("structure", help="structure file readable by ASE (extxyz, POSCAR, cif...)")
     p.add_argument("--out", required=True, help="output HDF5 file of the Hessian (eV/Å²)")
     p.add_argument("--json", help="summary JSON: frequencies in THz and cm⁻¹")
-    p.add_argument("--delta", type=float, default=0.01, help="displacement in Å (default 0.01)")
-    p.add_argument("--batch-size", type=int, default=32, help="displaced structures per model batch")
+    p.add_argument("--delta", type=positive_float, default=0.01, help="displacement in Å (default 0.01)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="displaced structures per model batch")
     p.add_argument("--asr", action="store_true", help="impose the acoustic sum rule")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        atoms = read(args.structure)
-    except (OSError, ValueError, StopIteration) as exc:
-        raise DataError(f"cannot read a structure from {args.structure}: {exc}") from exc
+    atoms = read_structure(args.structure)
     calc = build_calculator(args)
     hessian = fd_hessian(atoms, calc, delta=args.delta, batch_size=args.batch_size, progress=not args.quiet)
     if args.asr:

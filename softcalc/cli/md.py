@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import argparse
 
-from ase.io import read
-
-from softcalc.cli.common import add_model_options, build_calculator, command_line
-from softcalc.errors import InvalidStructureError
+from softcalc.cli.common import (
+    add_model_options,
+    build_calculator,
+    command_line,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    read_structure,
+)
 from softcalc.md import THERMOSTATS, StabilityLimits, export_extxyz, run_md
 from softcalc.md.report import analyze
 
@@ -20,30 +26,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("md", help="molecular dynamics (NVE/NVT/NPT) into a resumable HDF5 trajectory")
     add_model_options(p)
     p.add_argument("--structure", required=True, help="structure file readable by ASE")
-    p.add_argument("--repeat", type=int, nargs=3, metavar=("NA", "NB", "NC"), help="build a supercell first")
+    p.add_argument("--repeat", type=positive_int, nargs=3, metavar=("NA", "NB", "NC"),
+                   help="build a supercell first")
     p.add_argument("--ensemble", choices=sorted(THERMOSTATS), default="nve")
     p.add_argument("--thermostat", choices=_ALL_THERMOSTATS,
                    help="nvt: langevin (default), nose-hoover, bussi, berendsen; "
                    "npt: nose-hoover (MTK, default), berendsen")
-    p.add_argument("--temperature", type=float, default=300.0, help="target and initial temperature in K")
+    p.add_argument("--temperature", type=non_negative_float, default=300.0,
+                   help="target and initial temperature in K")
     p.add_argument("--pressure", type=float, default=0.0, help="external pressure in GPa (npt)")
-    p.add_argument("--timestep", type=float, default=1.0, help="time step in fs")
-    p.add_argument("--steps", type=int, required=True, help="total MD steps (a resumed run continues to it)")
+    p.add_argument("--timestep", type=positive_float, default=1.0, help="time step in fs")
+    p.add_argument("--steps", type=non_negative_int, required=True,
+                   help="total MD steps (a resumed run continues to it)")
     p.add_argument("--traj", required=True, help="output HDF5 trajectory")
     p.add_argument("--resume", action="store_true", help="continue --traj from its last committed frame")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --traj")
-    p.add_argument("--every", type=int, default=10, help="save a frame every K steps (default 10)")
-    p.add_argument("--flush-every", type=int, default=10, help="commit to disk every K frames (default 10)")
+    p.add_argument("--every", type=positive_int, default=10, help="save a frame every K steps (default 10)")
+    p.add_argument("--flush-every", type=positive_int, default=10,
+                   help="commit to disk every K frames (default 10)")
     p.add_argument("--forces", action="store_true", help="also store forces")
     p.add_argument("--no-stress", action="store_true",
                    help="do not store the stress (NaN in the file)")
-    p.add_argument("--seed", type=int, help="random seed (initial velocities, stochastic thermostats)")
-    p.add_argument("--tdamp", type=float, help="thermostat time constant in fs (default 100 time steps)")
-    p.add_argument("--pdamp", type=float, help="barostat time constant in fs (default 1000 time steps)")
-    p.add_argument("--friction", type=float, default=0.01, help="Langevin friction in 1/fs (default 0.01)")
-    p.add_argument("--max-force", type=float, default=StabilityLimits.max_force,
+    p.add_argument("--seed", type=non_negative_int,
+                   help="random seed (initial velocities, stochastic thermostats)")
+    p.add_argument("--tdamp", type=positive_float,
+                   help="thermostat time constant in fs (default 100 time steps)")
+    p.add_argument("--pdamp", type=positive_float,
+                   help="barostat time constant in fs (default 1000 time steps)")
+    p.add_argument("--friction", type=non_negative_float, default=0.01,
+                   help="Langevin friction in 1/fs (default 0.01)")
+    p.add_argument("--max-force", type=positive_float, default=StabilityLimits.max_force,
                    help="stop when a force exceeds this, eV/Å")
-    p.add_argument("--min-distance", type=float, default=StabilityLimits.min_distance,
+    p.add_argument("--min-distance", type=non_negative_float, default=StabilityLimits.min_distance,
                    help="stop when two atoms come closer than this, Å")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -51,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("md-export", help="export a softcalc MD trajectory to extended XYZ")
     e.add_argument("traj", help="HDF5 trajectory from `softcalc md`")
     e.add_argument("out", help="output .xyz (extended XYZ)")
-    e.add_argument("--every", type=int, default=1, help="export every K-th frame")
+    e.add_argument("--every", type=positive_int, default=1, help="export every K-th frame")
     e.set_defaults(func=export)
 
     a = sub.add_parser("md-analyze", help="energy conservation, vibrational DOS (vs a harmonic phonon DOS), "
@@ -60,18 +74,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--labels", nargs="+", help="one name per trajectory (default: file names)")
     a.add_argument("--phonons", help="phonopy folder (phonopy_disp.yaml + FORCE_SETS), e.g. DFT, whose "
                    "harmonic DOS the MD VDOS are compared with")
-    a.add_argument("--skip", type=float, default=0.0, help="equilibration to drop from each run, ps")
-    a.add_argument("--rdf-rmax", type=float, default=6.0, help="RDF range, Å (default 6)")
+    a.add_argument("--skip", type=non_negative_float, default=0.0,
+                   help="equilibration to drop from each run, ps")
+    a.add_argument("--rdf-rmax", type=positive_float, default=6.0, help="RDF range, Å (default 6)")
     a.add_argument("--out", required=True, help="output folder: md_analysis.json, vdos.png, structure.png, "
                    "energy.png (NVE runs)")
     a.set_defaults(func=analyze_trajectories)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        atoms = read(args.structure)
-    except (OSError, ValueError, StopIteration) as exc:
-        raise InvalidStructureError(f"cannot read the structure {args.structure}: {exc}") from exc
+    atoms = read_structure(args.structure)
     if args.repeat:
         atoms = atoms.repeat(args.repeat)
     calc = build_calculator(args)
