@@ -1,6 +1,6 @@
 """Softening corrections as data: the scales, the model they belong to, and their provenance.
 
-The anchored scaling (DESIGN.md): with reference energies μ_Z and per-atom energies e_i,
+The anchored scaling (docs/design.md): with reference energies μ_Z and per-atom energies e_i,
 
     E' = Σ_i [μ_Zi + λ_Zi (e_i - μ_Zi)],   F' = -∂E'/∂R,   σ' = (1/V) ∂E'/∂ε.
 
@@ -76,6 +76,13 @@ class Correction:
     def kind(self) -> str:
         """``"per-species"`` or ``"global"``."""
         return "per-species" if self.species_scales else "global"
+
+    def parameters(self) -> dict[str, Any]:
+        """The scales for a report: ``scale`` (λ) and, for a per-species correction, ``species_scales``."""
+        out: dict[str, Any] = {"scale": self.scale}
+        if self.species_scales:
+            out["species_scales"] = dict(self.species_scales)
+        return out
 
     @property
     def is_identity(self) -> bool:

@@ -28,11 +28,12 @@ import numpy as np
 from ase.calculators.calculator import Calculator
 
 from softcalc.data.dataset import ForceDataset
-from softcalc.data.phonopy_sets import load_phonopy_dir, read_phonopy_dir
+from softcalc.data.phonopy_sets import load_phonopy_set
 from softcalc.evaluation import ForceComparison, pair_forces
 from softcalc.fileio import atomic_path
 from softcalc.forces import DEFAULT_BATCH, ForceEvaluator
 from softcalc.phonons import Phonons, from_phonopy_atoms
+from softcalc.phonons.phonopy_io import fit_force_constants
 
 #: q-point mesh of the frequency comparison (phonopy's default primitive cell)
 MESH = (8, 8, 8)
@@ -85,16 +86,13 @@ def with_displacement_forces(template: Any, forces: Sequence[np.ndarray]) -> Any
     """A new phonopy object on ``template``'s displacements with ``forces`` (eV/Å), force constants built."""
     phonon = template.replicate()
     phonon.dataset = copy.deepcopy(template.dataset)
-    phonon.forces = np.asarray(forces, dtype=float)
-    phonon.produce_force_constants()
-    phonon.symmetrize_force_constants()
+    fit_force_constants(phonon, forces, symmetrize=True)
     return phonon
 
 
 def load_phonon_set(path: str | Path) -> PhononSet:
     """Read a phonopy folder and build its DFT force constants."""
-    dataset = read_phonopy_dir(path)
-    template = load_phonopy_dir(path)
+    dataset, template = load_phonopy_set(path)
     return PhononSet(dataset, with_displacement_forces(template, [f.forces for f in dataset.frames]))
 
 

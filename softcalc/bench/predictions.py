@@ -9,7 +9,7 @@ Layout (forces eV/Å, energies eV, positions and cells Å; per split, frames are
                                 functional, rule
     /models/<i>/          attrs: name (as requested), info (JSON ModelInfo), per_atom_energies
     /models/<i>/<material>/<split>/  forces, energy, [reference_forces, reference_energy]
-    /models/<i>/weighted/ keys, n_atoms, forces  (per-species force components, when computed)
+    /models/<i>/weighted/ keys, n_atoms, energy, forces, energies  (per-species components, when computed)
 
 Splits are ``train`` (calibration) and ``test``.
 """
@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 from ase import Atoms
 
-from softcalc.bench.stored import StoredForces, structure_key
+from softcalc.bench.stored import StoredForces, Weighted, structure_key
 from softcalc.data.dataset import ForceDataset, ForceFrame
 from softcalc.errors import DataError
 from softcalc.fileio import atomic_path
@@ -127,8 +127,11 @@ def _write_model(g: h5py.Group, name: str, store: StoredForces, splits: dict[str
         keys = sorted(store.weighted)
         w = g.create_group("weighted")
         w["keys"] = np.array(keys, dtype=h5py.string_dtype())
-        w["n_atoms"] = np.array([len(store.weighted[k]) for k in keys], dtype=np.int64)
-        w["forces"] = np.concatenate([store.weighted[k] for k in keys])
+        entries = [store.weighted[k] for k in keys]
+        w["n_atoms"] = np.array([len(e.forces) for e in entries], dtype=np.int64)
+        w["energy"] = np.array([e.energy for e in entries])
+        w["forces"] = np.concatenate([e.forces for e in entries])
+        w["energies"] = np.concatenate([e.energies for e in entries])
 
 
 def _read_model(g: h5py.Group, splits: dict[str, Split]) -> tuple[str, StoredForces]:
@@ -146,8 +149,15 @@ def _read_model(g: h5py.Group, splits: dict[str, Split]) -> tuple[str, StoredFor
                 store.forces[ref_key] = (float(s["reference_energy"][()]), s["reference_forces"][()])
     if "weighted" in g:
         w = g["weighted"]
-        parts = np.split(w["forces"][()], np.cumsum(w["n_atoms"][()])[:-1])
-        store.weighted.update((key, f.copy()) for key, f in zip(_strings(w, "keys"), parts))
+        if "energies" not in w:
+            raise DataError(
+                f"{g.file.filename} was written by an older softcalc without per-species energies. "
+                "Fix: re-run the benchmark with the models instead of --from-h5."
+            )
+        bounds = np.cumsum(w["n_atoms"][()])[:-1]
+        forces, energies = np.split(w["forces"][()], bounds), np.split(w["energies"][()], bounds)
+        for key, e, f, ei in zip(_strings(w, "keys"), w["energy"][()], forces, energies):
+            store.weighted[key] = Weighted(float(e), f.copy(), ei.copy())
     return str(g.attrs["name"]), store
 
 

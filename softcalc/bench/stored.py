@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,15 @@ def weights_key(atoms: Atoms, atom_weights: np.ndarray) -> str:
     return f"{structure_key(atoms)}:{hashlib.sha1(w).hexdigest()}"
 
 
+@dataclass(frozen=True)
+class Weighted:
+    """One weighted per-atom energy Σ w_i e_i: its value (eV), forces ((N, 3) eV/Å) and e_i ((N,) eV)."""
+
+    energy: float
+    forces: np.ndarray
+    energies: np.ndarray
+
+
 class StoredForces(ModelAdapter):
     """Forces (eV/Å) and energies (eV) per structure, computed once by ``base`` or loaded from a file.
 
@@ -41,7 +51,7 @@ class StoredForces(ModelAdapter):
         info: the model's :class:`ModelInfo`.
         base: the adapter that computes missing entries; None for a read-only store (a miss is an error).
         forces: structure key -> (energy eV, forces (N, 3) eV/Å float64).
-        weighted: weights key -> forces (N, 3) eV/Å of Σ w_i e_i (per-species force components).
+        weighted: weights key -> :class:`Weighted` of Σ w_i e_i (per-species force components).
     """
 
     def __init__(
@@ -53,7 +63,7 @@ class StoredForces(ModelAdapter):
             bool(base.supports_per_atom_energies) if per_atom_energies is None else per_atom_energies
         )
         self.forces: dict[str, tuple[float, np.ndarray]] = {}
-        self.weighted: dict[str, np.ndarray] = {}
+        self.weighted: dict[str, Weighted] = {}
 
     def _missing(self, what: str) -> DataError:
         return DataError(
@@ -84,11 +94,16 @@ class StoredForces(ModelAdapter):
     def weighted_energy(
         self, atoms: Atoms, atom_weights: np.ndarray, compute_stress: bool = True
     ) -> dict[str, Any]:
-        """Forces of Σ w_i e_i (stress is not stored: the benchmark compares forces only)."""
+        """Energy, forces and per-atom energies of Σ w_i e_i (no stress: the benchmark compares forces)."""
         key = weights_key(atoms, atom_weights)
         if key not in self.weighted:
             if self.base is None:
                 raise self._missing("per-species force components")
             res = self.base.weighted_energy(atoms, atom_weights, compute_stress=False)
-            self.weighted[key] = np.array(res["forces"], dtype=np.float64, order="C")
-        return {"forces": self.weighted[key].copy()}
+            self.weighted[key] = Weighted(
+                float(res["energy"]),
+                np.array(res["forces"], dtype=np.float64, order="C"),
+                np.array(res["energies"], dtype=np.float64),
+            )
+        entry = self.weighted[key]
+        return {"energy": entry.energy, "forces": entry.forces.copy(), "energies": entry.energies.copy()}

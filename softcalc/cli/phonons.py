@@ -34,9 +34,7 @@ def run(args: argparse.Namespace) -> int:
     curves = [(args.model, result.model_phonon)]
     if isinstance(calc, SoftCorrectedCalc):
         bare = compare_phonons(calc.base, pset, model=args.model, progress=not args.quiet)
-        out["scale"] = calc.correction.scale
-        if calc.correction.species_scales:
-            out["species_scales"] = calc.correction.species_scales
+        out.update(calc.correction.parameters())
         out["bare"] = bare.metrics.as_dict()
         curves = [(f"{args.model} bare", bare.model_phonon), (f"{args.model} corrected", result.model_phonon)]
     out["data"] = {"source": pset.dataset.source, "sha256": pset.dataset.sha256}

@@ -27,7 +27,7 @@ _EXPORTS = {
     "to_phonopy_atoms": "phonopy_io",
     "from_phonopy_atoms": "phonopy_io",
     "fd_force_constants": "force_constants",
-    "dataset_force_constants": "force_constants",
+    "fit_force_constants": "phonopy_io",
     "acoustic_sum_rule": "force_constants",
 }
 

@@ -31,6 +31,7 @@ from softcalc.phonons.dos import Dos, total_dos
 from softcalc.phonons.dynmat import DynamicalMatrix
 from softcalc.phonons.mesh import Mesh, mesh_qpoints
 from softcalc.phonons.phonopy_io import (
+    fit_force_constants,
     from_phonopy_atoms,
     read_phonopy,
     require_phonopy,
@@ -161,7 +162,9 @@ class Phonons:
 
     def produce_force_constants(self, dataset: dict[str, Any] | None = None) -> np.ndarray:
         """Force constants fitted by phonopy to a displacement dataset (default: the loaded one)."""
-        self.force_constants = fcmod.dataset_force_constants(self._phonopy, dataset)
+        if dataset is not None:
+            self._phonopy.dataset = dataset
+        self.force_constants = fit_force_constants(self._phonopy, full=True)
         return self.force_constants
 
     def _require_fc(self) -> DynamicalMatrix:

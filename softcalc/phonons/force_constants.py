@@ -1,4 +1,4 @@
-"""Supercell force constants: by finite differences with any calculator, or from a phonopy dataset.
+"""Supercell force constants by finite differences with any calculator (phonopy fits: :mod:`.phonopy_io`).
 
 Arrays are (n_rows, n_supercell, 3, 3) in eV/Å², ``fc[r, j, a, b] = ∂²E/∂u_{i_r,a} ∂u_{j,b}`` with
 rows either every supercell atom ("full", phonopy's full format) or the primitive atoms p2s
@@ -15,10 +15,9 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
-from softcalc.errors import DataError
 from softcalc.forces import ForceEvaluator
 from softcalc.phonons import kernels
-from softcalc.phonons.phonopy_io import from_phonopy_atoms
+from softcalc.phonons.phonopy_io import fit_force_constants, from_phonopy_atoms
 from softcalc.phonons.storage import read_h5, write_h5
 from softcalc.structure import check_structure
 
@@ -90,25 +89,6 @@ def fd_force_constants(
     return np.ascontiguousarray(fc.transpose(0, 2, 1, 3))
 
 
-def dataset_force_constants(phonon: Phonopy, dataset: dict[str, Any] | None = None) -> np.ndarray:
-    """Full force constants fitted by phonopy to a displacement dataset (no symmetrisation).
-
-    Args:
-        phonon: a ``phonopy.Phonopy`` for the supercell; its own dataset is used when ``dataset`` is None.
-        dataset: phonopy's dataset dict (``first_atoms`` with displacements and forces, or
-            ``displacements`` and ``forces`` arrays), e.g. from :func:`read_force_sets`.
-
-    Returns:
-        (n_supercell, n_supercell, 3, 3) eV/Å².
-    """
-    if dataset is not None:
-        phonon.dataset = dataset
-    if phonon.dataset is None:
-        raise DataError("the phonopy object holds no displacement dataset. Fix: pass dataset=...")
-    phonon.produce_force_constants(calculate_full_force_constants=True)
-    return np.array(phonon.force_constants)
-
-
 def symmetry_force_constants(
     phonon: Phonopy,
     calculator: Calculator,
@@ -124,8 +104,7 @@ def symmetry_force_constants(
     phonon.generate_displacements(distance=delta, is_plusminus=True)
     cells = [from_phonopy_atoms(c) for c in phonon.supercells_with_displacements]
     evaluator = ForceEvaluator(calculator, batch_size=batch_size)
-    phonon.forces = np.stack(evaluator.forces(cells, progress=progress))
-    return dataset_force_constants(phonon)
+    return fit_force_constants(phonon, np.stack(evaluator.forces(cells, progress=progress)), full=True)
 
 
 def acoustic_sum_rule(force_constants: np.ndarray, p2s: np.ndarray) -> np.ndarray:

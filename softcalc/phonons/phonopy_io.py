@@ -1,4 +1,16 @@
-"""Interop with phonopy: structures both ways, phonopy files in, FORCE_CONSTANTS out.
+"""The phonopy boundary: every phonopy file softcalc reads and every force-constant fit goes through here.
+
+What phonopy does: it reads its files (``phonopy.load``: phonopy*.yaml, a unit-cell POSCAR,
+FORCE_SETS, FORCE_CONSTANTS), builds the supercell and the primitive cell (spglib; ``"auto"``
+primitive matrix by default), chooses symmetry-reduced displacements, fits force constants to a
+displacement dataset (:func:`fit_force_constants`, optionally symmetrised), and computes the DOS and
+the thermal properties from mesh frequencies (:mod:`softcalc.phonons.dos`,
+:mod:`softcalc.phonons.thermal`).
+
+What softcalc does itself: finite-difference force constants with any calculator, batched
+(:mod:`softcalc.phonons.force_constants`), the dynamical matrices and their diagonalisation on
+meshes and band paths (Numba kernels, faster than phonopy's Python loop over q-points), and the
+acoustic sum rule. Tests check every shared quantity against phonopy's own numbers.
 
 phonopy is an optional dependency (``pip install 'softcalc[phonons]'``); it is imported on use.
 Masses travel with the structures both ways, so softcalc and phonopy always use the same masses.
@@ -67,27 +79,54 @@ def from_phonopy_atoms(cell: Any) -> Atoms:
     return atoms
 
 
+def _force_sets_natom(path: Path) -> int:
+    """Number of supercell atoms declared on the first line of a type-1 ``FORCE_SETS``."""
+    try:
+        return int(path.read_text().split()[0])
+    except (IndexError, ValueError):
+        raise DataError(f"{path} does not start with the supercell atom count") from None
+
+
+def _diagonal_supercell(unitcell: Path, force_sets: Path) -> np.ndarray:
+    """n×n×n supercell matrix inferred from the atom counts of FORCE_SETS and the unit cell."""
+    from ase.io import read
+
+    n_unit = len(read(unitcell, format="vasp"))
+    n_super = _force_sets_natom(force_sets)
+    n = round((n_super / n_unit) ** (1 / 3))
+    if n**3 * n_unit != n_super:
+        raise DataError(
+            f"{unitcell.parent}: no phonopy yaml, and {n_super} supercell atoms are not an n×n×n multiple "
+            f"of the {n_unit}-atom unit cell. Fix: add phonopy_disp.yaml or pass supercell_matrix."
+        )
+    return np.diag([n, n, n])
+
+
 def read_phonopy(
     path: str | Path,
     supercell_matrix: Any = None,
     primitive_matrix: Any = "auto",
     force_sets: str | Path | None = None,
     force_constants: str | Path | None = None,
+    produce_fc: bool = True,
 ) -> Phonopy:
     """Load a phonopy calculation: ``phonopy.yaml``/``phonopy_disp.yaml`` or a unit-cell POSCAR.
 
     Args:
-        path: a phonopy yaml file, a POSCAR-like unit cell (then ``supercell_matrix`` is needed), or a
-            folder holding one of them (looked for: phonopy.yaml, phonopy_disp.yaml,
-            phonopy_params.yaml, POSCAR-unitcell, POSCAR).
-        supercell_matrix, primitive_matrix: as in phonopy, for POSCAR input or to override.
+        path: a phonopy yaml file, a POSCAR-like unit cell, or a folder holding one of them (looked
+            for: phonopy.yaml, phonopy_disp.yaml, phonopy_params.yaml, POSCAR-unitcell, POSCAR).
+        supercell_matrix: as in phonopy; needed for POSCAR input unless a type-1 FORCE_SETS beside it
+            fixes an n×n×n supercell; overrides the yaml's when given.
+        primitive_matrix: as in phonopy (default ``"auto"``: spglib's primitive cell).
         force_sets: FORCE_SETS path (default: ``FORCE_SETS`` beside the structure, when present).
         force_constants: FORCE_CONSTANTS path (default: beside the structure, when present and no
             FORCE_SETS was found).
+        produce_fc: fit force constants to the force sets (:func:`fit_force_constants`, compact, no
+            symmetrisation) or read the FORCE_CONSTANTS file; False loads the dataset only.
 
     Returns:
-        a ``phonopy.Phonopy`` with its dataset and, when forces or constants were found, force
-        constants produced (no symmetrisation, no NAC: the same numbers softcalc then uses).
+        a ``phonopy.Phonopy`` with its dataset (no non-analytic correction) and, when asked and
+        available, force constants.
     """
     require_phonopy()
 
@@ -106,22 +145,53 @@ def read_phonopy(
     if force_sets is None and force_constants is None and (folder / "FORCE_CONSTANTS").is_file():
         force_constants = folder / "FORCE_CONSTANTS"
     kwargs: dict[str, Any] = {
+        "primitive_matrix": primitive_matrix,
         "is_nac": False,
         "symmetrize_fc": False,
-        "produce_fc": force_sets is not None or force_constants is not None,
+        "produce_fc": produce_fc and force_sets is None and force_constants is not None,
         "force_sets_filename": force_sets,
         "force_constants_filename": force_constants,
         "log_level": 0,
     }
     if path.name.endswith(".yaml"):
         if supercell_matrix is not None:
-            kwargs.update(supercell_matrix=supercell_matrix, primitive_matrix=primitive_matrix)
-        return load_phonopy(path, **kwargs)
-    if supercell_matrix is None:
-        raise DataError(f"{path} is a unit cell without a supercell matrix. Fix: pass supercell_matrix.")
-    return load_phonopy(
-        supercell_matrix=supercell_matrix, primitive_matrix=primitive_matrix, unitcell_filename=path, **kwargs
-    )
+            kwargs["supercell_matrix"] = supercell_matrix
+        phonon = load_phonopy(path, **kwargs)
+    else:
+        if supercell_matrix is None:
+            if force_sets is None:
+                raise DataError(
+                    f"{path} is a unit cell without a supercell matrix. Fix: pass supercell_matrix."
+                )
+            supercell_matrix = _diagonal_supercell(path, Path(force_sets))
+        phonon = load_phonopy(supercell_matrix=supercell_matrix, unitcell_filename=path, **kwargs)
+    if produce_fc and force_sets is not None:
+        fit_force_constants(phonon)
+    return phonon
+
+
+def fit_force_constants(
+    phonon: Phonopy, forces: Any = None, full: bool = False, symmetrize: bool = False
+) -> np.ndarray:
+    """phonopy's fit of force constants to the displacement dataset of ``phonon`` (set on it too).
+
+    Args:
+        phonon: a ``phonopy.Phonopy`` with a displacement dataset.
+        forces: (n_displacements, n_supercell, 3) eV/Å replacing the dataset's forces, if given.
+        full: every supercell row (n_s, n_s, 3, 3) instead of phonopy's compact (n_p, n_s, 3, 3).
+        symmetrize: phonopy's symmetrisation (translational invariance and index permutation).
+
+    Returns:
+        the force constants in eV/Å² (a copy).
+    """
+    if phonon.dataset is None:
+        raise DataError("the phonopy object holds no displacement dataset. Fix: load FORCE_SETS or pass one.")
+    if forces is not None:
+        phonon.forces = np.asarray(forces, dtype=float)
+    phonon.produce_force_constants(calculate_full_force_constants=full)
+    if symmetrize:
+        phonon.symmetrize_force_constants()
+    return np.array(phonon.force_constants)
 
 
 def read_force_sets(path: str | Path, natom: int | None = None) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""The steps of :func:`softcalc.calibrate.calibrate`: frames, fit methods, verdict (see that module)."""

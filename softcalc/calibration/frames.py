@@ -1,0 +1,115 @@
+"""Which DFT frames a calibration fits and which it holds out.
+
+Frames are first filtered to resemble the intended simulation (structure groups, temperature, strain),
+then ordered (file order, or largest RMS DFT force first), then split: with ``frames=K`` the first K
+frames of each data set are fitted and, unless separate test data are given, the rest are held out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from softcalc.data.dataset import ForceDataset
+from softcalc.data.readers import read_dataset
+from softcalc.errors import DataError
+
+#: frame orders of :func:`select_frames`
+ORDERS = ("file", "largest-force")
+
+DataLike = ForceDataset | str | Path | Sequence[ForceDataset | str | Path]
+
+
+@dataclass
+class FrameSplit:
+    """Calibration frames and held-out frames, one :class:`ForceDataset` per input data set."""
+
+    fit: list[ForceDataset]
+    heldout: list[ForceDataset] = field(default_factory=list)
+
+
+def as_datasets(data: DataLike) -> list[ForceDataset]:
+    """Datasets from paths or datasets; an error when none holds a frame."""
+    items = [data] if isinstance(data, (ForceDataset, str, Path)) else list(data)
+    out = [d if isinstance(d, ForceDataset) else read_dataset(d) for d in items]
+    if not out or not any(len(d) for d in out):
+        raise DataError("the calibration data set is empty. Fix: give at least one DFT frame with forces.")
+    return out
+
+
+def select_frames(
+    dataset: ForceDataset,
+    groups: Sequence[str] | None = None,
+    order: str = "file",
+    temperature: tuple[float, float] | None = None,
+    strain: tuple[float, float] | None = None,
+) -> ForceDataset:
+    """Keep the frames that resemble the intended simulation, then order them.
+
+    Args:
+        groups: structure groups to keep (case-insensitive).
+        temperature: (low, high) in K, inclusive; frames whose data do not state a temperature drop out.
+        strain: (low, high) applied strain, signed and inclusive; frames without a stated strain drop out.
+        order: ``file`` (file order) or ``largest-force`` (largest RMS DFT force first).
+    """
+    if groups:
+        wanted = {g.lower() for g in groups}
+        present = dataset.groups
+        dataset = dataset.select(lambda f: f.group.lower() in wanted)
+        if not len(dataset):
+            raise DataError(
+                f"no frame of {dataset.source} belongs to group(s) {', '.join(groups)}. "
+                f"Fix: choose among the groups present in the data: {', '.join(present) or 'none'}."
+            )
+    for name, bounds, unit in (("temperature", temperature, " K"), ("strain", strain, "")):
+        if bounds is None:
+            continue
+        low, high = bounds
+        stated = [v for f in dataset.frames if (v := getattr(f, name)) is not None]
+        dataset = dataset.select(
+            lambda f, n=name, lo=low, hi=high: (v := getattr(f, n)) is not None and lo <= v <= hi
+        )
+        if not len(dataset):
+            span = f"from {min(stated):g} to {max(stated):g}{unit}" if stated else "none states one"
+            raise DataError(
+                f"no frame of {dataset.source} has a {name} in [{low:g}, {high:g}]{unit} "
+                f"({len(stated)} frame(s) state a {name}: {span}). Fix: widen the range or drop the filter."
+            )
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    if order == "largest-force":
+        rms = [float(np.sqrt(np.mean(f.forces**2))) for f in dataset.frames]
+        dataset = dataset.subset(list(np.argsort(rms)[::-1]))
+    return dataset
+
+
+def split_frames(
+    data: DataLike,
+    frames: int | None = None,
+    test: DataLike | None = None,
+    groups: Sequence[str] | None = None,
+    order: str = "file",
+    temperature: tuple[float, float] | None = None,
+    strain: tuple[float, float] | None = None,
+) -> FrameSplit:
+    """Filter and order every data set (:func:`select_frames`), then split it (see the module docstring).
+
+    ``test`` data are filtered by the same groups, temperature and strain (in file order).
+    """
+    if frames is not None and frames < 1:
+        raise DataError("frames must be at least 1")
+    split = FrameSplit([])
+    for d in as_datasets(data):
+        d = select_frames(d, groups, order, temperature, strain)
+        if frames is None or len(d) <= frames:
+            split.fit.append(d)
+        else:
+            split.fit.append(d.subset(range(frames)))
+            if test is None:
+                split.heldout.append(d.subset(range(frames, len(d))))
+    if test is not None:
+        split.heldout += [select_frames(d, groups, "file", temperature, strain) for d in as_datasets(test)]
+    return split

@@ -1,0 +1,269 @@
+"""Calibration methods: what a correction is fitted to and how it changes the model's forces.
+
+Every method takes the calibration frames and returns a :class:`Fit`: the correction's parameters,
+their bootstrap uncertainty, whether the data support a correction at all, and a way to apply it to
+any frames (so the same held-out check and verdict serve every method). Methods:
+
+- :class:`GlobalScale` (``scale``): one λ minimising ||λ f_model − f_dft||² (λ* of the paper);
+- :class:`PerSpeciesScales` (``per-species``): λ_Z minimising ||Σ_Z λ_Z F^Z − f_dft||², with
+  F^Z = −∂(Σ_{i∈Z} e_i)/∂R; an exact linear least-squares problem (needs per-atom energies).
+
+Uncertainty comes from a Poisson bootstrap over frames and atoms. New targets (energies) and
+corrections (fine-tuned weights) plug in as further :class:`CalibrationMethod` subclasses.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from ase.calculators.calculator import Calculator
+
+from softcalc.data.dataset import ForceDataset
+from softcalc.errors import DataError, PerAtomEnergyNotSupportedError
+from softcalc.evaluation import ForceComparison, merge_comparisons, species_force_components
+from softcalc.model import ModelCalculator
+
+#: bootstrap replicas drawn per vectorised block (bounds memory)
+BOOTSTRAP_BLOCK = 200
+
+
+def bootstrap_weights(
+    sample_of_atom: np.ndarray, n_samples: int, reps: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Poisson bootstrap weights (reps, n_atoms): frames resampled (when > 1), then atoms within them."""
+    w = rng.poisson(1.0, size=(reps, sample_of_atom.size)).astype(float)
+    if n_samples > 1:
+        w *= rng.poisson(1.0, size=(reps, n_samples))[:, sample_of_atom]
+    return w
+
+
+def check_fitted(value: float, what: str) -> None:
+    """A fitted scale must be positive and finite; otherwise the frames carry no usable signal."""
+    if not np.isfinite(value) or value <= 0:
+        raise DataError(
+            f"the fitted {what} = {value:.4g} is not positive: the DFT forces of the calibration frames "
+            "carry no usable signal (all zero, as in perfect or uniformly strained crystals) or "
+            "anti-correlate with the model. Fix: calibrate on frames with non-zero forces (AIMD "
+            "snapshots, rattled or displaced structures)."
+        )
+
+
+def _require_samples(samples: np.ndarray) -> np.ndarray:
+    if not len(samples):
+        raise DataError(
+            "no bootstrap replica gave a defined scale (too few atoms with model forces). "
+            "Fix: calibrate on more frames or raise n_bootstrap."
+        )
+    return samples
+
+
+@dataclass
+class Fit(ABC):
+    """A fitted correction: parameters, uncertainty summary and whether the data support it.
+
+    Attributes:
+        summary: report entries of the parameters and their uncertainty.
+        supported: False when "no correction" (every λ = 1) lies inside the 95 % bootstrap interval.
+    """
+
+    summary: dict[str, Any]
+    supported: bool
+
+    @property
+    @abstractmethod
+    def scale(self) -> float:
+        """Global λ of the correction (1 when the correction is per species)."""
+
+    @property
+    @abstractmethod
+    def species_scales(self) -> dict[str, float]:
+        """λ_Z per element (empty for a global correction)."""
+
+    @abstractmethod
+    def apply(self, sets: Sequence[ForceDataset], bare: ForceComparison) -> ForceComparison:
+        """Corrected model forces on ``sets``, whose bare comparison is ``bare``."""
+
+
+@dataclass
+class ScaleFit(Fit):
+    """One global λ."""
+
+    value: float = 1.0
+
+    @property
+    def scale(self) -> float:
+        return self.value
+
+    @property
+    def species_scales(self) -> dict[str, float]:
+        return {}
+
+    def apply(self, sets: Sequence[ForceDataset], bare: ForceComparison) -> ForceComparison:
+        return bare.scaled(self.value)
+
+
+@dataclass
+class SpeciesFit(Fit):
+    """λ_Z per element; applying it needs the per-species force components of the frames."""
+
+    scales: dict[str, float] = field(default_factory=dict)
+    #: per-species force components F^Z of datasets (one model differentiation per element and frame)
+    components: Callable[[Sequence[ForceDataset]], dict[str, ForceComparison]] | None = None
+    #: the calibration sets and their components, computed once during the fit
+    fit_sets: Sequence[ForceDataset] = ()
+    fit_parts: dict[str, ForceComparison] = field(default_factory=dict)
+
+    @property
+    def scale(self) -> float:
+        return 1.0
+
+    @property
+    def species_scales(self) -> dict[str, float]:
+        return self.scales
+
+    def apply(self, sets: Sequence[ForceDataset], bare: ForceComparison) -> ForceComparison:
+        if sets is self.fit_sets:
+            return combine_species(self.fit_parts, self.scales)
+        if self.components is None:
+            raise ValueError("this per-species fit carries no way to evaluate force components")
+        return combine_species(self.components(sets), self.scales)
+
+
+def combine_species(parts: dict[str, ForceComparison], scales: dict[str, float]) -> ForceComparison:
+    """F' = Σ_Z λ_Z F^Z from the per-species components, paired with the same DFT forces."""
+    first = next(iter(parts.values()))
+    model = [sum(scales[z] * c.model[k] for z, c in parts.items()) for k in range(len(first.model))]
+    return ForceComparison(model, first.dft, first.symbols, first.groups, first.frame_index, first.material)
+
+
+class CalibrationMethod(ABC):
+    """One way of fitting a correction on calibration frames (see the module docstring)."""
+
+    #: name used on the command line and in reports
+    name: ClassVar[str]
+    #: kind of :class:`~softcalc.correction.Correction` it produces
+    kind: ClassVar[str]
+
+    #: the method differentiates per-atom energies (plugins that expose them)
+    per_atom_energies: ClassVar[bool] = False
+
+    def check(self, calc: Calculator) -> None:
+        """Raise a clear error before any model call when ``calc`` cannot take this correction."""
+        supported = isinstance(calc, ModelCalculator) and calc.model.supports_per_atom_energies
+        if self.per_atom_energies and not supported:
+            raise PerAtomEnergyNotSupportedError(
+                f"{self.name} calibration needs a model with differentiable per-atom energies. "
+                "Fix: calibrate a global scale (method 'scale', i.e. omit per_species)."
+            )
+
+    @abstractmethod
+    def fit(
+        self,
+        calc: Calculator,
+        sets: Sequence[ForceDataset],
+        bare: ForceComparison,
+        n_bootstrap: int,
+        rng: np.random.Generator,
+        progress: bool = False,
+    ) -> Fit:
+        """Fit on the calibration ``sets`` (bare model forces ``bare``), with ``n_bootstrap`` replicas."""
+
+
+class GlobalScale(CalibrationMethod):
+    """One λ for every atom: F' = λF (see the module docstring)."""
+
+    name = "scale"
+    kind = "global"
+
+    def fit(
+        self,
+        calc: Calculator,
+        sets: Sequence[ForceDataset],
+        bare: ForceComparison,
+        n_bootstrap: int,
+        rng: np.random.Generator,
+        progress: bool = False,
+    ) -> ScaleFit:
+        a = np.concatenate([np.einsum("ij,ij->i", m, d) for m, d in zip(bare.model, bare.dft)])
+        b = np.concatenate([np.einsum("ij,ij->i", m, m) for m in bare.model])
+        if b.sum() <= 0:
+            raise DataError(
+                "the model predicts zero forces on every calibration frame; no scale can be fitted"
+            )
+        owner = np.concatenate([np.full(len(m), k) for k, m in enumerate(bare.model)])
+        boots = []
+        for start in range(0, n_bootstrap, BOOTSTRAP_BLOCK):
+            w = bootstrap_weights(owner, len(bare.model), min(BOOTSTRAP_BLOCK, n_bootstrap - start), rng)
+            den = w @ b
+            ok = den > 0
+            boots.append((w @ a)[ok] / den[ok])
+        scale = float(a.sum() / b.sum())
+        check_fitted(scale, "λ")
+        samples = _require_samples(np.concatenate(boots))
+        ci = [float(x) for x in np.percentile(samples, [2.5, 97.5])]
+        summary = {"scale": scale, "scale_std": float(samples.std()), "scale_ci95": ci}
+        return ScaleFit(summary, supported=not (ci[0] <= 1.0 <= ci[1]), value=scale)
+
+
+class PerSpeciesScales(CalibrationMethod):
+    """λ_Z per element on per-atom energies (see the module docstring)."""
+
+    name = "per-species"
+    kind = "per-species"
+    per_atom_energies = True
+
+    def fit(
+        self,
+        calc: Calculator,
+        sets: Sequence[ForceDataset],
+        bare: ForceComparison,
+        n_bootstrap: int,
+        rng: np.random.Generator,
+        progress: bool = False,
+    ) -> SpeciesFit:
+        species = sorted({s for syms in bare.symbols for s in syms})
+
+        def components(datasets: Sequence[ForceDataset]) -> dict[str, ForceComparison]:
+            parts = [species_force_components(calc, d, species, progress) for d in datasets]
+            return {z: merge_comparisons([p[z] for p in parts]) for z in species}
+
+        parts = components(sets)
+        first = parts[species[0]]
+        # per-atom contributions to the normal equations M λ = v
+        f = [np.stack([parts[z].model[k] for z in species]) for k in range(len(first.model))]  # (Z, n, 3)
+        m_atoms = np.concatenate([np.einsum("zic,yic->izy", fk, fk) for fk in f])  # (atoms, Z, Z)
+        v_atoms = np.concatenate([np.einsum("zic,ic->iz", fk, d) for fk, d in zip(f, first.dft)])  # (atoms,Z)
+        owner = np.concatenate([np.full(fk.shape[1], k) for k, fk in enumerate(f)])
+
+        def solve(mat: np.ndarray, vec: np.ndarray) -> np.ndarray:
+            return np.linalg.lstsq(mat, vec, rcond=None)[0]
+
+        lam = solve(m_atoms.sum(0), v_atoms.sum(0))
+        for z, value in zip(species, lam):
+            check_fitted(float(value), f"λ_{z}")
+        boots = []
+        for start in range(0, n_bootstrap, BOOTSTRAP_BLOCK):
+            w = bootstrap_weights(owner, len(f), min(BOOTSTRAP_BLOCK, n_bootstrap - start), rng)
+            mats = np.einsum("ba,azy->bzy", w, m_atoms)
+            vecs = w @ v_atoms
+            boots.extend(solve(mm, vv) for mm, vv in zip(mats, vecs))
+        samples = _require_samples(np.array(boots))
+        lo, hi = np.percentile(samples, [2.5, 97.5], axis=0)
+        std = samples.std(axis=0)
+        scales = dict(zip(species, map(float, lam)))
+        summary = {
+            "species_scales": scales,
+            "species_uncertainty": {
+                z: {"std": float(s), "ci95": [float(a), float(b)]} for z, s, a, b in zip(species, std, lo, hi)
+            },
+        }
+        supported = any(not (a <= 1.0 <= b) for a, b in zip(lo, hi))
+        return SpeciesFit(summary, supported, scales, components, fit_sets=sets, fit_parts=parts)
+
+
+#: calibration methods by name
+METHODS: dict[str, type[CalibrationMethod]] = {m.name: m for m in (GlobalScale, PerSpeciesScales)}
