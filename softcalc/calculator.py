@@ -12,7 +12,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from softcalc.correction import Correction
-from softcalc.errors import PerAtomEnergyNotSupportedError, SoftcalcError
+from softcalc.errors import CalculationSetupError, PerAtomEnergyNotSupportedError, SoftcalcError
 from softcalc.model import ModelCalculator
 from softcalc.registry import load_model
 from softcalc.structure import check_structure
@@ -97,7 +97,7 @@ class SoftCorrectedCalc(Calculator):
     def _anchors(self, symbols: Sequence[str]) -> np.ndarray:
         missing = sorted(set(symbols) - set(self.reference_energies))
         if missing and self.reference_energies:
-            raise SoftcalcError(
+            raise CalculationSetupError(
                 f"no reference energy μ_Z for {', '.join(missing)}. "
                 "Fix: pass reference_energies={...} covering every element."
             )

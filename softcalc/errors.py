@@ -2,13 +2,44 @@
 
 Every error names the problem and the fix. Each class also derives from the builtin exception a
 user would expect (``ValueError``, ``FileNotFoundError``, ``ImportError``) so generic handlers work.
+
+Errors that concern a calculation derive from :class:`CalculationSetupError`, a subclass of ASE's
+``CalculatorSetupError`` (and so of ``CalculatorError``), as ASE's own calculators' errors do: code
+written against ASE (``try: atoms.get_forces() except CalculatorError:``) catches them. ASE means
+by a setup error that the calculation cannot be done as asked (unsupported atoms or parameters),
+which covers each of them:
+
+- :class:`InvalidStructureError`: atoms no model can evaluate (NaN positions, degenerate cell).
+- :class:`UnsupportedElementsError`: elements outside the model's training set.
+- :class:`PerAtomEnergyNotSupportedError`: a per-species correction on a model without
+  differentiable per-atom energies (a ``NotImplementedError`` too, but not ASE's
+  ``PropertyNotImplementedError``, which is no ``CalculatorError`` and which softcalc calculators
+  keep raising, as ASE's do, for a property they do not give, such as the stress of a molecule).
+- :class:`DeviceError`: a compute device that is malformed or absent.
+- :class:`CorrectionMismatchError`: a correction applied to a model it was not fitted for.
+
+The others stay plain softcalc errors: they concern finding and reading resources, not a
+calculation, and are raised before any calculator exists or outside one (CLI input, data sets,
+correction files, weights, plugins). Their builtin bases are what a caller checks:
+:class:`UnknownModelError` (a name no plugin serves, ``ValueError``), :class:`WeightsNotFoundError`
+(``FileNotFoundError``), :class:`MissingDependencyError` (``ImportError``), :class:`DataError`
+(reference data) and :class:`CorrectionFileError` (a corrupt correction file).
 """
 
 from __future__ import annotations
 
+from ase.calculators.calculator import CalculatorSetupError
+
 
 class SoftcalcError(Exception):
     """Base class of all softcalc errors."""
+
+
+class CalculationSetupError(SoftcalcError, CalculatorSetupError):
+    """A calculation cannot be done as asked: the structure, the model or its settings do not allow it.
+
+    Also an ASE ``CalculatorSetupError``, so ``except CalculatorError`` catches it.
+    """
 
 
 class UnknownModelError(SoftcalcError, ValueError):
@@ -40,7 +71,7 @@ class MissingDependencyError(SoftcalcError, ImportError):
         self.extra = extra
 
 
-class UnsupportedElementsError(SoftcalcError, ValueError):
+class UnsupportedElementsError(CalculationSetupError, ValueError):
     """The structure contains elements the model was not trained on."""
 
     def __init__(self, model: str, elements: list[str]) -> None:
@@ -51,7 +82,7 @@ class UnsupportedElementsError(SoftcalcError, ValueError):
         self.elements = sorted(elements)
 
 
-class InvalidStructureError(SoftcalcError, ValueError):
+class InvalidStructureError(CalculationSetupError, ValueError):
     """The structure cannot be evaluated (NaN/inf positions, degenerate cell, ...)."""
 
 
@@ -63,13 +94,13 @@ class CorrectionFileError(SoftcalcError, ValueError):
     """A correction file is corrupt or does not follow the schema."""
 
 
-class CorrectionMismatchError(SoftcalcError, ValueError):
+class CorrectionMismatchError(CalculationSetupError, ValueError):
     """A correction was calibrated for a different model than the one it is applied to."""
 
 
-class PerAtomEnergyNotSupportedError(SoftcalcError, NotImplementedError):
+class PerAtomEnergyNotSupportedError(CalculationSetupError, NotImplementedError):
     """The model cannot provide differentiable per-atom energies (needed by per-species corrections)."""
 
 
-class DeviceError(SoftcalcError, ValueError):
+class DeviceError(CalculationSetupError, ValueError):
     """The requested compute device is malformed or not available on this machine."""

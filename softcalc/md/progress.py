@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from ase.md.md import MolecularDynamics
 from tqdm.auto import tqdm
 
 SECONDS_PER_DAY = 86400.0
@@ -15,24 +16,33 @@ def ns_per_day(steps_per_second: float, timestep_fs: float) -> float:
 
 
 class MDProgress:
-    """A tqdm bar over MD steps (ETA included) showing atom-steps/s and ns/day.
+    """A tqdm bar over the steps of an ASE integrator (ETA included) showing atom-steps/s and ns/day.
+
+    An observer: ``dyn.attach(bar, interval=1)`` moves it to ``dyn.nsteps`` after every step. The
+    steps ``dyn`` has done when the bar is made count as done before this run (resume). The clock
+    starts with the first step: ASE reports a new run's initial state (step 0) before stepping, and
+    that call restarts it, so the first force evaluation and frame are not counted as a step.
 
     Args:
-        total: steps this run will do; done: steps already done (resume); n_atoms; timestep_fs.
+        dyn: the integrator; total: the step the run ends at; n_atoms; timestep_fs in fs.
         enabled: False gives no output but still measures throughput.
     """
 
-    def __init__(self, total: int, done: int, n_atoms: int, timestep_fs: float, enabled: bool = True) -> None:
+    def __init__(
+        self, dyn: MolecularDynamics, total: int, n_atoms: int, timestep_fs: float, enabled: bool = True
+    ) -> None:
+        self.dyn = dyn
+        self.done = dyn.nsteps
         self.n_atoms = n_atoms
         self.timestep_fs = timestep_fs
         self.steps = 0
         self._start = time.perf_counter()
         self._last_postfix = self._start
-        self._bar = tqdm(total=total, initial=done, unit="step", disable=not enabled, dynamic_ncols=True)
+        self._bar = tqdm(total=total, initial=self.done, unit="step", disable=not enabled, dynamic_ncols=True)
 
     @property
     def elapsed(self) -> float:
-        """Wall seconds since the bar started."""
+        """Wall seconds since the clock started."""
         return time.perf_counter() - self._start
 
     @property
@@ -45,10 +55,14 @@ class MDProgress:
         """Atom-steps per wall second so far in this run."""
         return self.steps_per_second * self.n_atoms
 
-    def update(self, steps: int = 1) -> None:
-        """Record ``steps`` more steps; refresh the throughput about once a second."""
-        self.steps += steps
-        self._bar.update(steps)
+    def __call__(self) -> None:
+        """Show the integrator's step count; refresh the throughput about once a second."""
+        steps = self.dyn.nsteps - self.done
+        if steps == 0:
+            self._start = self._last_postfix = time.perf_counter()
+            return
+        self._bar.update(steps - self.steps)
+        self.steps = steps
         now = time.perf_counter()
         if now - self._last_postfix > 1.0:
             self._last_postfix = now
@@ -61,3 +75,9 @@ class MDProgress:
     def close(self) -> None:
         """Close the bar."""
         self._bar.close()
+
+    def __enter__(self) -> MDProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,10 +1,16 @@
-"""The MD driver: ASE integrators on a (corrected) uMLIP, with HDF5 output that survives a kill."""
+"""The MD driver: ASE integrators on a (corrected) uMLIP, with HDF5 output that survives a kill.
+
+:func:`run_md` builds (or resumes) the run, attaches observers to the ASE integrator (stability
+guards from :mod:`softcalc.md.safety`, the :class:`~softcalc.md.recorder.FrameRecorder`, the
+:class:`~softcalc.md.progress.MDProgress` bar), runs it, and closes the trajectory.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -12,15 +18,17 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator, PropertyNotImplementedError
+from ase.calculators.calculator import Calculator
+from ase.md.md import MolecularDynamics
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
 from softcalc.errors import InvalidStructureError
-from softcalc.md.ensembles import EnsembleSettings, integrator_state, make_dynamics, restore_integrator_state
+from softcalc.md.ensembles import EnsembleSettings, make_dynamics, restore_integrator_state
 from softcalc.md.errors import MDInstabilityError, MDSettingsError, TrajectoryFileError
 from softcalc.md.progress import MDProgress, ns_per_day
-from softcalc.md.safety import StabilityLimits, check_distances, check_forces
-from softcalc.md.trajectory import VELOCITY_UNIT, Checkpoint, TrajectoryWriter, check_output
+from softcalc.md.recorder import FrameRecorder
+from softcalc.md.safety import DistanceGuard, ForceGuard, StabilityLimits
+from softcalc.md.trajectory import Checkpoint, TrajectoryWriter, check_output
 
 #: Settings that must not change when a run is resumed.
 _RESUME_KEYS = ("ensemble", "thermostat", "timestep_fs", "temperature_K", "pressure_GPa", "every")
@@ -70,29 +78,6 @@ def _model_metadata(calc: Calculator) -> dict[str, Any]:
     }
 
 
-def _frame(atoms: Atoms, step: int, timestep_fs: float, forces: bool, stress: bool) -> dict[str, np.ndarray]:
-    sigma = np.full(6, np.nan)
-    if stress and atoms.pbc.all():
-        try:
-            sigma = atoms.get_stress()
-        except PropertyNotImplementedError:
-            pass
-    row = {
-        "positions": atoms.get_positions(),
-        "velocities": atoms.get_velocities() * VELOCITY_UNIT,
-        "cell": np.array(atoms.cell),
-        "stress": sigma,
-        "step": np.int64(step),
-        "time": np.float64(step * timestep_fs),
-        "potential_energy": np.float64(atoms.get_potential_energy()),
-        "kinetic_energy": np.float64(atoms.get_kinetic_energy()),
-        "temperature": np.float64(atoms.get_temperature()),
-    }
-    if forces:
-        row["forces"] = atoms.get_forces()
-    return row
-
-
 def _check_resumable(writer: TrajectoryWriter, atoms: Atoms, wanted: dict[str, Any]) -> None:
     stored = writer.attrs
     diffs = [f"{k}: file has {stored.get(k)!r}, run asks {wanted[k]!r}" for k in _RESUME_KEYS
@@ -105,6 +90,67 @@ def _check_resumable(writer: TrajectoryWriter, atoms: Atoms, wanted: dict[str, A
             f"cannot resume {writer.path} with different settings ({'; '.join(diffs)}). "
             "Fix: resume with the original settings, or write a new file."
         )
+
+
+def _metadata(
+    calculator: Calculator, atoms: Atoms, settings: dict[str, Any], command: str | None
+) -> dict[str, Any]:
+    return {
+        **_model_metadata(calculator), **settings,
+        "n_atoms": len(atoms), "formula": atoms.get_chemical_formula(),
+        "command": command if command is not None else " ".join(sys.argv),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": {p: _package_version(p) for p in ("softcalc", "ase", "torch", "numpy", "h5py")},
+    }
+
+
+def _create(
+    traj: str | Path, atoms: Atoms, metadata: dict[str, Any], n_frames: int, forces: bool, overwrite: bool,
+    flush_every: int,
+) -> TrajectoryWriter:
+    """A new trajectory for ``n_frames`` frames, after checking that it may and can be written."""
+    if Path(traj).exists() and not overwrite:
+        raise TrajectoryFileError(
+            f"{traj} exists. Fix: --resume to continue it, --overwrite to replace it, or a new path."
+        )
+    check_output(traj, n_frames, len(atoms), forces)
+    return TrajectoryWriter.create(traj, atoms, metadata, forces=forces, chunk_frames=flush_every)
+
+
+def _reopen(
+    traj: str | Path, atoms: Atoms, wanted: dict[str, Any], steps: int
+) -> tuple[TrajectoryWriter, Checkpoint, np.random.Generator]:
+    """Reopen ``traj`` to continue it to ``steps``: its writer, its last checkpoint (whose state is put
+    into ``atoms``) and the random generator in the checkpointed state."""
+    writer, checkpoint = TrajectoryWriter.resume(traj)
+    _check_resumable(writer, atoms, wanted)
+    check_output(traj, (steps - checkpoint.step) // wanted["every"], len(atoms), writer.has_forces)
+    atoms.set_cell(checkpoint.cell, scale_atoms=False)
+    atoms.set_positions(checkpoint.positions)
+    atoms.set_momenta(checkpoint.momenta)
+    rng = np.random.default_rng()
+    rng.bit_generator.state = checkpoint.rng_state
+    return writer, checkpoint, rng
+
+
+@contextmanager
+def _closed_on_failure(
+    writer: TrajectoryWriter | None, dyn: MolecularDynamics, traj: str | Path | None
+) -> Iterator[None]:
+    """Record why the run stopped in the trajectory and close it; a blow-up becomes MDInstabilityError."""
+    try:
+        yield
+    except (MDInstabilityError, InvalidStructureError) as exc:
+        if writer is not None:
+            writer.close(status=f"unstable at step {dyn.nsteps}: {exc}")
+        raise MDInstabilityError(
+            f"{exc} The trajectory {traj} keeps the frames before the failure." if traj else str(exc)
+        ) from exc
+    except BaseException:
+        if writer is not None:
+            with suppress(TrajectoryFileError):  # keep the original error when the disk is the problem
+                writer.close(status=f"interrupted at step {dyn.nsteps}")
+        raise
 
 
 def run_md(
@@ -164,21 +210,13 @@ def run_md(
         raise MDSettingsError(f"steps ({steps}) must be a non-negative multiple of every ({every})")
     settings = EnsembleSettings(ensemble, thermostat, timestep_fs, temperature_K, pressure_GPa, tdamp_fs,
                                 pdamp_fs, friction_per_fs)
-    limits = limits or StabilityLimits()
     atoms = atoms.copy()
     atoms.calc = calculator
     wanted = {**settings.as_attributes(), "every": every}
     writer: TrajectoryWriter | None = None
     checkpoint: Checkpoint | None = None
     if traj is not None and resume and Path(traj).is_file():
-        writer, checkpoint = TrajectoryWriter.resume(traj)
-        _check_resumable(writer, atoms, wanted)
-        check_output(traj, (steps - checkpoint.step) // every, len(atoms), writer.has_forces)
-        atoms.set_cell(checkpoint.cell, scale_atoms=False)
-        atoms.set_positions(checkpoint.positions)
-        atoms.set_momenta(checkpoint.momenta)
-        rng = np.random.default_rng()
-        rng.bit_generator.state = checkpoint.rng_state
+        writer, checkpoint, rng = _reopen(traj, atoms, wanted, steps)
     else:
         seed = int(np.random.SeedSequence().entropy) if seed is None else seed
         rng = np.random.default_rng(seed)
@@ -186,70 +224,31 @@ def run_md(
             MaxwellBoltzmannDistribution(atoms, temperature_K=settings.temperature_K, rng=rng)
             Stationary(atoms)
         if traj is not None:
-            if Path(traj).exists() and not overwrite:
-                raise TrajectoryFileError(
-                    f"{traj} exists. Fix: --resume to continue it, --overwrite to replace it, or a new path."
-                )
-            check_output(traj, steps // every + 1, len(atoms), forces)
-            meta = {
-                **_model_metadata(calculator), **wanted, "seed": str(seed), "flush_every": flush_every,
-                "n_atoms": len(atoms), "formula": atoms.get_chemical_formula(),
-                "command": command if command is not None else " ".join(sys.argv),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "versions": {p: _package_version(p) for p in ("softcalc", "ase", "torch", "numpy", "h5py")},
-            }
-            writer = TrajectoryWriter.create(traj, atoms, meta, forces=forces, chunk_frames=flush_every)
+            run_settings = {**wanted, "seed": str(seed), "flush_every": flush_every}
+            meta = _metadata(calculator, atoms, run_settings, command)
+            writer = _create(traj, atoms, meta, steps // every + 1, forces, overwrite, flush_every)
     dyn = make_dynamics(atoms, settings, rng)
     if checkpoint is not None:
         restore_integrator_state(dyn, checkpoint.integrator)
-    start = checkpoint.step if checkpoint is not None else 0
-    store_forces = writer.has_forces if writer is not None else False
+        dyn.nsteps = checkpoint.step
 
-    def record(step: int) -> None:
-        check_distances(atoms, step, limits)
-        if writer is None:
-            return
-        cp = Checkpoint(step, atoms.get_positions(), atoms.get_momenta(), np.array(atoms.cell),
-                        integrator_state(dyn), rng.bit_generator.state)
-        writer.append(_frame(atoms, step, timestep_fs, store_forces, stress), cp)
-        if writer.n_pending >= flush_every:
-            writer.commit()
+    limits = limits or StabilityLimits()
+    bar = MDProgress(dyn, steps, len(atoms), timestep_fs, enabled=progress)
+    dyn.attach(ForceGuard(dyn, limits), interval=1)
+    dyn.attach(DistanceGuard(dyn, limits), interval=every)
+    if writer is not None:
+        first_step = 0 if checkpoint is None else checkpoint.step + 1
+        recorder = FrameRecorder(dyn, rng, writer, timestep_fs=timestep_fs, stress=stress,
+                                 flush_every=flush_every, first_step=first_step)
+        dyn.attach(recorder, interval=every)
+    dyn.attach(bar, interval=1)
 
-    bar: MDProgress | None = None
-    step = start
-    try:
-        if checkpoint is None:
-            check_forces(atoms.get_forces(), atoms.get_potential_energy(), 0, limits)
-            record(0)
-            if writer is not None:
-                writer.commit()
-        bar = MDProgress(steps, start, len(atoms), timestep_fs, enabled=progress)
-        while step < steps:
-            dyn.step()
-            step += 1
-            check_forces(atoms.get_forces(), atoms.get_potential_energy(), step, limits)
-            bar.update()
-            if step % every == 0:
-                record(step)
-    except (MDInstabilityError, InvalidStructureError) as exc:
-        if writer is not None:
-            writer.close(status=f"unstable at step {step}: {exc}")
-        raise MDInstabilityError(
-            f"{exc} The trajectory {traj} keeps the frames before the failure." if traj else str(exc)
-        ) from exc
-    except BaseException:
-        if writer is not None:
-            with suppress(TrajectoryFileError):  # keep the original error when the disk is the problem
-                writer.close(status=f"interrupted at step {step}")
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
+    with bar, _closed_on_failure(writer, dyn, traj):
+        dyn.run(steps - dyn.nsteps)  # ASE calls the observers on a new run's step 0, then after each step
     frames = 0
     if writer is not None:
         writer.close(status="complete")
         frames = writer.n_committed
-    assert bar is not None
     sps = bar.steps_per_second
-    return MDResult(atoms, step, bar.steps, frames, bar.elapsed, sps * len(atoms),
+    return MDResult(atoms, dyn.nsteps, bar.steps, frames, bar.elapsed, sps * len(atoms),
                     ns_per_day(sps, timestep_fs), Path(traj) if traj is not None else None)

@@ -1,4 +1,8 @@
-"""Detect a blown-up simulation: atoms too close, non-finite or huge forces."""
+"""Detect a blown-up simulation: atoms too close, non-finite or huge forces.
+
+The checks are functions; :class:`ForceGuard` and :class:`DistanceGuard` attach them to an ASE
+integrator as observers (``dyn.attach(ForceGuard(dyn, limits), interval=1)``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
+from ase.md.md import MolecularDynamics
 from ase.neighborlist import neighbor_list
 
 from softcalc.md.errors import MDInstabilityError
@@ -50,3 +55,26 @@ def check_distances(atoms: Atoms, step: int, limits: StabilityLimits) -> None:
             f"atoms {i[k]} and {j[k]} are {d[k]:.3f} Å apart at step {step} (limit {limits.min_distance} Å): "
             "the simulation blew up. Fix: a smaller time step or a relaxed starting structure."
         )
+
+
+class ForceGuard:
+    """Observer stopping the run when the energy or a force is non-finite or too large (every step)."""
+
+    def __init__(self, dyn: MolecularDynamics, limits: StabilityLimits) -> None:
+        self.dyn = dyn
+        self.limits = limits
+
+    def __call__(self) -> None:
+        atoms = self.dyn.atoms
+        check_forces(atoms.get_forces(), atoms.get_potential_energy(), self.dyn.nsteps, self.limits)
+
+
+class DistanceGuard:
+    """Observer stopping the run when two atoms come too close (every saved frame: a neighbour search)."""
+
+    def __init__(self, dyn: MolecularDynamics, limits: StabilityLimits) -> None:
+        self.dyn = dyn
+        self.limits = limits
+
+    def __call__(self) -> None:
+        check_distances(self.dyn.atoms, self.dyn.nsteps, self.limits)

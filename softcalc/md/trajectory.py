@@ -118,8 +118,7 @@ class TrajectoryWriter:
         self._h5 = h5
         self.path = Path(h5.filename)
         self.n_committed = int(h5.attrs["n_frames"])
-        self._rows: list[Mapping[str, np.ndarray]] = []
-        self._checkpoint: Checkpoint | None = None
+        self._pending: list[tuple[Mapping[str, np.ndarray], Checkpoint]] = []
 
     @classmethod
     def create(
@@ -196,26 +195,26 @@ class TrajectoryWriter:
     @property
     def n_pending(self) -> int:
         """Frames appended but not yet committed."""
-        return len(self._rows)
+        return len(self._pending)
 
     def append(self, row: Mapping[str, np.ndarray], checkpoint: Checkpoint) -> None:
         """Buffer one frame and the state it was taken in (nothing touches the file)."""
-        self._rows.append(row)
-        self._checkpoint = checkpoint
+        self._pending.append((row, checkpoint))
 
     def commit(self) -> None:
-        """Write buffered frames and the latest checkpoint, then the frame counter, then flush."""
-        if not self._rows:
+        """Write buffered frames and the last one's checkpoint, then the frame counter, then flush."""
+        if not self._pending:
             return
-        assert self._checkpoint is not None
+        rows = [row for row, _ in self._pending]
+        checkpoint = self._pending[-1][1]
         frames = self._h5["frames"]
-        start, count = self.n_committed, len(self._rows)
+        start, count = self.n_committed, len(rows)
         total = start + count
         try:
             for name, ds in frames.items():
                 ds.resize(total, axis=0)
-                ds[start:] = np.stack([np.asarray(row[name]) for row in self._rows])
-            _write_checkpoint(self._h5, self._checkpoint, total)
+                ds[start:] = np.stack([np.asarray(row[name]) for row in rows])
+            _write_checkpoint(self._h5, checkpoint, total)
             self._h5.attrs["n_frames"] = total
             self._h5.flush()
         except OSError as exc:
@@ -224,7 +223,7 @@ class TrajectoryWriter:
                 "Fix: free disk space, then rerun with --resume."
             ) from exc
         self.n_committed = total
-        self._rows.clear()
+        self._pending.clear()
 
     def close(self, status: str | None = None) -> None:
         """Commit what is buffered, record ``status`` (e.g. ``"complete"``) and close the file."""
