@@ -2,9 +2,10 @@
 
 (a) Hessian of a low-symmetry 63-atom Si cell (2x2x2 conventional diamond, rattled 0.05 Å, one
     vacancy) with CHGNet: ``softcalc.hessian.fd_hessian`` (all 6N = 378 displaced cells through the
-    plugin's batched ``compute_many``) against a serial loop over the same displacements with CHGNet's
-    own ASE calculator (``chgnet.model.dynamics.CHGNetCalculator``, same weights and dtype), the way
-    ASE's Vibrations or a phonopy script drives a calculator.
+    plugin's batched ``compute_many``) at several batch sizes, against two serial loops over the same
+    displacements, one ``get_forces()`` per cell as ASE's Vibrations or a phonopy script would do:
+    softcalc's own ModelCalculator, and CHGNet's ASE calculator
+    (``chgnet.model.dynamics.CHGNetCalculator``, same weights and dtype). Interleaved repeats.
 (b) Dynamical matrices and eigenvalues on a full 20x20x20 Γ-centred q mesh (8000 q-points, no
     symmetry reduction) for the 2x2x2 Si supercell of phonopy's example force sets:
     ``Phonons.mesh`` against ``Phonopy.run_mesh(is_mesh_symmetry=False)``; both compute every q-point's
@@ -68,8 +69,12 @@ def serial_hessian(atoms, calculator, delta: float) -> np.ndarray:  # noqa: ANN0
     return 0.5 * (hessian + hessian.T)
 
 
-def bench_hessian(model: str, delta: float, batch_size: int) -> dict:
-    """Part (a)."""
+def bench_hessian(model: str, delta: float, batch_sizes: list[int], repeats: int) -> dict:
+    """Part (a): batched ``fd_hessian`` at each batch size, against two serial loops, interleaved.
+
+    Each repeat runs every variant once, in an order that alternates between repeats (the first
+    run of a sequence tends to be faster on a shared machine); times are medians over repeats.
+    """
     import torch
 
     from softcalc import load_model
@@ -80,38 +85,49 @@ def bench_hessian(model: str, delta: float, batch_size: int) -> dict:
     small = atoms[:4]
     small.calc = None
     fd_hessian(small, calc, delta=delta)  # warm up numba kernels and the model
-    t0 = time.perf_counter()
-    batched = fd_hessian(atoms, calc, delta=delta, batch_size=batch_size)
-    t_batched = time.perf_counter() - t0
-    rss_batched = peak_rss_mib()
 
-    own_name = "softcalc ModelCalculator, one structure per call"
+    own_name = None
+    serial_name = "softcalc serial (one ModelCalculator call per cell)"
+    variants = {
+        f"softcalc batched, batch {b}": (lambda b=b: fd_hessian(atoms, calc, delta, b)) for b in batch_sizes
+    }
+    variants[serial_name] = lambda: serial_hessian(atoms, calc, delta)
     if calc.info.family == "chgnet":
         from chgnet.model.dynamics import CHGNetCalculator
 
         own = CHGNetCalculator(model=calc.model.model, use_device="cpu", on_isolated_atoms="ignore")
-        own_name = "chgnet.model.dynamics.CHGNetCalculator"
-    else:
-        own = calc
-    t0 = time.perf_counter()
-    serial = serial_hessian(atoms, own, delta)
-    t_serial = time.perf_counter() - t0
+        own_name = "chgnet.model.dynamics.CHGNetCalculator (one call per cell)"
+        variants[own_name] = lambda: serial_hessian(atoms, own, delta)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    hessians: dict[str, np.ndarray] = {}
+    for r in range(repeats):
+        order = list(variants) if r % 2 == 0 else list(reversed(variants))
+        for name in order:
+            t0 = time.perf_counter()
+            hessians[name] = variants[name]()
+            times[name].append(time.perf_counter() - t0)
+            print(f"  repeat {r}: {name}: {times[name][-1]:.1f} s", flush=True)
+    medians = {name: float(np.median(t)) for name, t in times.items()}
+    fastest = min((n for n in medians if n.startswith("softcalc batched")), key=medians.get)
+    reference = hessians[serial_name]
     return {
         "model": calc.info.name,
         "dtype": calc.info.dtype,
         "n_atoms": len(atoms),
         "n_displaced_structures": 6 * len(atoms),
         "delta_angstrom": delta,
-        "batch_size": batch_size,
         "torch_threads": torch.get_num_threads(),
-        "softcalc_batched_s": t_batched,
-        "serial_s": t_serial,
-        "serial_calculator": own_name,
-        "speedup": t_serial / t_batched,
-        "max_abs_difference_eV_A2": float(np.abs(batched - serial).max()),
-        "max_abs_hessian_eV_A2": float(np.abs(serial).max()),
-        "peak_rss_mib_after_batched": rss_batched,
-        "peak_rss_mib_after_serial": peak_rss_mib(),
+        "repeats": repeats,
+        "times_s": times,
+        "median_s": medians,
+        "fastest_batched": fastest,
+        "ratio_to_softcalc_serial": {n: medians[n] / medians[serial_name] for n in medians},
+        "ratio_to_chgnet_calculator": (
+            {n: medians[n] / medians[own_name] for n in medians} if own_name is not None else None
+        ),
+        "max_abs_difference_eV_A2": {n: float(np.abs(h - reference).max()) for n, h in hessians.items()},
+        "max_abs_hessian_eV_A2": float(np.abs(reference).max()),
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
@@ -172,9 +188,11 @@ def plot(results: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     if "hessian" in results:
         h = results["hessian"]
-        axes[0].bar(["softcalc batched", "serial ASE loop"], [h["softcalc_batched_s"], h["serial_s"]])
-        axes[0].set_title(f"FD Hessian, {h['n_atoms']} Si atoms, {h['model']}\n{h['speedup']:.1f}x faster")
-        axes[0].set_ylabel("wall time (s)")
+        names = list(h["median_s"])
+        short = [n.replace("softcalc batched, batch ", "b=").split(" (")[0] for n in names]
+        axes[0].barh(short, [h["median_s"][n] for n in names])
+        axes[0].set_title(f"FD Hessian, {h['n_atoms']} Si atoms, {h['model']}")
+        axes[0].set_xlabel("wall time (s, median)")
     m = results["mesh"]
     axes[1].bar(["softcalc", "phonopy"], [m["softcalc_s_median"], m["phonopy_s_median"]])
     axes[1].set_title(f"D(q) + eigenvalues, {m['n_qpoints']} q\nratio {m['ratio_median']:.2f}")
@@ -187,7 +205,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench_out/hessian_speed"))
     parser.add_argument("--model", default="chgnet")
     parser.add_argument("--delta", type=float, default=0.01, help="displacement, Å")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-sizes", default="4,8,16,32,64", help="comma-separated batch sizes")
+    parser.add_argument("--hessian-repeats", type=int, default=2)
     parser.add_argument("--mesh", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--skip-hessian", action="store_true", help="only part (b)")
@@ -201,7 +220,8 @@ def main() -> None:
     results["mesh"] = bench_mesh(args.mesh, args.repeats)
     print("mesh:", results["mesh"])
     if not args.skip_hessian:
-        results["hessian"] = bench_hessian(args.model, args.delta, args.batch_size)
+        sizes = [int(b) for b in args.batch_sizes.split(",")]
+        results["hessian"] = bench_hessian(args.model, args.delta, sizes, args.hessian_repeats)
         print("hessian:", results["hessian"])
     results["machine"]["load_average_end"] = os.getloadavg()
     write_json(args.out / "hessian_speed.json", results)

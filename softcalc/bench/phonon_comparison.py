@@ -30,10 +30,10 @@ from ase.calculators.calculator import Calculator
 from softcalc.data.dataset import ForceDataset
 from softcalc.data.phonopy_sets import load_phonopy_set
 from softcalc.evaluation import ForceComparison, pair_forces
-from softcalc.fileio import atomic_path
 from softcalc.forces import DEFAULT_BATCH, ForceEvaluator
 from softcalc.phonons import Phonons, from_phonopy_atoms
 from softcalc.phonons.phonopy_io import fit_force_constants
+from softcalc.plots import save_figure
 
 #: q-point mesh of the frequency comparison (phonopy's default primitive cell)
 MESH = (8, 8, 8)
@@ -171,7 +171,4 @@ def band_structure_plot(
     ax.axhline(0, color="0.6", lw=0.6)
     ax.set(xlim=(x[0], x[-1]), ylabel="frequency (THz)", title=title or pset.material)
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)

@@ -1,16 +1,21 @@
 """The phonopy boundary: every phonopy file softcalc reads and every force-constant fit goes through here.
 
 What phonopy does: it reads its files (``phonopy.load``: phonopy*.yaml, a unit-cell POSCAR,
-FORCE_SETS, FORCE_CONSTANTS), builds the supercell and the primitive cell (spglib; ``"auto"``
-primitive matrix by default), chooses symmetry-reduced displacements, fits force constants to a
-displacement dataset (:func:`fit_force_constants`, optionally symmetrised), and computes the DOS and
-the thermal properties from mesh frequencies (:mod:`softcalc.phonons.dos`,
-:mod:`softcalc.phonons.thermal`).
+FORCE_SETS, FORCE_CONSTANTS; :func:`read_phonopy` is softcalc's one loader), builds the supercell
+and the primitive cell (spglib; ``"auto"`` primitive matrix by default), chooses symmetry-reduced
+displacements, and fits force constants to a displacement dataset (:func:`fit_force_constants`, the
+one fit, optionally symmetrised).
 
 What softcalc does itself: finite-difference force constants with any calculator, batched
 (:mod:`softcalc.phonons.force_constants`), the dynamical matrices and their diagonalisation on
-meshes and band paths (Numba kernels, faster than phonopy's Python loop over q-points), and the
-acoustic sum rule. Tests check every shared quantity against phonopy's own numbers.
+meshes and band paths (Numba kernels, faster than phonopy's path on the same q-points: see
+benchmarks/README.md), the acoustic sum rule, and the DOS and thermal properties of those mesh
+frequencies (:mod:`softcalc.phonons.dos`, :mod:`softcalc.phonons.thermal`). The last two stay in
+softcalc because phonopy computes them only from its own ``Mesh`` object (its classes read the
+dynamical matrix, the Γ index and the BZ grid of that object, internals that changed between
+phonopy 2 and 4), so taking them from phonopy would mean recomputing the mesh with phonopy and
+dropping the Numba one; phonopy's public DOS also takes only an even frequency grid. Tests check
+every shared quantity against phonopy's own numbers (frequencies 1e-6 THz, DOS 1e-8, F, S, Cv 1e-9).
 
 phonopy is an optional dependency (``pip install 'softcalc[phonons]'``); it is imported on use.
 Masses travel with the structures both ways, so softcalc and phonopy always use the same masses.
