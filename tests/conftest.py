@@ -50,6 +50,17 @@ def model_dir() -> Path:
     return MODEL_DIR
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 @pytest.fixture(autouse=True)
 def _restore_torch_default_dtype():
     """Some libraries (mace's MACECalculator) change torch's global default dtype; undo it per test."""

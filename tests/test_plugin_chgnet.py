@@ -13,6 +13,8 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from finite_differences import energy_of, fd_forces, fd_stress
 
 pytest.importorskip("chgnet")
+#: 8-atom cells gain nothing from threads, and on a shared CPU extra threads spin and slow down
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 from softcalc_chgnet import ChgnetPlugin  # noqa: E402
 from softcalc_chgnet import _plugin as chgnet_plugin  # noqa: E402
@@ -28,17 +30,6 @@ from softcalc.weights import weights_sha256  # noqa: E402
 FD32 = {"h_pos": 3e-3, "h_strain": 1e-3, "force_atol": 1.5e-3, "stress_atol": 4e-5}
 #: float64 central differences: truncation error O(h²) only; measured ≤ 3e-7 eV/Å and ≤ 7e-8 eV/Å³
 FD64 = {"h_pos": 1e-4, "h_strain": 1e-4, "force_atol": 1e-6, "stress_atol": 3e-7}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """8-atom cells gain nothing from threads, and on a shared CPU extra threads spin and slow down."""
-    import torch
-
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """The MACE plugin: parity with mace-torch's MACECalculator, conservative corrections by finite
-differences, the autograd Hessian, batching, weight lookup (never downloading in tests) and errors.
+differences, batching, weight lookup (never downloading in tests) and errors.
 
 Models: the shared Ge-Sb-Te MACE (``$SOFTCALC_MODEL_DIR/mace/mace_swa.model``, float64 on disk) and
 a random-weight float64 ScaleShiftMACE for Si/Ge built from mace-torch's classes (tests/mace_models.py).
@@ -27,17 +27,8 @@ from softcalc.errors import UnknownModelError, UnsupportedElementsError, Weights
 pytest.importorskip("mace")
 
 PROPS = ["energy", "forces", "stress", "energies"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One torch thread: on a shared 2-core machine, two spinning threads make MACE ~20x slower."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+#: one torch thread: on a shared 2-core machine, two spinning threads make MACE ~20x slower
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +104,8 @@ def test_dtype_conversion(random_path: Path, sige: Atoms) -> None:
 
 def test_names_match_mace_torch_download_table() -> None:
     from mace.calculators.foundations_models import mace_mp_urls
-    from softcalc_mace.names import FOUNDATION_MODELS
-    from softcalc_mace.plugin import MacePlugin
+    from softcalc_mace import MacePlugin
+    from softcalc_mace._names import FOUNDATION_MODELS
 
     for model in FOUNDATION_MODELS.values():
         assert mace_mp_urls[model.key].endswith("/" + model.file)
@@ -147,7 +138,7 @@ def test_parity_with_mace_calculator_on_validation_frames(gst_path: Path) -> Non
 
 def test_compute_many_equals_compute_across_chunks(random_path: Path, sige: Atoms) -> None:
     adapter = load_model(random_path).model
-    adapter.batch_atoms = 12  # forces several chunks
+    adapter.max_atoms_per_batch = 12  # forces several chunks
     structures = [sige, bulk("Ge", "diamond", 5.6), sige.copy()]
     structures[2].rattle(0.05, seed=1)
     molecule = Atoms("SiGe", positions=[[0, 0, 0], [0, 0, 2.4]])  # not periodic: no stress
@@ -216,22 +207,6 @@ def test_global_scale_anchors_on_model_e0(random_calc, sige: Atoms) -> None:
     e_ref = sum(RANDOM_E0[s] for s in sige.get_chemical_symbols())
     assert a.get_potential_energy() == pytest.approx(e_ref + lam * (base["energy"] - e_ref), abs=1e-10)
     assert np.abs(a.get_forces() - lam * base["forces"]).max() < 1e-12
-
-
-# -- Hessian ---------------------------------------------------------------------------------------
-
-
-def test_autograd_hessian_matches_finite_differences_of_forces(random_calc, sige: Atoms) -> None:
-    """softcalc's batched finite-difference Hessian vs MACE autograd, float64: max |ΔH| < 1e-4 eV/Å²."""
-    from softcalc.hessian import fd_hessian
-
-    hessian = random_calc.model.hessian(sige)
-    n = 3 * len(sige)
-    assert hessian.shape == (n, n)
-    fd = fd_hessian(sige, random_calc, delta=1e-3, symmetrize=False)
-    assert np.abs(hessian).max() > 1.0
-    assert np.abs(hessian - fd).max() < 1e-4
-    assert np.abs(hessian - hessian.T).max() < 1e-10
 
 
 # -- errors and weight lookup ----------------------------------------------------------------------

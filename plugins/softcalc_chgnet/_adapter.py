@@ -1,10 +1,10 @@
-"""CHGNet as a softcalc :class:`~softcalc.model.ModelAdapter`.
+"""CHGNet as a softcalc :class:`~softcalc.torch_adapter.TorchAdapter`.
 
 CHGNet predicts per-site energies e_i (its readout MLP runs before pooling) plus an AtomRef
 composition term μ_Z per atom; the total energy is E = Σ_i (e_i + μ_Zi). This adapter runs CHGNet's
-own graph featurisation and message passing and takes forces and stress by autograd of a weighted
-sum Σ_i w_i (e_i + μ_Zi) with respect to Cartesian positions and a homogeneous strain, so per-species
-corrections stay conservative. Many structures are evaluated in one batched graph.
+own graph featurisation (which applies the homogeneous strain) and message passing; the base class
+takes forces and stress by autograd of a weighted sum Σ_i w_i (e_i + μ_Zi), so per-species
+corrections stay conservative, and evaluates many structures in one batched graph.
 
 Units: energies eV, forces eV/Å, stress eV/Å³ (ASE sign: σ = (1/V) ∂E/∂ε; CHGNet itself reports GPa).
 """
@@ -26,10 +26,9 @@ from chgnet.graph import CrystalGraph
 from chgnet.model.model import BatchedGraph, CHGNet
 from pymatgen.core import Lattice, Structure
 
-from softcalc.autograd import voigt_stress
 from softcalc.errors import InvalidStructureError, SoftcalcError
-from softcalc.model import ModelAdapter, ModelInfo, atom_batches
-from softcalc.structure import check_structure
+from softcalc.info import ModelInfo
+from softcalc.torch_adapter import ForwardPass, TorchAdapter
 from softcalc.weights import weights_sha256
 
 # CHGNet's BatchedGraph builds its (unused here) volume tensor from tensors that need grad: harmless
@@ -39,7 +38,6 @@ warnings.filterwarnings(
     module=r"chgnet\.model\.model",
 )
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: default bound on atoms per batched forward pass in :meth:`ChgnetAdapter.compute_many`
 MAX_ATOMS_PER_BATCH = 2048
 #: vacuum (Å) beyond the atom-graph cutoff around a non-periodic structure placed in a box
@@ -73,7 +71,7 @@ def load_chgnet(checkpoint: Path, version: str | None) -> CHGNet:
     return model
 
 
-class ChgnetAdapter(ModelAdapter):
+class ChgnetAdapter(TorchAdapter):
     """One loaded CHGNet checkpoint.
 
     Args:
@@ -85,8 +83,6 @@ class ChgnetAdapter(ModelAdapter):
         max_atoms_per_batch: bound on atoms per batched forward pass in :meth:`compute_many`.
     """
 
-    supports_per_atom_energies = True
-
     def __init__(
         self,
         checkpoint: Path,
@@ -97,16 +93,11 @@ class ChgnetAdapter(ModelAdapter):
         max_atoms_per_batch: int = MAX_ATOMS_PER_BATCH,
     ) -> None:
         dtype = dtype or "float32"
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-        self.device = torch.device(device)
-        self.dtype = DTYPES[dtype]
+        super().__init__(device, dtype, max_atoms_per_batch)
         model = load_chgnet(checkpoint, version)
         model.graph_converter.set_isolated_atom_response("ignore")
-        model = model.to(device=self.device, dtype=self.dtype).eval()
-        model.requires_grad_(False)
+        model = self._frozen(model)
         self.model = model
-        self.max_atoms_per_batch = max_atoms_per_batch
         n_elements = model.atom_embedding.embedding.num_embeddings
         comp = model.composition_model
         mu = np.zeros(n_elements)
@@ -154,74 +145,23 @@ class ChgnetAdapter(ModelAdapter):
             graph.neighbor_image = graph.neighbor_image.to(self.dtype)
         return graph.to(self.device)
 
-    def _evaluate(
-        self,
-        structures: Sequence[Atoms],
-        weights: Sequence[np.ndarray] | None,
-        forces: bool,
-        stress: bool,
-    ) -> list[dict[str, Any]]:
-        """One batched forward pass: weighted energies, their gradients and the unweighted site energies."""
-        graphs = [self._graph(atoms) for atoms in structures]
-        stress = stress and all(atoms.pbc.all() for atoms in structures)
-        with torch.enable_grad():
-            batch = BatchedGraph.from_graphs(
-                graphs,
-                bond_basis_expansion=self.model.bond_basis_expansion,
-                angle_basis_expansion=self.model.angle_basis_expansion,
-                compute_stress=stress,
-            )
-            site = self.model._compute(batch, return_site_energies=True)["site_energies"]
-            if weights is None:
-                objective = torch.cat(site).sum()
-            else:
-                w = torch.as_tensor(np.concatenate(weights), dtype=self.dtype, device=self.device)
-                objective = (w * torch.cat(site)).sum()
-            inputs = [*batch.atom_positions, *batch.strains] if stress else [*batch.atom_positions]
-            grads = torch.autograd.grad(objective, inputs) if forces or stress else ()
-        out = []
-        for k, atoms in enumerate(structures):
-            energies = site[k].detach().cpu().double().numpy() + self.mu_by_z[atoms.numbers]
-            wk = 1.0 if weights is None else np.asarray(weights[k], dtype=float)
-            res: dict[str, Any] = {"energy": float(np.sum(wk * energies)), "energies": energies}
-            if forces:
-                res["forces"] = -grads[k].detach().cpu().double().numpy()
-            if stress:
-                grad_strain = grads[len(structures) + k].detach().cpu().double().numpy()
-                res["stress"] = voigt_stress(grad_strain, atoms.get_volume())
-            out.append(res)
-        return out
+    def _forward(self, structures: Sequence[Atoms], stress: bool) -> ForwardPass:
+        """One batched CHGNet pass: site energies e_i without μ_Z; CHGNet strains each lattice itself."""
+        batch = BatchedGraph.from_graphs(
+            [self._graph(atoms) for atoms in structures],
+            bond_basis_expansion=self.model.bond_basis_expansion,
+            angle_basis_expansion=self.model.angle_basis_expansion,
+            compute_stress=stress,
+        )
+        site = self.model._compute(batch, return_site_energies=True)["site_energies"]
+        return ForwardPass(torch.cat(site), list(batch.atom_positions), list(batch.strains) if stress else [])
 
-    @staticmethod
-    def _select(res: dict[str, Any], properties: Sequence[str]) -> dict[str, Any]:
-        if "energies" not in properties:
-            res.pop("energies")
-        return res
-
-    def compute(self, atoms: Atoms, properties: Sequence[str]) -> dict[str, Any]:
-        res = self._evaluate([atoms], None, forces=True, stress="stress" in properties)[0]
-        return self._select(res, properties)
-
-    def compute_many(
-        self, structures: Sequence[Atoms], properties: Sequence[str] = ("energy", "forces")
-    ) -> list[dict[str, Any]]:
-        """Evaluate many structures in batched forward passes (chunks of ≤ ``max_atoms_per_batch`` atoms).
-
-        Stress is returned for every structure when requested and all structures of a chunk are
-        periodic. Results are in input order and equal :meth:`compute` structure by structure.
-        """
-        for atoms in structures:
-            check_structure(atoms, self.info)
-        results: list[dict[str, Any]] = []
-        wanted = {"forces": "forces" in properties, "stress": "stress" in properties}
-        for batch in atom_batches(structures, self.max_atoms_per_batch):
-            results += self._evaluate(batch, None, **wanted)
-        return [self._select(res, properties) for res in results]
-
-    def weighted_energy(
-        self, atoms: Atoms, atom_weights: np.ndarray, compute_stress: bool = True
-    ) -> dict[str, Any]:
-        weights = np.asarray(atom_weights, dtype=float)
-        if weights.shape != (len(atoms),):
-            raise ValueError(f"atom_weights must have shape ({len(atoms)},), got {weights.shape}")
-        return self._evaluate([atoms], [weights], forces=True, stress=compute_stress)[0]
+    def _reported_energies(
+        self, structures: Sequence[Atoms], energies: torch.Tensor, weights: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """e_i + μ_Zi and their weighted sums per structure (eV), added in float64 after the network."""
+        numbers = np.concatenate([atoms.numbers for atoms in structures])
+        site = energies.detach().cpu().double().numpy() + self.mu_by_z[numbers]
+        bounds = np.cumsum([len(atoms) for atoms in structures])[:-1]
+        totals = [np.sum(w * e) for w, e in zip(np.split(weights, bounds), np.split(site, bounds))]
+        return site, np.array(totals)

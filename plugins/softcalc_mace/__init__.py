@@ -4,7 +4,7 @@ Registered under the ``softcalc.models`` entry point as ``mace``. mace-torch is 
 a model is loaded.
 """
 
-from softcalc_mace.adapter import MaceAdapter
-from softcalc_mace.plugin import MacePlugin
+from softcalc_mace._adapter import MaceAdapter
+from softcalc_mace._plugin import MacePlugin
 
 __all__ = ["MaceAdapter", "MacePlugin"]

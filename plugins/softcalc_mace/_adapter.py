@@ -1,11 +1,11 @@
-"""MaceAdapter: one loaded MACE model (mace-torch), evaluated through mace's own graph utilities.
+"""MaceAdapter: one loaded MACE model (mace-torch), a :class:`~softcalc.torch_adapter.TorchAdapter`.
 
-Every result comes from the model's node energies e_i (which include the E0s, so Σ e_i = E) by
-autograd: F = -∂E/∂R and σ = (1/V) ∂E/∂ε with a symmetric strain ε applied through mace's
-``displacement`` input. The same path gives weighted sums Σ w_i e_i (per-species corrections),
-batched evaluation of many structures, and the Hessian ∂²E/∂R².
+Graphs come from mace's own data utilities. Every result comes from the model's node energies e_i
+(which include the E0s, so Σ e_i = E) by autograd in the base class: F = -∂E/∂R and
+σ = (1/V) ∂E/∂ε with a symmetric strain ε applied through mace's ``displacement`` input. The same
+path gives weighted sums Σ w_i e_i (per-species corrections) and batched evaluation of many structures.
 
-Units: energies eV, forces eV/Å, stress eV/Å³ (ASE sign, Voigt xx yy zz yz xz xy), Hessian eV/Å².
+Units: energies eV, forces eV/Å, stress eV/Å³ (ASE sign, Voigt xx yy zz yz xz xy).
 """
 
 from __future__ import annotations
@@ -13,20 +13,15 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 from ase import Atoms
 from ase.data import chemical_symbols
 
-from softcalc.autograd import voigt_stress
 from softcalc.errors import UnknownModelError
-from softcalc.model import ModelAdapter, ModelInfo, atom_batches
-from softcalc.structure import check_structure
+from softcalc.info import ModelInfo
+from softcalc.torch_adapter import ForwardPass, TorchAdapter
 from softcalc.weights import weights_sha256
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def _select_head(heads: Sequence[str]) -> str:
@@ -41,7 +36,7 @@ def _select_head(heads: Sequence[str]) -> str:
     return heads[0]
 
 
-class MaceAdapter(ModelAdapter):
+class MaceAdapter(TorchAdapter):
     """A MACE model (``MACE`` / ``ScaleShiftMACE`` from mace-torch) behind softcalc's adapter contract.
 
     Args:
@@ -50,12 +45,10 @@ class MaceAdapter(ModelAdapter):
         weights: path of the file it was loaded from (None for an in-memory model).
         device: torch device string.
         dtype: ``"float32"`` or ``"float64"``; the model is converted; None keeps its own.
-        batch_atoms: at most this many atoms per batch in :meth:`compute_many`; None: 256 on CPU
+        max_atoms_per_batch: at most this many atoms per batch in :meth:`compute_many`; None: 256 on CPU
             (larger batches were slower there: 10 frames of 81 atoms took 14 s in one batch, 6.7 s in
             batches of 250, 7.8 s one by one), 4096 on accelerators.
     """
-
-    supports_per_atom_energies = True
 
     def __init__(
         self,
@@ -64,7 +57,7 @@ class MaceAdapter(ModelAdapter):
         weights: str | Path | None = None,
         device: str = "cpu",
         dtype: str | None = None,
-        batch_atoms: int | None = None,
+        max_atoms_per_batch: int | None = None,
     ) -> None:
         from mace.tools.utils import AtomicNumberTable
 
@@ -75,14 +68,9 @@ class MaceAdapter(ModelAdapter):
             )
         if dtype is None:
             dtype = "float64" if next(model.parameters()).dtype == torch.float64 else "float32"
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
-        self.dtype = DTYPES[dtype]
-        self.device = torch.device(device)
-        self.model = model.to(device=self.device, dtype=self.dtype).eval()
-        for param in self.model.parameters():
-            param.requires_grad_(False)
-        self.batch_atoms = batch_atoms or (256 if self.device.type == "cpu" else 4096)
+        on_cpu = torch.device(device).type == "cpu"
+        super().__init__(device, dtype, max_atoms_per_batch or (256 if on_cpu else 4096))
+        self.model = self._frozen(model)
         zs = [int(z) for z in self.model.atomic_numbers]
         self.z_table = AtomicNumberTable(zs)
         self.heads = list(getattr(self.model, "heads", None) or ["Default"])
@@ -129,7 +117,6 @@ class MaceAdapter(ModelAdapter):
         graphs = []
         with torch_tools.default_dtype(self.dtype):
             for atoms in structures:
-                check_structure(atoms, self.info)
                 config = mace_data.config_from_atoms(atoms, key_specification=keyspec, head_name=self.head)
                 graphs.append(
                     mace_data.AtomicData.from_config(
@@ -139,91 +126,16 @@ class MaceAdapter(ModelAdapter):
         batch = torch_geometric.Batch.from_data_list(graphs).to_dict()
         return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
-    def _forward(
-        self, structures: Sequence[Atoms], atom_weights: np.ndarray, strain: bool
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Run the model. Returns (Σ_i w_i e_i per structure, e_i, positions, strain or None, ptr).
-
-        ``atom_weights`` has one entry per atom of all structures, concatenated. The strain
-        (one symmetric 3x3 per structure, zero) and the positions are the leaves to differentiate.
-        """
+    def _forward(self, structures: Sequence[Atoms], stress: bool) -> ForwardPass:
+        """Node energies e_i of ``structures``; with ``stress`` mace strains each cell (zero displacement)."""
         data = self._batch(structures)
         positions = data["positions"].requires_grad_(True)
-        displacement = None
-        if strain:
+        strains = []
+        if stress:
             displacement = torch.zeros(
                 (len(structures), 3, 3), dtype=self.dtype, device=self.device, requires_grad=True
             )
             data["displacement"] = displacement
-        out = self.model(data, training=False, compute_force=False, compute_displacement=strain)
-        node_energy = out["node_energy"]
-        weights = torch.as_tensor(atom_weights, dtype=node_energy.dtype, device=self.device)
-        energy = torch.zeros(len(structures), dtype=node_energy.dtype, device=self.device)
-        energy = energy.index_add(0, data["batch"], weights * node_energy)
-        return energy, node_energy, positions, displacement, data["ptr"]
-
-    def _evaluate(
-        self,
-        structures: Sequence[Atoms],
-        atom_weights: Sequence[np.ndarray],
-        properties: Sequence[str],
-    ) -> list[dict[str, Any]]:
-        """Energy Σ w_i e_i, forces, stress (3D-periodic cells) and e_i for one batch."""
-        want_stress = "stress" in properties and any(a.pbc.all() for a in structures)
-        energy, node_energy, positions, displacement, ptr = self._forward(
-            structures, np.concatenate(atom_weights), want_stress
-        )
-        leaves = [positions] if displacement is None else [positions, displacement]
-        grads = torch.autograd.grad(energy.sum(), leaves, materialize_grads=True)
-        forces = -grads[0].detach().cpu().double().numpy()
-        node_e = node_energy.detach().cpu().double().numpy()
-        energies = energy.detach().cpu().double().numpy()
-        grad_strain = None if displacement is None else grads[1].detach().cpu().double().numpy()
-        results = []
-        for k, atoms in enumerate(structures):
-            lo, hi = int(ptr[k]), int(ptr[k + 1])
-            res: dict[str, Any] = {"energy": float(energies[k]), "forces": forces[lo:hi]}
-            if "energies" in properties:
-                res["energies"] = node_e[lo:hi]
-            if grad_strain is not None and atoms.pbc.all():
-                res["stress"] = voigt_stress(grad_strain[k], atoms.get_volume())
-            results.append(res)
-        return results
-
-    # -- the adapter contract ----------------------------------------------------------------
-
-    def compute(self, atoms: Atoms, properties: Sequence[str]) -> dict[str, Any]:
-        return self._evaluate([atoms], [np.ones(len(atoms))], properties)[0]
-
-    def compute_many(
-        self, structures: Sequence[Atoms], properties: Sequence[str] = ("energy", "forces")
-    ) -> list[dict[str, Any]]:
-        """Evaluate structures in batches of at most :attr:`batch_atoms` atoms (one structure minimum)."""
-        results: list[dict[str, Any]] = []
-        for batch in atom_batches(structures, self.batch_atoms):
-            results += self._evaluate(batch, [np.ones(len(a)) for a in batch], properties)
-        return results
-
-    def weighted_energy(
-        self, atoms: Atoms, atom_weights: np.ndarray, compute_stress: bool = True
-    ) -> dict[str, Any]:
-        props = ("energy", "forces", "energies", *(("stress",) if compute_stress else ()))
-        weights = np.asarray(atom_weights, dtype=float)
-        if weights.shape != (len(atoms),):
-            raise ValueError(f"atom_weights must have shape ({len(atoms)},), not {weights.shape}")
-        return self._evaluate([atoms], [weights], props)[0]
-
-    def hessian(self, atoms: Atoms) -> np.ndarray:
-        """Second derivatives ∂²E/∂R_a∂R_b of the energy, (3N, 3N) in eV/Å², by double autograd.
-
-        Row a is the gradient of ∂E/∂R_a; in a periodic cell every image moves with its atom, as in
-        finite differences of the forces. Not symmetrised (it is symmetric to round-off).
-        """
-        energy, _, positions, _, _ = self._forward([atoms], np.ones(len(atoms)), strain=False)
-        (grad,) = torch.autograd.grad(energy.sum(), positions, create_graph=True, materialize_grads=True)
-        grad = grad.reshape(-1)
-        rows = []
-        for a in range(grad.numel()):
-            (row,) = torch.autograd.grad(grad[a], positions, retain_graph=True, materialize_grads=True)
-            rows.append(row.reshape(-1).detach())
-        return torch.stack(rows).cpu().double().numpy()
+            strains.append(displacement)
+        out = self.model(data, training=False, compute_force=False, compute_displacement=stress)
+        return ForwardPass(out["node_energy"], [positions], strains)

@@ -14,8 +14,8 @@ from pathlib import Path
 from softcalc.errors import WeightsNotFoundError
 from softcalc.registry import ModelPlugin
 from softcalc.weights import MODEL_DIR_ENV, locate_weights, model_dirs
-from softcalc_mace.adapter import MaceAdapter
-from softcalc_mace.names import ALIASES, FOUNDATION_MODELS, FoundationModel, canonical_name
+from softcalc_mace._adapter import MaceAdapter
+from softcalc_mace._names import ALIASES, FOUNDATION_MODELS, FoundationModel, canonical_name
 
 #: sub-folder of ``$SOFTCALC_MODEL_DIR`` holding MACE checkpoints
 SUBDIR = "mace"

@@ -1,38 +1,35 @@
-"""MatglAdapter: a matgl ``Potential`` (M3GNet, TensorNet) behind softcalc's ModelAdapter contract.
+"""MatglAdapter: a matgl ``Potential`` (M3GNet, TensorNet) as a :class:`~softcalc.torch_adapter.TorchAdapter`.
 
 The adapter runs the graph model itself rather than through matgl's ``Potential.forward`` so that
-it can (a) read the per-atom energies the model computes before summing them, (b) differentiate
-any weighted sum of them, and (c) evaluate many structures as one disjoint graph. Per-atom energy
-of atom i in a structure of n atoms:
+it can (a) read the per-atom energies the model computes before summing them, (b) let the base
+class differentiate any weighted sum of them, and (c) evaluate many structures as one disjoint
+graph. Per-atom energy of atom i in a structure of n atoms:
 
     e_i = data_std · a_i + data_mean / n + μ_Zi
 
 where a_i is the model's atomic readout and μ_Z its ``element_refs``, so Σ e_i is exactly the
 potential's total energy. Forces F = -∂E/∂R and stress σ = (1/V) ∂E/∂ε come from autograd
-through a symmetric strain, in eV/Å and eV/Å³ with ASE's sign (matgl's own ASE calculator
-reports GPa).
+through a symmetric strain (:func:`softcalc.autograd.strained`), in eV/Å and eV/Å³ with ASE's sign
+(matgl's own ASE calculator reports GPa).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
 from ase import Atoms
 from torch_geometric.data import Data
 
-from softcalc.autograd import voigt_stress
+from softcalc.autograd import strained
 from softcalc.errors import SoftcalcError
-from softcalc.model import ModelAdapter, ModelInfo, atom_batches
-from softcalc.structure import check_structure
+from softcalc.info import ModelInfo
+from softcalc.torch_adapter import ForwardPass, TorchAdapter
 from softcalc_matgl._graph import GraphBatch, build_graph_batch
 
 #: most atoms evaluated in one batched graph by :meth:`MatglAdapter.compute_many`
 MAX_ATOMS_PER_BATCH = 2000
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def receptive_hops(potential: torch.nn.Module) -> int:
@@ -50,7 +47,7 @@ def receptive_hops(potential: torch.nn.Module) -> int:
     return blocks + 1 if hasattr(model, "tensor_embedding") else blocks
 
 
-class MatglAdapter(ModelAdapter):
+class MatglAdapter(TorchAdapter):
     """One loaded matgl potential. ``info.dtype`` is float32 by default; float64 is supported."""
 
     def __init__(
@@ -62,23 +59,18 @@ class MatglAdapter(ModelAdapter):
         device: str = "cpu",
         dtype: str = "float32",
     ) -> None:
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
+        super().__init__(device, dtype, MAX_ATOMS_PER_BATCH)
         model = potential.model
         if getattr(model, "is_intensive", True):
             raise SoftcalcError(f"matgl model {name} predicts an intensive property, not a potential energy")
-        self.potential = potential.to(device=device, dtype=DTYPES[dtype]).eval()
-        for p in self.potential.parameters():
-            p.requires_grad_(False)
-        self.torch_dtype = DTYPES[dtype]
-        self.device = device
+        self.potential = self._frozen(potential)
         self.element_types = tuple(model.element_types)
         self.element_index = {el: k for k, el in enumerate(self.element_types)}
         refs = potential.element_refs
         self.atom_refs = (
-            refs.property_offset.to(device=device, dtype=self.torch_dtype)
+            refs.property_offset.to(device=self.device, dtype=self.dtype)
             if refs is not None
-            else torch.zeros(len(self.element_types), dtype=self.torch_dtype, device=device)
+            else torch.zeros(len(self.element_types), dtype=self.dtype, device=self.device)
         )
         if self.atom_refs.ndim != 1:
             raise SoftcalcError(f"matgl model {name} has state-dependent element references; not supported")
@@ -93,7 +85,7 @@ class MatglAdapter(ModelAdapter):
             cutoff=float(model.cutoff),
             n_message_passing=receptive_hops(potential),
             reference_energies={el: float(v) for el, v in zip(self.element_types, self.atom_refs.tolist())},
-            device=device,
+            device=str(self.device),
             dtype=dtype,
         )
 
@@ -126,71 +118,10 @@ class MatglAdapter(ModelAdapter):
             energies = energies + (repulsion / graph.n_atoms)[graph.batch]
         return energies
 
-    def _evaluate(
-        self,
-        structures: Sequence[Atoms],
-        atom_weights: Sequence[np.ndarray] | None,
-        properties: Sequence[str],
-    ) -> list[dict[str, Any]]:
-        """Energies, forces and (for 3D-periodic cells) stress of ``structures`` in one graph.
-
-        With ``atom_weights`` the differentiated energy of each structure is Σ w_i e_i.
-        """
-        for atoms in structures:
-            check_structure(atoms, self.info)
-        graph = build_graph_batch(
-            structures, self.element_index, self.info.cutoff, self.torch_dtype, self.device
-        )
-        want_stress = "stress" in properties
+    def _forward(self, structures: Sequence[Atoms], stress: bool) -> ForwardPass:
+        """Per-atom energies of ``structures`` as one disjoint graph, its geometry strained."""
+        graph = build_graph_batch(structures, self.element_index, self.info.cutoff, self.dtype, self.device)
         positions = graph.positions.clone().requires_grad_(True)
-        strain = torch.zeros_like(graph.cells, requires_grad=want_stress)
-        deform = torch.eye(3, dtype=self.torch_dtype, device=self.device) + 0.5 * (
-            strain + strain.transpose(1, 2)
-        )
-        strained_pos = torch.einsum("ni,nij->nj", positions, deform[graph.batch])
-        energies = self._atom_energies(graph, strained_pos, graph.cells @ deform)
-        weights = energies.new_ones(energies.shape)
-        if atom_weights is not None:
-            weights = torch.as_tensor(
-                np.concatenate(atom_weights), dtype=self.torch_dtype, device=self.device
-            )
-        objective = (weights * energies).sum()
-        inputs = [positions, strain] if want_stress else [positions]
-        grads = torch.autograd.grad(objective, inputs)
-        totals = torch.zeros(len(structures), dtype=energies.dtype, device=energies.device)
-        totals = totals.index_add(0, graph.batch, (weights * energies).detach())
-        e_np = energies.detach().cpu().double().numpy()
-        f_np = -grads[0].cpu().double().numpy()
-        results = []
-        start = 0
-        for k, atoms in enumerate(structures):
-            stop = start + len(atoms)
-            res: dict[str, Any] = {"energy": float(totals[k]), "forces": f_np[start:stop]}
-            if "energies" in properties:
-                res["energies"] = e_np[start:stop]
-            if want_stress and atoms.pbc.all():
-                res["stress"] = voigt_stress(grads[1][k].cpu().double().numpy(), atoms.get_volume())
-            results.append(res)
-            start = stop
-        return results
-
-    # ------------------------------------------------------------------ ModelAdapter
-    def compute(self, atoms: Atoms, properties: Sequence[str]) -> dict[str, Any]:
-        return self._evaluate([atoms], None, properties)[0]
-
-    def compute_many(
-        self, structures: Sequence[Atoms], properties: Sequence[str] = ("energy", "forces")
-    ) -> list[dict[str, Any]]:
-        """Evaluate ``structures`` as batched graphs of at most :data:`MAX_ATOMS_PER_BATCH` atoms."""
-        results: list[dict[str, Any]] = []
-        for batch in atom_batches(structures, MAX_ATOMS_PER_BATCH):
-            results += self._evaluate(batch, None, properties)
-        return results
-
-    def weighted_energy(
-        self, atoms: Atoms, atom_weights: np.ndarray, compute_stress: bool = True
-    ) -> dict[str, Any]:
-        if not self.supports_per_atom_energies:
-            return super().weighted_energy(atoms, atom_weights, compute_stress)
-        props = ["energies", "stress"] if compute_stress else ["energies"]
-        return self._evaluate([atoms], [np.asarray(atom_weights, dtype=float)], props)[0]
+        strain, strained_positions, strained_cells = strained(positions, graph.cells, graph.batch)
+        energies = self._atom_energies(graph, strained_positions, strained_cells)
+        return ForwardPass(energies, [positions], [strain] if stress else [])

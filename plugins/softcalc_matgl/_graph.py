@@ -46,7 +46,7 @@ def build_graph_batch(
     element_index: Mapping[str, int],
     cutoff: float,
     dtype: torch.dtype,
-    device: str,
+    device: torch.device | str,
 ) -> GraphBatch:
     """Neighbour lists (radius ``cutoff`` in Å) of ``structures`` merged into one :class:`GraphBatch`."""
     types, pos, cells, edges, shifts, batch, n_atoms = [], [], [], [], [], [], []

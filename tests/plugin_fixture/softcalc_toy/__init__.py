@@ -1,38 +1,41 @@
 """A third-party softcalc plugin, registered only through package metadata (entry_points.txt).
 
 It serves ``toy-morse``: a smooth Morse pair potential written in torch, with per-atom energies
-e_i = μ_Zi + ½ Σ_j φ(r_ij) and autograd forces and stress, so tests of the core (conservative
-corrections, per-species scales, finite differences) run in milliseconds without a real uMLIP.
+e_i = μ_Zi + ½ Σ_j φ(r_ij), so tests of the core (conservative corrections, per-species scales,
+finite differences) run in milliseconds without a real uMLIP. Like the bundled plugins it builds on
+:class:`softcalc.torch_adapter.TorchAdapter`, which supplies autograd forces and stress, batching
+and weighted energies; the toy only writes its forward pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from ase import Atoms
 from ase.neighborlist import primitive_neighbor_list
 
-from softcalc.autograd import forces_and_stress, strained
-from softcalc.model import ModelAdapter, ModelInfo
+from softcalc.autograd import strained
+from softcalc.info import ModelInfo
 from softcalc.registry import ModelPlugin
+from softcalc.torch_adapter import ForwardPass, TorchAdapter
 
 # Morse parameters per element: well depth D (eV), width a (1/Å), equilibrium distance r0 (Å).
 PARAMS = {"Si": (2.2, 1.5, 2.35), "Ge": (1.9, 1.4, 2.45), "C": (3.0, 1.9, 1.54), "O": (2.5, 2.2, 1.45)}
 #: reference energies μ_Z (eV/atom), arbitrary but distinct so anchoring is tested
 REFERENCES = {"Si": -0.8, "Ge": -0.5, "C": -1.2, "O": -2.0}
 CUTOFF = 5.0
+#: most atoms per forward pass of ``compute_many``
+MAX_ATOMS_PER_BATCH = 4096
 
 
-class ToyMorse(ModelAdapter):
+class ToyMorse(TorchAdapter):
     """Morse pair potential with a cosine cutoff; float64 on CPU."""
 
-    supports_per_atom_energies = True
-
     def __init__(self) -> None:
+        super().__init__("cpu", "float64", MAX_ATOMS_PER_BATCH)
         self.info = ModelInfo(
             name="toy-morse",
             family="toy",
@@ -62,26 +65,16 @@ class ToyMorse(ModelAdapter):
         mu = torch.tensor([REFERENCES[s] for s in sym], dtype=positions.dtype)
         return mu + 0.5 * torch.zeros(len(atoms), dtype=positions.dtype).index_add(0, torch.tensor(i), phi)
 
-    def weighted_energy(
-        self, atoms: Atoms, atom_weights: np.ndarray, compute_stress: bool = True
-    ) -> dict[str, Any]:
-        pos = torch.tensor(atoms.positions, dtype=torch.float64, requires_grad=True)
-        cell = torch.tensor(np.asarray(atoms.cell), dtype=torch.float64)
-        stress_ok = compute_stress and atoms.pbc.all()
-        strain, pos_s, cell_s = strained(pos, cell) if stress_ok else (None, pos, cell)
-        e = self._site_energies(atoms, pos_s, cell_s)
-        total = (torch.tensor(atom_weights, dtype=torch.float64) * e).sum()
-        forces, stress = forces_and_stress(total, pos, strain, atoms.get_volume() if stress_ok else 1.0)
-        out = {"energy": float(total.detach()), "forces": forces, "energies": e.detach().numpy()}
-        if stress is not None:
-            out["stress"] = stress
-        return out
-
-    def compute(self, atoms: Atoms, properties: Sequence[str]) -> dict[str, Any]:
-        res = self.weighted_energy(atoms, np.ones(len(atoms)), compute_stress="stress" in properties)
-        if "energies" not in properties:
-            res.pop("energies")
-        return res
+    def _forward(self, structures: Sequence[Atoms], stress: bool) -> ForwardPass:
+        energies, positions, strains = [], [], []
+        for atoms in structures:
+            pos = torch.tensor(atoms.positions, dtype=self.dtype, requires_grad=True)
+            cell = torch.tensor(np.asarray(atoms.cell), dtype=self.dtype)[None]
+            strain, pos_s, cell_s = strained(pos, cell, torch.zeros(len(atoms), dtype=torch.long))
+            energies.append(self._site_energies(atoms, pos_s, cell_s[0]))
+            positions.append(pos)
+            strains.append(strain)
+        return ForwardPass(torch.cat(energies), positions, strains if stress else [])
 
 
 class ToyPlugin(ModelPlugin):
@@ -97,5 +90,5 @@ class ToyPlugin(ModelPlugin):
     def claims_path(self, path: Path) -> bool:
         return path.suffix == ".toy"
 
-    def load(self, name_or_path: str, device: str = "cpu", dtype: str | None = None) -> ModelAdapter:
+    def load(self, name_or_path: str, device: str = "cpu", dtype: str | None = None) -> ToyMorse:
         return ToyMorse()
