@@ -9,16 +9,16 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError
 
 from softcalc.correction import Correction
 from softcalc.errors import CalculationSetupError, PerAtomEnergyNotSupportedError, SoftcalcError
-from softcalc.model import ModelCalculator
+from softcalc.model import CheckedCalculator, ModelCalculator
 from softcalc.registry import load_model
 from softcalc.structure import check_structure
 
 
-class SoftCorrectedCalc(Calculator):
+class SoftCorrectedCalc(CheckedCalculator):
     """Wrap a uMLIP and apply a calibrated, conservative softening correction.
 
     E' = Σ_i [μ_Zi + λ_Zi (e_i - μ_Zi)], F' = -∂E'/∂R, σ' = (1/V) ∂E'/∂ε. With a global scale this
@@ -103,27 +103,17 @@ class SoftCorrectedCalc(Calculator):
             )
         return np.array([self.reference_energies.get(s, 0.0) for s in symbols])
 
-    def calculate(
-        self,
-        atoms: Atoms | None = None,
-        properties: Sequence[str] | None = None,
-        system_changes: Sequence[str] = all_changes,
-    ) -> None:
-        super().calculate(atoms, properties, system_changes)
-        atoms = self.atoms  # the copy Calculator.calculate stored
-        check_structure(atoms, self.info)
-        if "stress" in (properties or ()) and not atoms.pbc.all():
+    def evaluate(self, atoms: Atoms, properties: Sequence[str], changes: Sequence[str]) -> dict[str, Any]:
+        if "stress" in properties and not atoms.pbc.all():
             raise PropertyNotImplementedError("stress needs a 3D periodic cell")
-        wanted = {"energy", "forces", *(properties or ())} - {"free_energy"}
+        wanted = {"energy", "forces", *properties} - {"free_energy"}
         if atoms.pbc.all() and "stress" in self.base.implemented_properties:
             wanted.add("stress")  # computed with the forces at no extra model call; cached for get_stress
         if "energies" in self.base.implemented_properties:
             wanted.add("energies")
         if self.correction.kind == "per-species":
-            self.results = self._per_species(atoms, wanted)
-        else:
-            self.results = self._global(atoms, wanted, system_changes)
-        self.results["free_energy"] = self.results["energy"]
+            return self._per_species(atoms, wanted)
+        return self._global(atoms, wanted, changes)
 
     def _global(self, atoms: Atoms, wanted: set[str], system_changes: Sequence[str]) -> dict[str, Any]:
         if "energies" in wanted and "energies" not in self.base.implemented_properties:

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 from ase.calculators.calculator import Calculator
 
-from softcalc.calibration.frames import ORDERS, DataLike, FrameSplit, select_frames, split_frames
-from softcalc.calibration.methods import METHODS, CalibrationMethod, Fit
+from softcalc.calibration.frames import ORDERS, DataLike, FrameFilter, FrameSplit, select_frames, split_frames
+from softcalc.calibration.methods import METHODS, CalibrationData, CalibrationMethod, Fit
 from softcalc.calibration.verdict import Verdict, error_summary, judge
 from softcalc.correction import Correction
 from softcalc.data.dataset import ForceDataset
@@ -93,11 +93,11 @@ def calibrate(
     calc = load_model(model, device=device, dtype=dtype) if isinstance(model, (str, Path)) else model
     method: CalibrationMethod = METHODS["per-species" if per_species else "scale"]()
     method.check(calc)
-    split = split_frames(data, frames, test, groups, order, temperature, strain)
+    split = split_frames(data, frames, test, FrameFilter(groups, order, temperature, strain))
     rng = np.random.default_rng(seed)
     fit_bare = _compare(calc, split.fit, progress)
     held_bare = _compare(calc, split.heldout, progress) if split.heldout else None
-    fitted = method.fit(calc, split.fit, fit_bare, n_bootstrap, rng, progress)
+    fitted = method.fit(CalibrationData(calc, split.fit, fit_bare, progress), n_bootstrap, rng)
     if held_bare is not None:
         errors = error_summary(held_bare, fitted.apply(split.heldout, held_bare))
     else:

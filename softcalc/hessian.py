@@ -25,7 +25,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from softcalc.phonons import kernels
-from softcalc.phonons.force_constants import FD_BATCH, force_constant_rows
+from softcalc.phonons.force_constants import FD_BATCH, fd_force_constants
 from softcalc.phonons.storage import read_h5, write_h5
 from softcalc.phonons.units import EV_A2_AMU_TO_THZ, thz_to_cm1
 
@@ -58,8 +58,8 @@ def fd_hessian(
         progress: show a progress bar.
         symmetrize: return (H + Hᵀ)/2 (the raw finite-difference H is symmetric only to O(δ²)).
     """
-    rows = force_constant_rows(atoms, calculator, None, delta, batch_size, progress)
-    hessian = np.ascontiguousarray(rows.reshape(3 * len(atoms), 3 * len(atoms)))
+    fc = fd_force_constants(atoms, calculator, None, delta, batch_size, progress)  # (N, N, 3, 3)
+    hessian = np.ascontiguousarray(fc.transpose(0, 2, 1, 3).reshape(3 * len(atoms), 3 * len(atoms)))
     return kernels.symmetrize_matrix(hessian) if symmetrize else hessian
 
 

@@ -103,7 +103,40 @@ def default_properties(atoms: Atoms, model: ModelAdapter, requested: Sequence[st
     return sorted(wanted)
 
 
-class ModelCalculator(Calculator):
+class CheckedCalculator(Calculator, ABC):
+    """An ASE calculator that checks every structure before its model sees it (softcalc's calculators).
+
+    Subclasses implement :meth:`evaluate`; ``calculate`` stores the structure, checks it against
+    :attr:`info` (finite positions, a valid cell, elements the model covers) and fills ``results``,
+    with ``free_energy`` equal to ``energy``.
+    """
+
+    @property
+    def info(self) -> ModelInfo | None:
+        """The model's :class:`ModelInfo` (None when unknown: then only the geometry is checked)."""
+        return None
+
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] | None = None,
+        system_changes: Sequence[str] = all_changes,
+    ) -> None:
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms  # the copy Calculator.calculate stored
+        check_structure(atoms, self.info)
+        self.results = self.evaluate(atoms, list(properties or ()), system_changes)
+        self.results["free_energy"] = self.results["energy"]
+
+    @abstractmethod
+    def evaluate(self, atoms: Atoms, properties: Sequence[str], changes: Sequence[str]) -> dict[str, Any]:
+        """Results of one checked structure: ``energy`` (eV), ``forces`` (eV/Å), ... as ASE names them.
+
+        ``changes`` are ASE's system changes since the last call (for calculators that cache).
+        """
+
+
+class ModelCalculator(CheckedCalculator):
     """ASE calculator for a :class:`ModelAdapter`: what :func:`softcalc.load_model` returns.
 
     It validates every structure (finite positions, elements the model covers) before the model
@@ -126,18 +159,8 @@ class ModelCalculator(Calculator):
         """The loaded model's :class:`ModelInfo`."""
         return self.model.info
 
-    def calculate(
-        self,
-        atoms: Atoms | None = None,
-        properties: Sequence[str] | None = None,
-        system_changes: Sequence[str] = all_changes,
-    ) -> None:
-        super().calculate(atoms, properties, system_changes)
-        atoms = self.atoms  # the copy Calculator.calculate stored
-        check_structure(atoms, self.model.info)
-        results = self.model.compute(atoms, default_properties(atoms, self.model, properties))
-        results["free_energy"] = results["energy"]
-        self.results = results
+    def evaluate(self, atoms: Atoms, properties: Sequence[str], changes: Sequence[str]) -> dict[str, Any]:
+        return self.model.compute(atoms, default_properties(atoms, self.model, properties))
 
     def compute_many(
         self, structures: Sequence[Atoms], properties: Sequence[str] = ("energy", "forces")

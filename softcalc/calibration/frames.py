@@ -23,6 +23,16 @@ ORDERS = ("file", "largest-force")
 DataLike = ForceDataset | str | Path | Sequence[ForceDataset | str | Path]
 
 
+@dataclass(frozen=True)
+class FrameFilter:
+    """Frames that resemble the intended simulation, and their order (see :func:`select_frames`)."""
+
+    groups: Sequence[str] | None = None
+    order: str = "file"
+    temperature: tuple[float, float] | None = None
+    strain: tuple[float, float] | None = None
+
+
 @dataclass
 class FrameSplit:
     """Calibration frames and held-out frames, one :class:`ForceDataset` per input data set."""
@@ -87,23 +97,19 @@ def select_frames(
 
 
 def split_frames(
-    data: DataLike,
-    frames: int | None = None,
-    test: DataLike | None = None,
-    groups: Sequence[str] | None = None,
-    order: str = "file",
-    temperature: tuple[float, float] | None = None,
-    strain: tuple[float, float] | None = None,
+    data: DataLike, frames: int | None = None, test: DataLike | None = None, keep: FrameFilter | None = None
 ) -> FrameSplit:
-    """Filter and order every data set (:func:`select_frames`), then split it (see the module docstring).
+    """Filter and order every data set (``keep``, see :func:`select_frames`), then split it.
 
-    ``test`` data are filtered by the same groups, temperature and strain (in file order).
+    With ``frames=K`` the first K frames of each set are fitted and, without ``test``, the rest held
+    out. ``test`` data are filtered like the calibration data but kept in file order.
     """
+    keep = keep or FrameFilter()
     if frames is not None and frames < 1:
         raise DataError("frames must be at least 1")
     split = FrameSplit([])
     for d in as_datasets(data):
-        d = select_frames(d, groups, order, temperature, strain)
+        d = select_frames(d, keep.groups, keep.order, keep.temperature, keep.strain)
         if frames is None or len(d) <= frames:
             split.fit.append(d)
         else:
@@ -111,5 +117,7 @@ def split_frames(
             if test is None:
                 split.heldout.append(d.subset(range(frames, len(d))))
     if test is not None:
-        split.heldout += [select_frames(d, groups, "file", temperature, strain) for d in as_datasets(test)]
+        split.heldout += [
+            select_frames(d, keep.groups, "file", keep.temperature, keep.strain) for d in as_datasets(test)
+        ]
     return split

@@ -140,6 +140,16 @@ def combine_species(parts: dict[str, ForceComparison], scales: dict[str, float])
     return ForceComparison(model, first.dft, first.symbols, first.groups, first.frame_index, first.material)
 
 
+@dataclass
+class CalibrationData:
+    """What a method fits on: the model, the calibration sets and the bare model's forces on them."""
+
+    calc: Calculator
+    sets: Sequence[ForceDataset]
+    bare: ForceComparison
+    progress: bool = False
+
+
 class CalibrationMethod(ABC):
     """One way of fitting a correction on calibration frames (see the module docstring)."""
 
@@ -161,16 +171,8 @@ class CalibrationMethod(ABC):
             )
 
     @abstractmethod
-    def fit(
-        self,
-        calc: Calculator,
-        sets: Sequence[ForceDataset],
-        bare: ForceComparison,
-        n_bootstrap: int,
-        rng: np.random.Generator,
-        progress: bool = False,
-    ) -> Fit:
-        """Fit on the calibration ``sets`` (bare model forces ``bare``), with ``n_bootstrap`` replicas."""
+    def fit(self, data: CalibrationData, n_bootstrap: int, rng: np.random.Generator) -> Fit:
+        """Fit on the calibration ``data`` with ``n_bootstrap`` bootstrap replicas drawn from ``rng``."""
 
 
 class GlobalScale(CalibrationMethod):
@@ -179,15 +181,8 @@ class GlobalScale(CalibrationMethod):
     name = "scale"
     kind = "global"
 
-    def fit(
-        self,
-        calc: Calculator,
-        sets: Sequence[ForceDataset],
-        bare: ForceComparison,
-        n_bootstrap: int,
-        rng: np.random.Generator,
-        progress: bool = False,
-    ) -> ScaleFit:
+    def fit(self, data: CalibrationData, n_bootstrap: int, rng: np.random.Generator) -> ScaleFit:
+        bare = data.bare
         a = np.concatenate([np.einsum("ij,ij->i", m, d) for m, d in zip(bare.model, bare.dft)])
         b = np.concatenate([np.einsum("ij,ij->i", m, m) for m in bare.model])
         if b.sum() <= 0:
@@ -216,22 +211,14 @@ class PerSpeciesScales(CalibrationMethod):
     kind = "per-species"
     per_atom_energies = True
 
-    def fit(
-        self,
-        calc: Calculator,
-        sets: Sequence[ForceDataset],
-        bare: ForceComparison,
-        n_bootstrap: int,
-        rng: np.random.Generator,
-        progress: bool = False,
-    ) -> SpeciesFit:
-        species = sorted({s for syms in bare.symbols for s in syms})
+    def fit(self, data: CalibrationData, n_bootstrap: int, rng: np.random.Generator) -> SpeciesFit:
+        species = sorted({s for syms in data.bare.symbols for s in syms})
 
         def components(datasets: Sequence[ForceDataset]) -> dict[str, ForceComparison]:
-            parts = [species_force_components(calc, d, species, progress) for d in datasets]
+            parts = [species_force_components(data.calc, d, species, data.progress) for d in datasets]
             return {z: merge_comparisons([p[z] for p in parts]) for z in species}
 
-        parts = components(sets)
+        parts = components(data.sets)
         first = parts[species[0]]
         # per-atom contributions to the normal equations M λ = v
         f = [np.stack([parts[z].model[k] for z in species]) for k in range(len(first.model))]  # (Z, n, 3)
@@ -262,7 +249,7 @@ class PerSpeciesScales(CalibrationMethod):
             },
         }
         supported = any(not (a <= 1.0 <= b) for a, b in zip(lo, hi))
-        return SpeciesFit(summary, supported, scales, components, fit_sets=sets, fit_parts=parts)
+        return SpeciesFit(summary, supported, scales, components, fit_sets=data.sets, fit_parts=parts)
 
 
 #: calibration methods by name

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from softcalc.cli.common import add_model_options, model_names, non_negative_int, positive_int
+from softcalc.cli.common import add_command, add_model_options, model_names
+from softcalc.cli.values import non_negative_int, positive_int
 from softcalc.errors import DataError
 
 #: default data of `bench softening`, resolved under $SOFTCALC_DATA_DIR
@@ -60,13 +61,7 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def register_softening(benchmarks: argparse._SubParsersAction) -> None:
-    p = benchmarks.add_parser(
-        "softening",
-        help="softening scale, λ*, MAE, cMAE and one-shot corrections per model and material",
-        description="Calibrate on each material's calibration split (mlearn training.json; other data: the "
-        "first half in file order) and evaluate on its test split. Writes summary.json, predictions.h5 "
-        "(every model and DFT force) and PNG plots into --out.",
-    )
+    p = add_command(benchmarks, "softening", run_softening_cli)
     add_model_options(p, correction=False, several=True, required=False)
     p.add_argument("--data", nargs="+", default=[MLEARN], help=f"data files or folders (default {MLEARN})")
     p.add_argument("--out", help="output folder (default: the folder of --from-h5)")
@@ -75,7 +70,6 @@ def register_softening(benchmarks: argparse._SubParsersAction) -> None:
     p.add_argument("--draws", type=positive_int, help="random draws per frame count (default 5; quick 2)")
     p.add_argument("--from-h5", dest="from_h5", help="recompute summary.json and plots from predictions.h5")
     _add_output_options(p)
-    p.set_defaults(func=run_softening_cli)
 
 
 def _print_headline(summary: dict[str, Any]) -> None:
@@ -89,6 +83,12 @@ def _print_headline(summary: dict[str, Any]) -> None:
 
 
 def run_softening_cli(args: argparse.Namespace) -> int:
+    """softening scale, λ*, MAE, cMAE and one-shot corrections per model and material
+
+    Calibrate on each material's calibration split (mlearn training.json; other data: the first half in
+    file order) and evaluate on its test split. Writes summary.json, predictions.h5 (every model and DFT
+    force) and PNG plots into --out.
+    """
     from softcalc.bench.softening import recompute, run_softening
 
     if args.from_h5:
@@ -109,12 +109,7 @@ def register_phonons(benchmarks: argparse._SubParsersAction) -> None:
     """`softcalc bench phonons`."""
     from softcalc.bench.phonons import PHONOPY_EXAMPLES
 
-    p = benchmarks.add_parser(
-        "phonons",
-        help="phonon metrics per model and force set, bare and with a leave-one-material-out correction",
-        description="For each model and phonopy force set: force-set slope, frequency slope and MAE, max "
-        "frequency ratio, bare and with λ calibrated on the other PBE sets. Writes phonons.json and PNGs.",
-    )
+    p = add_command(benchmarks, "phonons", run_phonons_cli)
     add_model_options(p, correction=False, several=True)
     p.add_argument(
         "--data",
@@ -125,10 +120,14 @@ def register_phonons(benchmarks: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder")
     _add_run_options(p, quick="Si and NaCl only, first model only")
     _add_output_options(p)
-    p.set_defaults(func=run_phonons_cli)
 
 
 def run_phonons_cli(args: argparse.Namespace) -> int:
+    """phonon metrics per model and force set, bare and with a leave-one-material-out correction
+
+    For each model and phonopy force set: force-set slope, frequency slope and MAE, max frequency ratio,
+    bare and with λ calibrated on the other PBE sets. Writes phonons.json and PNGs.
+    """
     from softcalc.bench.phonons import run_phonon_benchmark
 
     summary = run_phonon_benchmark(model_names(args.models), args.data, args.out, **_run_options(args))

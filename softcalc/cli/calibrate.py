@@ -6,24 +6,13 @@ import argparse
 from typing import Any
 
 from softcalc.calibrate import ORDERS, Calibration, calibrate
-from softcalc.cli.common import (
-    add_model_options,
-    build_calculator,
-    command_line,
-    non_negative_int,
-    positive_int,
-)
+from softcalc.cli.common import add_command, add_model_options, build_calculator, command_line
+from softcalc.cli.values import non_negative_int, positive_int
 from softcalc.fileio import write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "calibrate",
-        help="fit a softening correction λ on DFT forces",
-        description="Fit λ on the first K frames of --data (after --groups, --temperature, --strain and "
-        "--order), hold out the rest (or --test), report errors before/after, the λ uncertainty and "
-        "warnings.",
-    )
+    p = add_command(sub, "calibrate", run)
     add_model_options(p, correction=False)
     p.add_argument("--data", nargs="+", required=True, help="calibration data (files or phonopy folders)")
     p.add_argument(
@@ -50,7 +39,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", help="calibration report JSON")
     p.add_argument("--plot", help="parity plot PNG (held-out frames, before and after)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
 
 
 def print_report(result: Calibration) -> None:
@@ -91,6 +79,11 @@ def value_range(text: str) -> tuple[float, float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """fit a softening correction λ on DFT forces
+
+    Fit λ on the first K frames of --data (after --groups, --temperature, --strain and --order), hold out
+    the rest (or --test), report errors before/after, the λ uncertainty and warnings.
+    """
     calc = build_calculator(args)  # the bare model: calibrate has no --correction / --scale
     result = calibrate(
         calc,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import math
+import inspect
 import shlex
 import sys
 from collections.abc import Callable
@@ -14,43 +14,21 @@ from ase.calculators.calculator import Calculator
 from ase.io import read
 
 from softcalc.calculator import SoftCorrectedCalc
+from softcalc.cli.values import positive_float
 from softcalc.errors import DataError
 from softcalc.registry import load_model
 
 
-def _at_least(text: str, convert: Callable[[str], float], what: str, low: float, strict: bool) -> float:
-    """``text`` as a finite number >= ``low`` (> ``low`` when ``strict``); ArgumentTypeError otherwise.
+def add_command(sub: argparse._SubParsersAction, name: str, func: Callable) -> argparse.ArgumentParser:
+    """Add the sub-command ``name`` that runs ``func(args)``, documented by ``func``'s docstring.
 
-    argparse prefixes the message with the option (``argument --bootstrap: ...``) and exits with 2.
+    The docstring's first paragraph is the one-line help of ``softcalc --help``; the rest, when
+    present, is the description of ``softcalc NAME --help``.
     """
-    bound = f"{'>' if strict else '>='} {low:g}"
-    try:
-        value = convert(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what} {bound}, got {text!r}") from None
-    if not math.isfinite(value) or value < low or (strict and value == low):
-        raise argparse.ArgumentTypeError(f"must be {what} {bound}, got {text}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (counts: frames, steps, replicas, batch sizes)."""
-    return int(_at_least(text, int, "an integer", 1, strict=False))
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0 (random seeds, step counts that may be zero)."""
-    return int(_at_least(text, int, "an integer", 0, strict=False))
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0 (time steps, displacements, time constants, scales)."""
-    return _at_least(text, float, "a number", 0, strict=True)
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type: a finite number >= 0 (temperatures in K, friction, equilibration time)."""
-    return _at_least(text, float, "a number", 0, strict=False)
+    about, _, rest = inspect.getdoc(func).partition("\n\n")
+    parser = sub.add_parser(name, help=" ".join(about.split()), description=" ".join(rest.split()) or None)
+    parser.set_defaults(func=func)
+    return parser
 
 
 def add_model_options(

@@ -11,24 +11,24 @@ import argparse
 from pathlib import Path
 
 from softcalc.calibrate import calibrate
-from softcalc.cli.common import command_line
+from softcalc.cli.common import add_command, command_line
 from softcalc.data.paths import resolve_data_path
 from softcalc.fileio import write_json
 from softcalc.registry import load_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="calibrate a model on one DFT frame per material and test it")
+    p = add_command(sub, "demo", run)
     p.add_argument("--model", default="chgnet", help="model name (default chgnet)")
     p.add_argument("--materials", default="Si,Ge,Li,Mo", help="mlearn materials (default Si,Ge,Li,Mo)")
     p.add_argument(
         "--data", default="forces/mlearn", help="mlearn folder (default $SOFTCALC_DATA_DIR/forces/mlearn)"
     )
     p.add_argument("--out", default="demo_out", help="output folder")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """calibrate a model on one DFT frame per material and test it"""
     root = resolve_data_path(args.data)
     out = Path(args.out)
     calc = load_model(args.model)

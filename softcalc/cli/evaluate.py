@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from softcalc.calibrate import select_frames
-from softcalc.cli.common import add_model_options, build_calculator
+from softcalc.cli.common import add_command, add_model_options, build_calculator
 from softcalc.data import read_datasets
 from softcalc.evaluation import ForceComparison, compare_forces, merge_comparisons
 from softcalc.fileio import write_json
@@ -14,7 +14,7 @@ from softcalc.plots import parity_plot
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="softening scale, λ*, MAE and cMAE of a model on DFT forces")
+    p = add_command(sub, "evaluate", run)
     add_model_options(p)
     p.add_argument(
         "--data", nargs="+", required=True, help="data files or folders (extxyz, db, JSON, phonopy)"
@@ -23,7 +23,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", required=True, help="output JSON")
     p.add_argument("--plot", help="parity plot PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
 
 
 def summary(model: str, comp: ForceComparison) -> dict[str, Any]:
@@ -45,6 +44,7 @@ def summary(model: str, comp: ForceComparison) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """softening scale, λ*, MAE and cMAE of a model on DFT forces"""
     calc = build_calculator(args)
     groups = args.groups.split(",") if args.groups else None
     datasets = [select_frames(d, groups) for d in read_datasets(args.data)]

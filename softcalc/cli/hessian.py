@@ -7,20 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from softcalc.cli.common import (
-    add_model_options,
-    build_calculator,
-    command_line,
-    positive_float,
-    positive_int,
-    read_structure,
-)
+from softcalc.cli.common import add_command, add_model_options, build_calculator, command_line, read_structure
+from softcalc.cli.values import positive_float, positive_int
 from softcalc.fileio import write_json
 from softcalc.hessian import acoustic_sum_rule, fd_hessian, save_hessian, thz_to_cm1, vibrational_modes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("hessian", help="finite-difference Hessian (HDF5) and vibrational frequencies")
+    p = add_command(sub, "hessian", run)
     add_model_options(p)
     p.add_argument("structure", help="structure file readable by ASE (extxyz, POSCAR, cif...)")
     p.add_argument("--out", required=True, help="output HDF5 file of the Hessian (eV/Å²)")
@@ -29,10 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=32, help="displaced structures per model batch")
     p.add_argument("--asr", action="store_true", help="impose the acoustic sum rule")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """finite-difference Hessian (HDF5) and vibrational frequencies"""
     atoms = read_structure(args.structure)
     calc = build_calculator(args)
     hessian = fd_hessian(atoms, calc, delta=args.delta, batch_size=args.batch_size, progress=not args.quiet)

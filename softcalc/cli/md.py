@@ -6,16 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-from softcalc.cli.common import (
-    add_model_options,
-    build_calculator,
-    command_line,
-    non_negative_float,
-    non_negative_int,
-    positive_float,
-    positive_int,
-    read_structure,
-)
+from softcalc.cli.common import add_command, add_model_options, build_calculator, command_line, read_structure
+from softcalc.cli.values import non_negative_float, non_negative_int, positive_float, positive_int
 from softcalc.md import THERMOSTATS, StabilityLimits, export_extxyz, run_md
 from softcalc.md.report import analyze
 
@@ -23,7 +15,7 @@ _ALL_THERMOSTATS = sorted({t for names in THERMOSTATS.values() for t in names} -
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("md", help="molecular dynamics (NVE/NVT/NPT) into a resumable HDF5 trajectory")
+    p = add_command(sub, "md", run)
     add_model_options(p)
     p.add_argument("--structure", required=True, help="structure file readable by ASE")
     p.add_argument("--repeat", type=positive_int, nargs=3, metavar=("NA", "NB", "NC"),
@@ -60,16 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-distance", type=non_negative_float, default=StabilityLimits.min_distance,
                    help="stop when two atoms come closer than this, Å")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
 
-    e = sub.add_parser("md-export", help="export a softcalc MD trajectory to extended XYZ")
+    e = add_command(sub, "md-export", export)
     e.add_argument("traj", help="HDF5 trajectory from `softcalc md`")
     e.add_argument("out", help="output .xyz (extended XYZ)")
     e.add_argument("--every", type=positive_int, default=1, help="export every K-th frame")
-    e.set_defaults(func=export)
 
-    a = sub.add_parser("md-analyze", help="energy conservation, vibrational DOS (vs a harmonic phonon DOS), "
-                       "MSD and RDF of MD trajectories: JSON + PNG")
+    a = add_command(sub, "md-analyze", analyze_trajectories)
     a.add_argument("traj", nargs="+", help="HDF5 trajectories from `softcalc md` (e.g. bare and corrected)")
     a.add_argument("--labels", nargs="+", help="one name per trajectory (default: file names)")
     a.add_argument("--phonons", help="phonopy folder (phonopy_disp.yaml + FORCE_SETS), e.g. DFT, whose "
@@ -79,10 +68,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--rdf-rmax", type=positive_float, default=6.0, help="RDF range, Å (default 6)")
     a.add_argument("--out", required=True, help="output folder: md_analysis.json, vdos.png, structure.png, "
                    "energy.png (NVE runs)")
-    a.set_defaults(func=analyze_trajectories)
 
 
 def run(args: argparse.Namespace) -> int:
+    """molecular dynamics (NVE/NVT/NPT) into a resumable HDF5 trajectory"""
     atoms = read_structure(args.structure)
     if args.repeat:
         atoms = atoms.repeat(args.repeat)
@@ -104,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def analyze_trajectories(args: argparse.Namespace) -> int:
+    """energy conservation, vibrational DOS (vs a harmonic phonon DOS), MSD and RDF of MD trajectories:
+    JSON + PNG"""
     report = analyze(args.traj, args.out, args.labels, args.phonons, args.skip, args.rdf_rmax)
     ratios = report["vdos"].get("mean_frequency_ratio", {})
     for label, summary in report["trajectories"].items():
@@ -125,6 +116,7 @@ def analyze_trajectories(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
+    """export a softcalc MD trajectory to extended XYZ"""
     n = export_extxyz(args.traj, args.out, every=args.every)
     print(f"wrote {n} frames to {args.out}")
     return 0

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from softcalc.cli.common import add_command
 from softcalc.registry import available_models
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list available model families and names")
-    p.set_defaults(func=run)
+    add_command(sub, "models", run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """list available model families and names"""
     for family, names in available_models().items():
         print(f"{family}:")
         for name, description in names.items():

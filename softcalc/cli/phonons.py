@@ -7,26 +7,25 @@ from typing import Any
 
 from softcalc.bench.phonon_comparison import band_structure_plot, compare_phonons, load_phonon_set
 from softcalc.calculator import SoftCorrectedCalc
-from softcalc.cli.common import add_model_options, build_calculator
+from softcalc.cli.common import add_command, add_model_options, build_calculator
 from softcalc.fileio import write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "phonons",
-        help="force-set slope, frequency slope and MAE, max-frequency ratio vs a DFT phonopy force set",
-        description="Evaluate the model on the displaced supercells of a phonopy FORCE_SETS folder, build "
-        "model and DFT force constants from the same displacements and compare frequencies on an 8x8x8 mesh.",
-    )
+    p = add_command(sub, "phonons", run)
     add_model_options(p)
     p.add_argument("--phonopy-dir", required=True, help="folder with FORCE_SETS and phonopy_disp.yaml")
     p.add_argument("--json", required=True, help="output JSON")
     p.add_argument("--plot", help="band structure PNG: DFT, bare and (if given) corrected model")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """force-set slope, frequency slope and MAE, max-frequency ratio vs a DFT phonopy force set
+
+    Evaluate the model on the displaced supercells of a phonopy FORCE_SETS folder, build model and DFT
+    force constants from the same displacements and compare frequencies on an 8x8x8 mesh.
+    """
     calc = build_calculator(args)
     pset = load_phonon_set(args.phonopy_dir)
     result = compare_phonons(calc, pset, model=args.model, progress=not args.quiet)

@@ -45,30 +45,6 @@ def displaced_structures(atoms: Atoms, indices: Sequence[int], delta: float) -> 
                 yield displaced
 
 
-def force_constant_rows(
-    atoms: Atoms,
-    calculator: Calculator,
-    indices: Sequence[int] | None = None,
-    delta: float = 0.01,
-    batch_size: int = FD_BATCH,
-    progress: bool = False,
-) -> np.ndarray:
-    """Rows of the Hessian for displaced atoms ``indices`` (default all), by central differences.
-
-    Returns:
-        (len(indices), 3, N, 3) array ``fc[r, a, j, b] = ∂²E/∂x_{indices[r], a} ∂x_{j, b}`` in eV/Å².
-    """
-    if delta <= 0:
-        raise ValueError(f"delta must be positive (Å), not {delta}")
-    indices = list(range(len(atoms))) if indices is None else [int(i) for i in indices]
-    check_structure(atoms)  # the undisplaced structure; the model calculator checks each displaced one
-    evaluator = ForceEvaluator(calculator, batch_size=batch_size)
-    count = 6 * len(indices)
-    forces = evaluator.forces(displaced_structures(atoms, indices, delta), total=count, progress=progress)
-    stacked = np.stack(forces).reshape(len(indices), 3, 2, len(atoms), 3)
-    return kernels.central_difference(stacked, float(delta))
-
-
 def fd_force_constants(
     supercell: Atoms,
     calculator: Calculator,
@@ -85,7 +61,15 @@ def fd_force_constants(
     Returns:
         (len(rows), n_supercell, 3, 3) eV/Å².
     """
-    fc = force_constant_rows(supercell, calculator, rows, delta, batch_size, progress)
+    if delta <= 0:
+        raise ValueError(f"delta must be positive (Å), not {delta}")
+    indices = list(range(len(supercell))) if rows is None else [int(i) for i in rows]
+    check_structure(supercell)  # the undisplaced structure; the model calculator checks each displaced one
+    evaluator = ForceEvaluator(calculator, batch_size=batch_size)
+    structures = displaced_structures(supercell, indices, delta)
+    forces = evaluator.forces(structures, total=6 * len(indices), progress=progress)
+    stacked = np.stack(forces).reshape(len(indices), 3, 2, len(supercell), 3)
+    fc = kernels.central_difference(stacked, float(delta))  # (rows, 3, n, 3): ∂²E/∂x_{r,a}∂x_{j,b}
     return np.ascontiguousarray(fc.transpose(0, 2, 1, 3))
 
 
