@@ -143,7 +143,7 @@ def nve(args: argparse.Namespace) -> dict[str, object]:
     for label, calc in calculators(args, args.device).items():
         traj = args.out / f"nve_{label}.h5"
         res = run_md(atoms, calc, ensemble="nve", temperature_K=300.0, timestep_fs=1.0, steps=args.nve_steps,
-                     every=2, flush_every=10, traj=traj, resume=True, seed=args.seed, stress=False,
+                     every=2, flush_every=10, traj=traj, resume="if-exists", seed=args.seed, stress=False,
                      forces=True, progress=not args.quiet)
         out[label] = {**drift(traj), "atom_steps_per_s": res.atom_steps_per_s}
         spectra[label] = trajectory_vdos(traj)

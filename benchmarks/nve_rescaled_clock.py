@@ -44,7 +44,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     traj = args.out / "nve_bare_rescaled.h5"
     run_md(si_supercell(64), load_model(args.model), ensemble="nve", temperature_K=300.0 / lam,
-           timestep_fs=np.sqrt(lam), steps=args.steps, every=2, flush_every=10, traj=traj, resume=True,
+           timestep_fs=np.sqrt(lam), steps=args.steps, every=2, flush_every=10, traj=traj, resume="if-exists",
            seed=args.seed, stress=False, progress=False)
     bare, corrected = drift(traj), drift(args.corrected)
     with Trajectory(traj) as a, Trajectory(args.corrected) as b:

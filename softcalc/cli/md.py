@@ -31,8 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=non_negative_int, required=True,
                    help="total MD steps (a resumed run continues to it)")
     p.add_argument("--traj", required=True, help="output HDF5 trajectory")
-    p.add_argument("--resume", action="store_true", help="continue --traj from its last committed frame")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --traj")
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--resume", action="store_true",
+                          help="continue --traj from its last committed frame (it must exist, and the model, "
+                          "correction, structure and settings must be those it records)")
+    existing.add_argument("--resume-or-new", action="store_true",
+                          help="like --resume when --traj exists, else start it (for jobs that restart "
+                          "themselves)")
+    existing.add_argument("--overwrite", action="store_true", help="replace an existing --traj")
     p.add_argument("--every", type=positive_int, default=10, help="save a frame every K steps (default 10)")
     p.add_argument("--flush-every", type=positive_int, default=10,
                    help="commit to disk every K frames (default 10)")
@@ -79,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     res = run_md(
         atoms, calc, ensemble=args.ensemble, thermostat=args.thermostat, temperature_K=args.temperature,
         pressure_GPa=args.pressure, timestep_fs=args.timestep, steps=args.steps, traj=args.traj,
-        resume=args.resume, overwrite=args.overwrite, every=args.every, flush_every=args.flush_every,
+        resume="if-exists" if args.resume_or_new else args.resume, overwrite=args.overwrite,
+        every=args.every, flush_every=args.flush_every,
         forces=args.forces, stress=not args.no_stress, seed=args.seed,
         tdamp_fs=args.tdamp, pdamp_fs=args.pdamp, friction_per_fs=args.friction,
         limits=StabilityLimits(args.max_force, args.min_distance), progress=not args.quiet,

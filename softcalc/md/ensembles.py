@@ -104,6 +104,21 @@ class EnsembleSettings:
             "bulk_modulus_GPa": self.bulk_modulus_GPa,
         }
 
+    def used_attributes(self) -> tuple[str, ...]:
+        """Keys of :meth:`as_attributes` that this ensemble and thermostat depend on (a resume must keep
+        them): the ensemble, thermostat, time step, temperature and pressure always, and the damping
+        times, Langevin friction and Berendsen compressibility where :func:`make_dynamics` uses them."""
+        keys = ["ensemble", "thermostat", "timestep_fs", "temperature_K", "pressure_GPa"]
+        if self.thermostat in ("nose-hoover", "bussi", "berendsen"):
+            keys.append("tdamp_fs")
+        if self.thermostat == "langevin":
+            keys.append("friction_per_fs")
+        if self.ensemble == "npt":
+            keys.append("pdamp_fs")
+        if (self.ensemble, self.thermostat) == ("npt", "berendsen"):
+            keys.append("bulk_modulus_GPa")
+        return tuple(keys)
+
     @property
     def _tdamp(self) -> float:
         return self.tdamp_fs if self.tdamp_fs is not None else 100.0 * self.timestep_fs

@@ -15,3 +15,7 @@ class MDSettingsError(SoftcalcError, ValueError):
 
 class TrajectoryFileError(SoftcalcError, OSError):
     """A trajectory file cannot be written, resumed or read (bad path, full disk, wrong format)."""
+
+
+class ResumeMismatchError(TrajectoryFileError):
+    """A resume asked for another model, correction, structure or settings than the trajectory records."""

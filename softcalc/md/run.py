@@ -7,6 +7,7 @@ guards from :mod:`softcalc.md.safety`, the :class:`~softcalc.md.recorder.FrameRe
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from ase import Atoms
@@ -27,11 +28,12 @@ from softcalc.md.ensembles import EnsembleSettings, make_dynamics, restore_integ
 from softcalc.md.errors import MDInstabilityError, MDSettingsError, TrajectoryFileError
 from softcalc.md.progress import MDProgress, ns_per_day
 from softcalc.md.recorder import FrameRecorder
+from softcalc.md.resume import check_resume, fingerprint, model_metadata
 from softcalc.md.safety import DistanceGuard, ForceGuard, StabilityLimits
-from softcalc.md.trajectory import Checkpoint, TrajectoryWriter, check_output
+from softcalc.md.trajectory import Checkpoint, TrajectoryWriter, check_output, read_run
 
-#: Settings that must not change when a run is resumed.
-_RESUME_KEYS = ("ensemble", "thermostat", "timestep_fs", "temperature_K", "pressure_GPa", "every")
+#: Values of ``run_md(resume=...)``: True is "require".
+RESUME_MODES = (False, True, "require", "if-exists")
 
 
 @dataclass
@@ -65,40 +67,17 @@ def _package_version(name: str) -> str | None:
         return None
 
 
-def _model_metadata(calc: Calculator) -> dict[str, Any]:
-    info = getattr(calc, "info", None)
-    correction = getattr(calc, "correction", None)
-    return {
-        "calculator": repr(calc),
-        "model": info.name if info is not None else type(calc).__name__,
-        "model_family": info.family if info is not None else None,
-        "weights_sha256": info.weights_sha256 if info is not None else None,
-        "correction": correction.to_dict() if correction is not None else None,
-        "device": info.device if info is not None else None,
-    }
-
-
-def _check_resumable(writer: TrajectoryWriter, atoms: Atoms, wanted: dict[str, Any]) -> None:
-    stored = writer.attrs
-    diffs = [f"{k}: file has {stored.get(k)!r}, run asks {wanted[k]!r}" for k in _RESUME_KEYS
-             if stored.get(k) != wanted[k]]
-    if int(stored.get("n_atoms", -1)) != len(atoms):
-        diffs.append(f"n_atoms: file has {stored.get('n_atoms')}, structure has {len(atoms)}")
-    if diffs:
-        writer.close()
-        raise TrajectoryFileError(
-            f"cannot resume {writer.path} with different settings ({'; '.join(diffs)}). "
-            "Fix: resume with the original settings, or write a new file."
-        )
+def _command(command: str | None) -> str:
+    return command if command is not None else " ".join(sys.argv)
 
 
 def _metadata(
     calculator: Calculator, atoms: Atoms, settings: dict[str, Any], command: str | None
 ) -> dict[str, Any]:
     return {
-        **_model_metadata(calculator), **settings,
+        **model_metadata(calculator), "fingerprint": fingerprint(calculator, atoms), **settings,
         "n_atoms": len(atoms), "formula": atoms.get_chemical_formula(),
-        "command": command if command is not None else " ".join(sys.argv),
+        "command": _command(command),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": {p: _package_version(p) for p in ("softcalc", "ase", "torch", "numpy", "h5py")},
     }
@@ -117,14 +96,37 @@ def _create(
     return TrajectoryWriter.create(traj, atoms, metadata, forces=forces, chunk_frames=flush_every)
 
 
+def _resume_mode(resume: bool | str, traj: str | Path | None, overwrite: bool) -> str | None:
+    """``"require"``, ``"if-exists"`` or None (a new run) for ``run_md(resume=...)``."""
+    if not resume:
+        return None
+    if resume not in RESUME_MODES:
+        raise MDSettingsError(f"resume must be one of {RESUME_MODES}, got {resume!r}")
+    if traj is None:
+        raise MDSettingsError("resume needs the trajectory to continue (traj)")
+    if overwrite:
+        raise MDSettingsError(
+            "resume and overwrite exclude each other. Fix: --resume to continue the file, or --overwrite "
+            "to replace it."
+        )
+    return "if-exists" if resume == "if-exists" else "require"
+
+
 def _reopen(
-    traj: str | Path, atoms: Atoms, wanted: dict[str, Any], steps: int
+    traj: str | Path, atoms: Atoms, calculator: Calculator, settings: EnsembleSettings,
+    wanted: dict[str, Any], steps: int, command: str | None,
 ) -> tuple[TrajectoryWriter, Checkpoint, np.random.Generator]:
-    """Reopen ``traj`` to continue it to ``steps``: its writer, its last checkpoint (whose state is put
-    into ``atoms``) and the random generator in the checkpointed state."""
+    """Reopen ``traj`` to continue it to ``steps`` after checking that the run matches the file (see
+    :func:`softcalc.md.resume.check_resume`; a refused file is left unchanged): its writer, its last
+    checkpoint (whose state is put into ``atoms``) and the random generator in the checkpointed state."""
+    stored = read_run(traj)
+    check_resume(traj, stored, atoms, calculator, wanted, (*settings.used_attributes(), "every"))
+    check_output(traj, (steps - stored.checkpoint.step) // wanted["every"], len(atoms), stored.has_forces)
     writer, checkpoint = TrajectoryWriter.resume(traj)
-    _check_resumable(writer, atoms, wanted)
-    check_output(traj, (steps - checkpoint.step) // wanted["every"], len(atoms), writer.has_forces)
+    resumed = json.loads(writer.attrs.get("resumed", "[]"))
+    resumed.append({"step": checkpoint.step, "command": _command(command),
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    writer.attrs["resumed"] = json.dumps(resumed)
     atoms.set_cell(checkpoint.cell, scale_atoms=False)
     atoms.set_positions(checkpoint.positions)
     atoms.set_momenta(checkpoint.momenta)
@@ -164,7 +166,7 @@ def run_md(
     timestep_fs: float = 1.0,
     steps: int = 1000,
     traj: str | Path | None = None,
-    resume: bool = False,
+    resume: bool | Literal["require", "if-exists"] = False,
     overwrite: bool = False,
     every: int = 10,
     flush_every: int = 10,
@@ -190,9 +192,16 @@ def run_md(
         timestep_fs: time step in fs. steps: total MD steps of the run (a resumed run continues to it).
         traj: HDF5 trajectory path (None: no file). Frames every ``every`` steps (``steps`` must be a
             multiple), committed to disk every ``flush_every`` frames together with a restart checkpoint.
-        resume: continue ``traj`` from its last committed frame (state, integrator variables, RNG);
-            starts anew when the file does not exist yet. overwrite: replace an existing ``traj``
-            (without it, an existing file is an error unless resuming).
+        resume: continue ``traj`` from its last committed frame (state, integrator variables, RNG).
+            True or ``"require"``: ``traj`` must exist (a missing file is a :class:`TrajectoryFileError`,
+            as ``softcalc md --resume``); ``"if-exists"``: continue it when it exists, else start it
+            (``--resume-or-new``, for jobs that restart themselves). The calculator, the structure
+            (atomic numbers in order, periodicity, masses; the cell too for NVE and NVT) and the
+            ensemble settings must be those the file records, else :class:`ResumeMismatchError`
+            names each difference; ``atoms`` gives only the species, the state comes from the file,
+            and ``seed``, ``init_velocities`` and ``forces`` are those of the original run.
+            overwrite: replace an existing ``traj`` (without it, an existing file is an error unless
+            resuming; it cannot be combined with ``resume``).
         forces: also store forces. stress: store the stress of periodic cells (softcalc calculators
             compute it with the forces, so it costs nothing extra; NaN when off).
         seed: seed of the numpy random generator (velocities, stochastic thermostats).
@@ -215,8 +224,14 @@ def run_md(
     wanted = {**settings.as_attributes(), "every": every}
     writer: TrajectoryWriter | None = None
     checkpoint: Checkpoint | None = None
-    if traj is not None and resume and Path(traj).is_file():
-        writer, checkpoint, rng = _reopen(traj, atoms, wanted, steps)
+    mode = _resume_mode(resume, traj, overwrite)
+    if traj is not None and mode == "require" and not Path(traj).exists():
+        raise TrajectoryFileError(
+            f"cannot resume {traj}: no such trajectory. Fix: drop --resume to start a new run, or pass "
+            '--resume-or-new to start it when it is missing (Python: resume="if-exists").'
+        )
+    if traj is not None and mode is not None and Path(traj).exists():
+        writer, checkpoint, rng = _reopen(traj, atoms, calculator, settings, wanted, steps, command)
     else:
         seed = int(np.random.SeedSequence().entropy) if seed is None else seed
         rng = np.random.default_rng(seed)

@@ -3,7 +3,10 @@
 Layout (schema ``softcalc.md/1``)::
 
     /                 attrs: schema, metadata (model, correction, versions, command...), n_frames,
-                      status (running, complete, interrupted/unstable at step ...; "running" after a kill)
+                      status (running, complete, interrupted/unstable at step ...; "running" after a kill),
+                      fingerprint (JSON: model calculator, family, name, weights_sha256 and the applied
+                      correction, compared on resume; absent in files of softcalc before it),
+                      resumed (JSON list of {step, command, time}, one per resume)
     /atoms            numbers (N,), masses (N,) amu, pbc (3,)
     /frames/<name>    one row per frame, chunked, gzip-compressed, growing along axis 0:
                       positions (F,N,3) Å, velocities (F,N,3) Å/fs, cell (F,3,3) Å,
@@ -111,6 +114,72 @@ def _attr(value: Any) -> Any:
     return value
 
 
+def _decoded(attrs: h5py.AttributeManager) -> dict[str, Any]:
+    """Root attributes as Python values (JSON strings decoded where they hold JSON objects or lists)."""
+    out: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if isinstance(value, str) and value[:1] in "[{":
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        out[key] = value.item() if isinstance(value, np.generic) else value
+    return out
+
+
+def _open_softcalc(path: Path, mode: str, action: str) -> h5py.File:
+    try:
+        h5 = h5py.File(path, mode)
+    except OSError as exc:
+        raise TrajectoryFileError(f"cannot {action} {path}: {exc}") from exc
+    if h5.attrs.get("schema") != SCHEMA:
+        h5.close()
+        raise TrajectoryFileError(f"{path} is not a softcalc MD trajectory (schema {SCHEMA}).")
+    return h5
+
+
+def _last_checkpoint(h5: h5py.File, path: Path) -> Checkpoint:
+    n = int(h5.attrs["n_frames"])
+    checkpoint = _read_checkpoint(h5, n)
+    if checkpoint is None:
+        raise TrajectoryFileError(
+            f"{path} holds no checkpoint for its {n} committed frames, so it cannot be resumed. "
+            "Fix: start it again with --overwrite, or write a new file."
+        )
+    return checkpoint
+
+
+@dataclass
+class StoredRun:
+    """What a trajectory file records about the run that wrote it, read without changing the file.
+
+    Attributes:
+        metadata: root attributes, decoded (settings, model, fingerprint, command...).
+        numbers: atomic numbers (N,). masses: amu (N,). pbc: (3,).
+        checkpoint: the state to restart from (last committed frame).
+        has_forces: True when frames store forces.
+    """
+
+    metadata: dict[str, Any]
+    numbers: np.ndarray
+    masses: np.ndarray
+    pbc: np.ndarray
+    checkpoint: Checkpoint
+    has_forces: bool
+
+
+def read_run(path: str | Path) -> StoredRun:
+    """The run recorded in ``path`` (opened read-only: a refused resume leaves the file as it was)."""
+    path = Path(path)
+    h5 = _open_softcalc(path, "r", "read the trajectory")
+    try:
+        checkpoint = _last_checkpoint(h5, path)
+        return StoredRun(_decoded(h5.attrs), h5["atoms/numbers"][()], h5["atoms/masses"][()],
+                         h5["atoms/pbc"][()], checkpoint, "forces" in h5["frames"])
+    finally:
+        h5.close()
+
+
 class TrajectoryWriter:
     """Appends frames to a softcalc HDF5 trajectory and commits them with a restart checkpoint."""
 
@@ -162,22 +231,19 @@ class TrajectoryWriter:
         """Reopen ``path``, drop incomplete rows, and return the writer and the last checkpoint."""
         path = Path(path)
         if not path.is_file():
-            raise TrajectoryFileError(f"cannot resume: {path} does not exist. Fix: drop --resume.")
+            raise TrajectoryFileError(
+                f"cannot resume {path}: no such trajectory. Fix: drop --resume to start a new run."
+            )
+        h5 = _open_softcalc(path, "r+", "resume")
         try:
-            h5 = h5py.File(path, "r+")
-        except OSError as exc:
-            raise TrajectoryFileError(f"cannot reopen {path} for resuming: {exc}") from exc
-        if h5.attrs.get("schema") != SCHEMA:
+            checkpoint = _last_checkpoint(h5, path)
+        except TrajectoryFileError:
             h5.close()
-            raise TrajectoryFileError(f"{path} is not a softcalc MD trajectory (schema {SCHEMA}).")
+            raise
         n = int(h5.attrs["n_frames"])
         for ds in h5["frames"].values():
             if ds.shape[0] != n:
                 ds.resize(n, axis=0)
-        checkpoint = _read_checkpoint(h5, n)
-        if checkpoint is None:
-            h5.close()
-            raise TrajectoryFileError(f"{path} holds no checkpoint for its {n} committed frames.")
         h5.attrs["status"] = "running"
         h5.flush()
         return cls(h5), checkpoint
@@ -283,13 +349,7 @@ class Trajectory:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        try:
-            self._h5 = h5py.File(self.path, "r")
-        except OSError as exc:
-            raise TrajectoryFileError(f"cannot read the trajectory {self.path}: {exc}") from exc
-        if self._h5.attrs.get("schema") != SCHEMA:
-            self._h5.close()
-            raise TrajectoryFileError(f"{self.path} is not a softcalc MD trajectory (schema {SCHEMA}).")
+        self._h5 = _open_softcalc(self.path, "r", "read the trajectory")
         self.n_frames = int(self._h5.attrs["n_frames"])
         self.numbers = self._h5["atoms/numbers"][()]
         self.masses = self._h5["atoms/masses"][()]
@@ -298,15 +358,7 @@ class Trajectory:
     @property
     def metadata(self) -> dict[str, Any]:
         """Root attributes (JSON strings decoded where they hold JSON objects)."""
-        out: dict[str, Any] = {}
-        for key, value in self._h5.attrs.items():
-            if isinstance(value, str) and value[:1] in "[{":
-                try:
-                    value = json.loads(value)
-                except ValueError:
-                    pass
-            out[key] = value.item() if isinstance(value, np.generic) else value
-        return out
+        return _decoded(self._h5.attrs)
 
     @property
     def fields(self) -> list[str]:
