@@ -2,11 +2,13 @@
 
 :func:`calibrate` runs four steps, each in its own module:
 
-1. split frames (:mod:`softcalc.calibration.frames`): filter, order, fit K frames, hold out the rest;
+1. split frames (:mod:`softcalc.calibration.frames`): filter, order, fit K frames, hold out the rest
+   (held-out frames identical to calibration frames are dropped and counted);
 2. fit (:mod:`softcalc.calibration.methods`): a :class:`~softcalc.calibration.methods.CalibrationMethod`
    (global λ, per-species λ_Z) fits the correction with a bootstrap uncertainty;
 3. verdict (:mod:`softcalc.calibration.verdict`): errors before/after on the held-out frames and the
-   reasons, as data, for recommending the correction or not;
+   reasons, as data, for recommending the correction or not (λ undetermined or outside the physical
+   range, held-out frames that are calibration frames, no support, worse forces);
 4. provenance (here): the correction records the model, data hashes, settings and the verdict.
 """
 
@@ -72,7 +74,8 @@ def calibrate(
         data: calibration data (paths or datasets). With ``frames=K`` the first K frames of each data
             set (after ``groups`` and ``order``) are fitted and, without ``test``, the rest held out.
         test: held-out data (e.g. mlearn ``test.json``), filtered by ``groups`` too; when given, the
-            errors are reported on it alone.
+            errors are reported on it alone. Frames of it identical to calibration frames are dropped
+            (all of them: the correction is not recommended, there is no held-out check).
         groups: keep only frames of these structure groups (choose frames resembling your simulation).
         order: ``file`` (file order) or ``largest-force`` (largest RMS DFT force first, the paper's pick).
         temperature, strain: (low, high) ranges (K; signed strain) that frames must lie in, for fit and
@@ -83,7 +86,8 @@ def calibrate(
     Returns:
         :class:`Calibration` with the correction (``recommended`` False when it does not help) and a
         report: scale, scale_std, scale_ci95, softening scale, errors before/after (held-out when
-        available), warnings and a verdict.
+        available), n_heldout_overlap (held-out frames dropped as calibration frames), warnings, reasons
+        and a verdict.
     """
     if n_bootstrap < 1:
         raise DataError(
@@ -103,7 +107,9 @@ def calibrate(
     else:
         errors = error_summary(fit_bare, fitted.apply(split.fit, fit_bare))
     fit_metrics = fit_bare.metrics()
-    verdict = judge(errors, held_bare is not None, fitted.supported, fit_metrics)
+    verdict = judge(
+        errors, held_bare is not None, fitted.supported, fit_metrics, fitted.estimates, split.overlap
+    )
     report: dict[str, Any] = {
         "model": calc.info.name if isinstance(calc, ModelCalculator) else type(calc).__name__,
         "kind": method.kind,
@@ -113,6 +119,7 @@ def calibrate(
         "correlation_fit": fit_metrics.correlation,
         "n_frames": fit_metrics.n_frames,
         "n_heldout": 0 if held_bare is None else len(held_bare.model),
+        "n_heldout_overlap": split.overlap,
         "errors_on": verdict.errors_on,
         "softening_scale": errors["softening_scale"],
         "mae_before": errors["mae_before"],

@@ -3,15 +3,23 @@
 Frames are first filtered to resemble the intended simulation (structure groups, temperature, strain),
 then ordered (file order, or largest RMS DFT force first), then split: with ``frames=K`` the first K
 frames of each data set are fitted and, unless separate test data are given, the rest are held out.
+
+A held-out frame identical to a calibration frame (same atomic numbers, positions, cell and periodicity,
+see :func:`structure_identity`; e.g. ``--test`` naming the calibration file) is not held out: it is
+dropped from the held-out set and counted in :attr:`FrameSplit.overlap`, so the held-out errors are
+on frames the fit never saw and the verdict can say how many were dropped (all of them: no held-out
+check at all).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from ase import Atoms
 
 from softcalc.data.dataset import ForceDataset
 from softcalc.data.readers import read_dataset
@@ -33,12 +41,32 @@ class FrameFilter:
     strain: tuple[float, float] | None = None
 
 
+#: positions and cell are compared after rounding to this many decimals (Å): a copy of the data written
+#: to another format (extxyz with 8 decimals, JSON) is still the same structure
+IDENTITY_DECIMALS = 6
+
+
 @dataclass
 class FrameSplit:
-    """Calibration frames and held-out frames, one :class:`ForceDataset` per input data set."""
+    """Calibration frames and held-out frames, one :class:`ForceDataset` per input data set.
+
+    Attributes:
+        overlap: held-out frames dropped because they are identical to a calibration frame.
+    """
 
     fit: list[ForceDataset]
     heldout: list[ForceDataset] = field(default_factory=list)
+    overlap: int = 0
+
+
+def structure_identity(atoms: Atoms) -> str:
+    """SHA-1 of atomic numbers, positions and cell (rounded to ``IDENTITY_DECIMALS`` Å) and periodicity."""
+    digest = hashlib.sha1()
+    # + 0.0 turns -0.0 into 0.0, whose bytes differ
+    rounded = [np.round(a, IDENTITY_DECIMALS) + 0.0 for a in (atoms.positions, np.asarray(atoms.cell))]
+    for array in (atoms.numbers.astype(np.int64), *rounded, atoms.pbc):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def as_datasets(data: DataLike) -> list[ForceDataset]:
@@ -102,7 +130,8 @@ def split_frames(
     """Filter and order every data set (``keep``, see :func:`select_frames`), then split it.
 
     With ``frames=K`` the first K frames of each set are fitted and, without ``test``, the rest held
-    out. ``test`` data are filtered like the calibration data but kept in file order.
+    out. ``test`` data are filtered like the calibration data but kept in file order. Held-out frames
+    identical to a calibration frame are dropped and counted (see the module docstring).
     """
     keep = keep or FrameFilter()
     if frames is not None and frames < 1:
@@ -120,4 +149,12 @@ def split_frames(
         split.heldout += [
             select_frames(d, keep.groups, "file", keep.temperature, keep.strain) for d in as_datasets(test)
         ]
-    return split
+    return _drop_overlap(split)
+
+
+def _drop_overlap(split: FrameSplit) -> FrameSplit:
+    """``split`` without the held-out frames that are calibration frames, and their count."""
+    fitted = {structure_identity(f.atoms) for d in split.fit for f in d.frames}
+    heldout = [d.select(lambda f: structure_identity(f.atoms) not in fitted) for d in split.heldout]
+    overlap = sum(len(d) for d in split.heldout) - sum(len(d) for d in heldout)
+    return FrameSplit(split.fit, [d for d in heldout if len(d)], overlap)

@@ -1,8 +1,9 @@
 """Calibration methods: what a correction is fitted to and how it changes the model's forces.
 
 Every method takes the calibration frames and returns a :class:`Fit`: the correction's parameters,
-their bootstrap uncertainty, whether the data support a correction at all, and a way to apply it to
-any frames (so the same held-out check and verdict serve every method). Methods:
+their bootstrap uncertainty (each scale with its 95 % interval as an :class:`Estimate`, which the
+verdict judges), whether the data support a correction at all, and a way to apply it to any frames
+(so the same held-out check and verdict serve every method). Methods:
 
 - :class:`GlobalScale` (``scale``): one λ minimising ||λ f_model − f_dft||² (λ* of the paper);
 - :class:`PerSpeciesScales` (``per-species``): λ_Z minimising ||Σ_Z λ_Z F^Z − f_dft||², with
@@ -61,6 +62,21 @@ def _require_samples(samples: np.ndarray) -> np.ndarray:
     return samples
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """One fitted scale and its 95 % bootstrap interval, as the verdict judges it.
+
+    Attributes:
+        name: ``λ`` (global) or ``λ_Z`` (per element, e.g. ``λ_Si``).
+        value: the fitted scale (dimensionless).
+        ci95: (low, high) 2.5th and 97.5th percentiles of the bootstrap replicas.
+    """
+
+    name: str
+    value: float
+    ci95: tuple[float, float]
+
+
 @dataclass
 class Fit(ABC):
     """A fitted correction: parameters, uncertainty summary and whether the data support it.
@@ -68,10 +84,12 @@ class Fit(ABC):
     Attributes:
         summary: report entries of the parameters and their uncertainty.
         supported: False when "no correction" (every λ = 1) lies inside the 95 % bootstrap interval.
+        estimates: every fitted scale with its 95 % interval (one for a global λ, one per λ_Z).
     """
 
     summary: dict[str, Any]
     supported: bool
+    estimates: tuple[Estimate, ...]
 
     @property
     @abstractmethod
@@ -201,7 +219,8 @@ class GlobalScale(CalibrationMethod):
         samples = _require_samples(np.concatenate(boots))
         ci = [float(x) for x in np.percentile(samples, [2.5, 97.5])]
         summary = {"scale": scale, "scale_std": float(samples.std()), "scale_ci95": ci}
-        return ScaleFit(summary, supported=not (ci[0] <= 1.0 <= ci[1]), value=scale)
+        estimate = Estimate("λ", scale, (ci[0], ci[1]))
+        return ScaleFit(summary, supported=not (ci[0] <= 1.0 <= ci[1]), estimates=(estimate,), value=scale)
 
 
 class PerSpeciesScales(CalibrationMethod):
@@ -237,7 +256,10 @@ class PerSpeciesScales(CalibrationMethod):
             w = bootstrap_weights(owner, len(f), min(BOOTSTRAP_BLOCK, n_bootstrap - start), rng)
             mats = np.einsum("ba,azy->bzy", w, m_atoms)
             vecs = w @ v_atoms
-            boots.extend(solve(mm, vv) for mm, vv in zip(mats, vecs))
+            # a replica that drew no atom of some element (e.g. every frame weighted 0) leaves its λ_Z
+            # undefined; lstsq would return 0 for it and drag the interval down to 0, so it is skipped
+            ok = np.linalg.matrix_rank(mats) == len(species)
+            boots.extend(solve(mm, vv) for mm, vv in zip(mats[ok], vecs[ok]))
         samples = _require_samples(np.array(boots))
         lo, hi = np.percentile(samples, [2.5, 97.5], axis=0)
         std = samples.std(axis=0)
@@ -249,7 +271,12 @@ class PerSpeciesScales(CalibrationMethod):
             },
         }
         supported = any(not (a <= 1.0 <= b) for a, b in zip(lo, hi))
-        return SpeciesFit(summary, supported, scales, components, fit_sets=data.sets, fit_parts=parts)
+        estimates = tuple(
+            Estimate(f"λ_{z}", scales[z], (float(a), float(b))) for z, a, b in zip(species, lo, hi)
+        )
+        return SpeciesFit(
+            summary, supported, estimates, scales, components, fit_sets=data.sets, fit_parts=parts
+        )
 
 
 #: calibration methods by name

@@ -1,21 +1,41 @@
 """Whether a fitted correction is recommended, with every reason as data.
 
-A correction is recommended unless a blocking reason applies: the data do not support it (λ = 1
-inside the 95 % bootstrap interval) or it makes the checked forces worse. Other reasons are
-warnings only: no held-out frames (errors are on the calibration frames themselves) and weak
-model-DFT correlation (much of the error is not a scale).
+A correction is recommended unless a blocking reason applies:
+
+- ``heldout-overlap`` (all): every held-out frame is a calibration frame (e.g. ``--test`` names the
+  calibration file), so there is no held-out check although one was asked for;
+- ``undetermined``: the 95 % bootstrap interval of λ (or of any λ_Z) reaches 0 or below, so the data
+  do not determine λ, not even its sign (near-equilibrium frames whose forces are mostly noise);
+- ``unphysical``: λ (or any λ_Z) lies outside ``PHYSICAL_SCALE_RANGE`` = [0.5, 2.5]. Deng et al.
+  (2025) report softening scales s ≈ 0.5-1.1 across models and materials, so a correction λ ≈ 1/s
+  lies roughly in [0.9, 2.0]; a λ below 0.5 or above 2.5 is not a softening correction but a sign
+  that the frames carry no usable force signal (or that model and data disagree in units or setup);
+- ``not-supported``: λ = 1 inside the 95 % bootstrap interval (the bare model is as good);
+- ``worse``: the correction makes the checked forces worse.
+
+Other reasons are warnings only: no held-out frames (errors are on the calibration frames
+themselves), some held-out frames identical to calibration frames (``heldout-overlap``: they were
+dropped from the held-out check, see :mod:`softcalc.calibration.frames`) and weak model-DFT
+correlation (much of the error is not a scale).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from softcalc.calibration.methods import Estimate
 from softcalc.evaluation import ForceComparison
 from softcalc.metrics import ForceMetrics
 
 #: a correlation below this means model and DFT forces agree too poorly for one scalar to mean much
 WEAK_CORRELATION = 0.85
+#: (low, high) a physical softening correction λ (or λ_Z) lies in. Softening scales s ≈ 0.5-1.1 (Deng et
+#: al. 2025, across models and materials) give λ ≈ 1/s ≈ 0.9-2.0; the margin on both sides admits
+#: strongly softened models (CHGNet on mlearn Ge: λ* ≈ 2.0-2.4) and slightly stiff ones, while a λ of
+#: 0.05 (near-equilibrium frames: DFT forces are mostly noise) or 3.5 is not a softening correction.
+PHYSICAL_SCALE_RANGE = (0.5, 2.5)
 
 
 @dataclass(frozen=True)
@@ -23,7 +43,8 @@ class Reason:
     """One finding about a correction.
 
     Attributes:
-        code: stable identifier (``no-heldout``, ``not-supported``, ``worse``, ``weak-correlation``).
+        code: stable identifier (``no-heldout``, ``heldout-overlap``, ``undetermined``, ``unphysical``,
+            ``not-supported``, ``worse``, ``weak-correlation``).
         blocking: the finding makes the correction not recommended.
         message: the explanation shown to the user, with the fix where there is one.
     """
@@ -86,7 +107,22 @@ def error_summary(before: ForceComparison, after: ForceComparison) -> dict[str, 
     }
 
 
-def judge(errors: dict[str, Any], heldout: bool, supported: bool, fit_metrics: ForceMetrics) -> Verdict:
+_NO_HELDOUT = Reason(
+    "no-heldout",
+    False,
+    "no held-out frames: the errors below are on the calibration frames themselves and cannot "
+    "show whether the correction transfers. Fix: pass more frames than --frames, or --test data.",
+)
+
+
+def judge(
+    errors: dict[str, Any],
+    heldout: bool,
+    supported: bool,
+    fit_metrics: ForceMetrics,
+    estimates: Sequence[Estimate] = (),
+    overlap: int = 0,
+) -> Verdict:
     """The verdict on a correction from its errors, its bootstrap support and the calibration metrics.
 
     Args:
@@ -94,18 +130,18 @@ def judge(errors: dict[str, Any], heldout: bool, supported: bool, fit_metrics: F
         heldout: whether ``errors`` are on held-out frames.
         supported: the data exclude "no correction" (see :class:`~softcalc.calibration.methods.Fit`).
         fit_metrics: bare-model metrics on the calibration frames.
+        estimates: the fitted scales with their 95 % intervals (checked against 0 and
+            ``PHYSICAL_SCALE_RANGE``).
+        overlap: held-out frames dropped because they are calibration frames
+            (:attr:`~softcalc.calibration.frames.FrameSplit.overlap`).
     """
     errors_on = "held-out" if heldout else "calibration"
     reasons: list[Reason] = []
     if not heldout:
-        reasons.append(
-            Reason(
-                "no-heldout",
-                False,
-                "no held-out frames: the errors below are on the calibration frames themselves and cannot "
-                "show whether the correction transfers. Fix: pass more frames than --frames, or --test data.",
-            )
-        )
+        reasons.append(_overlap_reason(overlap, heldout) if overlap else _NO_HELDOUT)
+    elif overlap:
+        reasons.append(_overlap_reason(overlap, heldout))
+    reasons += _estimate_reasons(estimates)
     if not supported:
         reasons.append(
             Reason(
@@ -137,3 +173,62 @@ def judge(errors: dict[str, Any], heldout: bool, supported: bool, fit_metrics: F
             )
         )
     return Verdict(errors, errors_on, tuple(reasons))
+
+
+def _overlap_reason(overlap: int, heldout: bool) -> Reason:
+    """Held-out frames that are calibration frames: all of them blocks, some of them were dropped."""
+    same = "identical to calibration frames (same atoms, positions and cell)"
+    if not heldout:
+        return Reason(
+            "heldout-overlap",
+            True,
+            f"the held-out frames are the calibration frames: all {overlap} held-out frame(s) are {same}, "
+            "so there is no held-out check and the errors below are on the calibration frames. "
+            "Fix: pass --test data the fit did not use (e.g. mlearn test.json beside training.json), "
+            "or more frames than --frames.",
+        )
+    return Reason(
+        "heldout-overlap",
+        False,
+        f"{overlap} held-out frame(s) are {same} and were left out of the held-out check: "
+        "errors on frames the fit used are not held-out. The errors below are on the other held-out frames.",
+    )
+
+
+def _estimate_reasons(estimates: Sequence[Estimate]) -> list[Reason]:
+    """Blocking reasons for scales the data do not determine or that no softening explains."""
+    reasons = []
+    low, high = PHYSICAL_SCALE_RANGE
+    undetermined = [e for e in estimates if e.ci95[0] <= 0]
+    if undetermined:
+        names = ", ".join(e.name for e in undetermined)
+        cis = "; ".join(
+            f"{e.name} = {e.value:.3f}, 95% interval [{e.ci95[0]:.3f}, {e.ci95[1]:.3f}]" for e in undetermined
+        )
+        reasons.append(
+            Reason(
+                "undetermined",
+                True,
+                f"the data do not determine {names}: the 95% bootstrap interval reaches 0 ({cis}), so not "
+                "even the sign of the correction is known; the calibration frames carry too little force "
+                "signal (near-equilibrium structures, few atoms). Fix: calibrate on frames with larger "
+                "forces (AIMD snapshots, rattled or displaced structures, --order largest-force) or more "
+                "frames.",
+            )
+        )
+    outside = [e for e in estimates if not low <= e.value <= high]
+    if outside:
+        values = ", ".join(f"{e.name} = {e.value:.3f}" for e in outside)
+        verb = "lies" if len(outside) == 1 else "lie"
+        reasons.append(
+            Reason(
+                "unphysical",
+                True,
+                f"{values} {verb} outside [{low:g}, {high:g}], the range of a physical softening correction: "
+                f"softening scales s ≈ 0.5-1.1 give λ ≈ 1/s ≈ 0.9-2.0, so a λ below {low:g} or above "
+                f"{high:g} is not softening but a sign that the frames carry no usable force signal (or "
+                "that model and DFT data disagree in units or setup). Fix: calibrate on frames with "
+                "clear forces that resemble the intended simulation, and check the data.",
+            )
+        )
+    return reasons
