@@ -32,7 +32,13 @@ class SoftCorrectedCalc(CheckedCalculator):
         scale: a global λ, instead of ``correction``.
         device, dtype: passed to :func:`softcalc.load_model` when ``base`` is a name or path.
         reference_energies: μ_Z in eV/atom, overriding the model's own.
-        check_model: refuse a correction fitted for another model (default True).
+        check_model: refuse a correction fitted for another model, or fitted without naming its
+            model (see :mod:`softcalc.correction`); False is the explicit override (default True).
+            Only softcalc models are checked: a foreign ASE calculator has no fingerprint.
+
+    Raises:
+        CorrectionMismatchError: at construction, a correction that does not belong to the model;
+            at evaluation, a per-species correction without a λ for an element of the structure.
 
     Units: energy eV, forces eV/Å, stress eV/Å³, per-atom energies eV.
     """
@@ -192,6 +198,9 @@ class SoftCorrectedCalc(CheckedCalculator):
 
         Raises:
             PerAtomEnergyNotSupportedError: the model gives no differentiable per-atom energies.
+            CorrectionMismatchError: a per-species correction has no λ for an element of ``atoms``
+                (and no fallback scale ≠ 1).
+            InvalidStructureError: a geometry no model can evaluate (see :mod:`softcalc.structure`).
         """
         model = getattr(self.base, "model", None)
         if model is None or not model.supports_per_atom_energies:

@@ -6,6 +6,26 @@ The anchored scaling (docs/design.md): with reference energies μ_Z and per-atom
 
 With one global λ this is E' = E_ref + λ (E - E_ref), F' = λF, σ' = λσ, E_ref = Σ_i μ_Zi.
 Files are JSON (schema ``softcalc.correction/1``), validated on load.
+
+Which model a correction may be applied to (:meth:`Correction.check_model`, run by
+``SoftCorrectedCalc`` on softcalc models):
+
+- a *fitted* correction, one whose regime is not ``"manual"`` or that carries fit ``statistics``
+  (everything ``softcalc calibrate`` writes), holds a λ that is only right for the model it was
+  fitted with. It must carry that model's fingerprint (the ``model`` block: family, name, weights
+  hash) and is refused for any other model, and refused outright when the fingerprint is missing
+  (a file whose ``model`` block was deleted or nulled, or a calibration of a foreign calculator);
+- a *manual* correction (regime ``"manual"``, no statistics: ``Correction(scale=1.1)``,
+  ``SoftCorrectedCalc(base, scale=1.1)``, ``pair_style softcalc ... scale 1.1``, or such a
+  correction saved to a file) is a λ set by hand; without a fingerprint it applies to any model.
+
+The explicit override skips both refusals: ``check_model=False`` in Python, ``--allow-any-model``
+on the command line, ``PairBridge(..., check_model=False)`` for LAMMPS.
+
+Which elements a per-species correction covers (:meth:`Correction.atom_scales`): every element of
+the structure needs its own λ_Z, unless the global ``scale`` differs from 1, which then is an explicit
+fallback for the others. An uncovered element with ``scale`` = 1 would silently run bare, so it is
+an error naming the elements.
 """
 
 from __future__ import annotations
@@ -46,7 +66,8 @@ class Correction:
     """A calibrated softening correction.
 
     Attributes:
-        scale: global λ (dimensionless); used for every species without its own scale.
+        scale: global λ (dimensionless); for a per-species correction, the fallback of species without
+            their own scale, which must then differ from 1 (see :meth:`atom_scales`).
         species_scales: per-species λ_Z (needs a model with per-atom energies); empty for global.
         reference_energies: μ_Z in eV/atom used as anchors; empty means "the model's own".
         model: fingerprint of the model it was fitted for (family, name, weights_sha256), or None.
@@ -54,6 +75,7 @@ class Correction:
         recommended: False when calibration found that the correction does not help held-out data.
         statistics: fit statistics (softening scale, λ uncertainty, errors before/after...).
         provenance: data files and hashes, softcalc version, creation time, command.
+        source: where it was read from (``"correction file PATH"``), for messages; not saved.
     """
 
     scale: float = 1.0
@@ -64,6 +86,7 @@ class Correction:
     recommended: bool = True
     statistics: Mapping[str, Any] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    source: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _check_scale(self.scale, "scale")
@@ -89,15 +112,47 @@ class Correction:
         """True when the correction changes nothing (λ = 1 everywhere)."""
         return self.scale == 1.0 and all(v == 1.0 for v in self.species_scales.values())
 
+    @property
+    def fitted(self) -> bool:
+        """True for a correction fitted on data (regime not ``"manual"``, or fit statistics present):
+        it belongs to one model and needs that model's fingerprint (see the module docstring)."""
+        return self.regime != "manual" or bool(self.statistics)
+
     def atom_scales(self, symbols: Sequence[str]) -> np.ndarray:
-        """λ for each atom, shape (N,)."""
+        """λ for each atom, shape (N,).
+
+        Raises:
+            CorrectionMismatchError: a per-species correction without a fallback (``scale`` = 1) lacks
+                the λ_Z of some element of ``symbols``; the message names them.
+        """
+        if self.species_scales and self.scale == 1.0:
+            uncovered = sorted(set(symbols) - set(self.species_scales))
+            if uncovered:
+                raise CorrectionMismatchError(
+                    f"{self.source or 'the per-species correction'} has no scale for "
+                    f"{', '.join(uncovered)} (it covers {', '.join(sorted(self.species_scales))}), so "
+                    "these atoms would silently get the bare model. Fix: use a correction calibrated on "
+                    f"data containing {', '.join(uncovered)} (softcalc calibrate --per-species ...), or add "
+                    "them to species_scales (1.0 keeps them bare), or set a global fallback scale ≠ 1."
+                )
         return np.array([self.species_scales.get(s, self.scale) for s in symbols], dtype=float)
 
     def check_model(self, info: ModelInfo) -> None:
-        """Raise :class:`CorrectionMismatchError` if this correction was fitted for another model."""
-        if self.model is None:
-            return
-        mine = dict(self.model)
+        """Raise :class:`CorrectionMismatchError` if this correction was fitted for another model, or
+        was fitted but carries no model fingerprint (see the module docstring)."""
+        what = self.source or "this correction"
+        if not any(v is not None for v in (self.model or {}).values()):  # no block, or one of nulls
+            if not self.fitted:
+                return
+            raise CorrectionMismatchError(
+                f"{what} was fitted on data (regime {self.regime!r}) but names no model: its 'model' "
+                "block (family, name, weights hash) is missing or empty, so softcalc cannot tell if its λ "
+                f"belongs to {info.name}, and a λ fitted for one model is wrong for another. "
+                f"Fix: recalibrate for {info.name} (softcalc calibrate --model {info.name} ...), or "
+                "restore the file's 'model' block, or, to apply it anyway, pass check_model=False "
+                "(command line: --allow-any-model)."
+            )
+        mine = dict(self.model or {})
         theirs = info.fingerprint
         diffs = [
             f"{key}: correction has {mine.get(key)!r}, model has {theirs[key]!r}"
@@ -106,14 +161,16 @@ class Correction:
         ]
         if diffs:
             raise CorrectionMismatchError(
-                "this correction was calibrated for a different model (" + "; ".join(diffs) + "). "
+                f"{what} was calibrated for a different model (" + "; ".join(diffs) + "). "
                 f"Fix: recalibrate for {info.name} (softcalc calibrate --model {info.name} ...), "
-                "or pass check_model=False if you really mean to transfer it."
+                "or pass check_model=False (command line: --allow-any-model) if you really mean to "
+                "transfer it."
             )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict including the schema tag."""
         data = asdict(self)
+        del data["source"]
         data["species_scales"] = dict(self.species_scales)
         data["reference_energies"] = dict(self.reference_energies)
         data["model"] = None if self.model is None else dict(self.model)
@@ -124,8 +181,9 @@ class Correction:
         write_json(path, self.to_dict())
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "correction") -> Correction:
-        """Build from a dict, validating the schema; errors name ``source`` and the problem."""
+    def from_dict(cls, data: Any, source: str | None = None) -> Correction:
+        """Build from a dict, validating the schema; errors name ``source`` (e.g. ``"correction file
+        PATH"``, kept as :attr:`source`) and the problem."""
         try:
             if not isinstance(data, dict):
                 raise CorrectionFileError("top level must be a JSON object")
@@ -133,7 +191,7 @@ class Correction:
                 raise CorrectionFileError(f"schema must be {SCHEMA!r}, found {data.get('schema')!r}")
             if "scale" not in data:
                 raise CorrectionFileError("required field 'scale' is missing")
-            known = {f for f in cls.__dataclass_fields__}
+            known = {f for f in cls.__dataclass_fields__} - {"source"}
             unknown = set(data) - known - {"schema", "kind"}
             if unknown:
                 raise CorrectionFileError(f"unknown field(s) {sorted(unknown)}")
@@ -146,10 +204,10 @@ class Correction:
                     raise CorrectionFileError(f"reference energy of {symbol} must be a finite number")
             if data.get("model") is not None and not isinstance(data["model"], dict):
                 raise CorrectionFileError("field 'model' must be an object or null")
-            return cls(**{k: v for k, v in data.items() if k in known})
+            return cls(**{k: v for k, v in data.items() if k in known}, source=source)
         except CorrectionFileError as exc:
             raise CorrectionFileError(
-                f"{source} is not a valid softcalc correction: {exc}. "
+                f"{source or 'correction'} is not a valid softcalc correction: {exc}. "
                 "Fix: recreate it with `softcalc calibrate` (do not edit it by hand)."
             ) from None
 

@@ -35,7 +35,8 @@ def add_model_options(
     parser: argparse.ArgumentParser, correction: bool = True, several: bool = False, required: bool = True
 ) -> None:
     """--model (or, with ``several``, --models: comma-separated names), --device, --dtype, and
-    (optionally) --correction / --scale. ``required`` applies to --model / --models."""
+    (optionally) --correction / --scale with --allow-any-model. ``required`` applies to --model /
+    --models."""
     if several:
         name, text = "--models", "comma-separated model names (e.g. chgnet,m3gnet)"
     else:
@@ -47,6 +48,12 @@ def add_model_options(
         group = parser.add_mutually_exclusive_group()
         group.add_argument("--correction", help="correction JSON from `softcalc calibrate`")
         group.add_argument("--scale", type=positive_float, help="global softening correction λ")
+        parser.add_argument(
+            "--allow-any-model",
+            action="store_true",
+            help="apply the --correction even if it was fitted for another model or names none "
+            "(its 'model' block is missing); by default such a correction is refused",
+        )
 
 
 def model_names(text: str) -> list[str]:
@@ -55,10 +62,16 @@ def model_names(text: str) -> list[str]:
 
 
 def build_calculator(args: argparse.Namespace) -> Calculator:
-    """The bare model, or SoftCorrectedCalc when --correction or --scale is given."""
+    """The bare model, or SoftCorrectedCalc when --correction or --scale is given (a correction for
+    another model, or naming none, refused unless --allow-any-model)."""
     base = load_model(args.model, device=args.device, dtype=args.dtype)
     if getattr(args, "correction", None) or getattr(args, "scale", None) is not None:
-        return SoftCorrectedCalc(base, correction=args.correction, scale=args.scale)
+        return SoftCorrectedCalc(
+            base,
+            correction=args.correction,
+            scale=args.scale,
+            check_model=not getattr(args, "allow_any_model", False),
+        )
     return base
 
 

@@ -51,6 +51,9 @@ class PairBridge:
         correction: correction JSON path, or None.
         scale: a global λ instead of ``correction``.
         device, dtype: where and in which precision the model runs.
+        check_model: refuse a correction fitted for another model, or fitted without naming one
+            (see :mod:`softcalc.correction`); False is the explicit override. The C++ pair style
+            does not pass it yet: ``pair_style softcalc`` always checks.
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class PairBridge:
         scale: float | None = None,
         device: str = "cpu",
         dtype: str | None = None,
+        check_model: bool = True,
     ) -> None:
         unknown = [el for el in elements if el not in atomic_numbers or el == "X"]
         if unknown:
@@ -68,7 +72,9 @@ class PairBridge:
                 f"pair_coeff: {', '.join(unknown)} is not a chemical element. "
                 "Fix: give one element symbol per atom type, e.g. 'pair_coeff * * Si O'."
             )
-        self.calc = SoftCorrectedCalc(model, correction=correction, scale=scale, device=device, dtype=dtype)
+        self.calc = SoftCorrectedCalc(
+            model, correction=correction, scale=scale, device=device, dtype=dtype, check_model=check_model
+        )
         info = self.calc.info
         missing = sorted(set(elements) - set(info.elements)) if info.elements else []
         if missing:
