@@ -91,6 +91,40 @@ def test_dft_fed_back_gives_identity(examples: Path, material: str) -> None:
     assert soft.max_freq_ratio == pytest.approx(np.sqrt(0.8), abs=1e-8)
 
 
+def test_every_shared_force_set_gives_phonopys_own_force_constants(examples: Path) -> None:
+    """The one loader and the one fit reproduce phonopy.load's full force constants on every shared set,
+    the no-symmetry LiF set included (a compact fit of it is singular); the benchmark symmetrises them."""
+    from softcalc.data.phonopy_sets import load_phonopy_set
+    from softcalc.phonons.phonopy_io import fit_force_constants, load_phonopy
+
+    folders = sorted(p.parent for p in examples.glob("*/FORCE_SETS"))
+    assert len(folders) >= 8
+    for folder in folders:
+        dataset, phonon = load_phonopy_set(folder)
+        ours = fit_force_constants(phonon)
+        structure = folder / "phonopy_disp.yaml"
+        if structure.exists():
+            where = {"phonopy_yaml": str(structure)}
+        else:
+            where = {"unitcell_filename": str(folder / "POSCAR-unitcell"), "calculator": "vasp"}
+            where["supercell_matrix"] = phonon.supercell_matrix
+        reference = load_phonopy(
+            **where,
+            force_sets_filename=str(folder / "FORCE_SETS"),
+            primitive_matrix="auto",
+            is_nac=False,
+            is_compact_fc=False,
+            symmetrize_fc=False,
+            log_level=0,
+        )
+        n = len(dataset.reference)
+        assert ours.shape == (n, n, 3, 3), folder.name
+        np.testing.assert_allclose(ours, reference.force_constants, atol=1e-12, err_msg=folder.name)
+        symmetrised = load_phonon_set(folder).phonon.force_constants
+        assert symmetrised.shape == (n, n, 3, 3)
+        assert np.abs(symmetrised.sum(axis=1)).max() < 1e-8  # translational invariance imposed
+
+
 def test_mesh_frequencies_match_phonopy(examples: Path) -> None:
     import phonopy
 

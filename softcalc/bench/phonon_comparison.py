@@ -2,7 +2,7 @@
 
 The model is evaluated on exactly the displaced supercells of the DFT set; its forces on the
 undisplaced supercell are subtracted (the DFT-relaxed cell is not a minimum of the model). DFT and
-model force constants are built by phonopy from the same displacements (phonopy's defaults: compact
+model force constants are built by phonopy from the same displacements (phonopy's API default: full
 force constants, then symmetrised), and compared through
 
 - ``force_set_slope``: slope through the origin of model vs DFT force components (± pair differences
