@@ -69,12 +69,12 @@ void PairSoftcalc::check_units()
 }
 
 /* pair_style softcalc <model> [correction FILE | scale LAMBDA] [device cpu|cuda] [dtype float32|float64]
-                           [decompose no|yes] */
+                           [decompose no|yes] [check_model yes|no] */
 void PairSoftcalc::settings(int narg, char **arg)
 {
   check_units();
   const std::string usage = "Usage: pair_style softcalc <model> [correction FILE | scale LAMBDA] "
-                            "[device cpu|cuda] [dtype float32|float64] [decompose no|yes]";
+                            "[device cpu|cuda] [dtype float32|float64] [decompose no|yes] [check_model yes|no]";
   if (narg < 1) error->all(FLERR, "pair_style softcalc needs a model name or path. " + usage);
   model_ = arg[0];
   correction_.clear();
@@ -82,6 +82,7 @@ void PairSoftcalc::settings(int narg, char **arg)
   device_ = "cpu";
   has_scale_ = false;
   decompose_requested_ = false;
+  check_model_ = true;
   for (int iarg = 1; iarg < narg; iarg += 2) {
     const std::string key = arg[iarg];
     if (iarg + 1 >= narg) error->all(FLERR, "pair_style softcalc: keyword '" + key + "' needs a value. " + usage);
@@ -101,6 +102,8 @@ void PairSoftcalc::settings(int narg, char **arg)
       dtype_ = value;
     } else if (key == "decompose") {
       decompose_requested_ = utils::logical(FLERR, value, false, lmp) == 1;
+    } else if (key == "check_model") {
+      check_model_ = utils::logical(FLERR, value, false, lmp) == 1;
     } else {
       error->all(FLERR, "pair_style softcalc: unknown keyword '" + key + "'. " + usage);
     }
@@ -207,6 +210,7 @@ std::string PairSoftcalc::new_bridge(const std::vector<std::string> &elements, b
     Ref dtype(PyUnicode_FromString(dtype_.c_str()));
     PyDict_SetItemString(kwargs.get(), "dtype", dtype.get());
   }
+  if (!check_model_) PyDict_SetItemString(kwargs.get(), "check_model", Py_False);
   PyObject *bridge = cls ? PyObject_Call(cls.get(), args.get(), kwargs.get()) : nullptr;
   Ref cutoff(bridge ? PyObject_GetAttrString(bridge, "cutoff") : nullptr);
   Ref field(cutoff ? PyObject_GetAttrString(bridge, "receptive_field") : nullptr);

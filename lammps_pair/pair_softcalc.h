@@ -45,6 +45,7 @@ class PairSoftcalc : public Pair {
   double scale_ = 1.0;
   bool has_scale_ = false;
   bool decompose_requested_ = false;    // keyword decompose yes
+  bool check_model_ = true;             // keyword check_model no: accept a correction for any model
   bool decompose_ = false;              // decomposed path in use (requested and the model allows it)
   double model_cutoff_ = 0.0;           // Å, the model's cutoff (the gather path's pair cutoff)
   double receptive_field_ = 0.0;        // Å, n_message_passing * cutoff (the decomposed ghost shell)

@@ -271,3 +271,21 @@ def test_python_error_reaches_lammps(tmp_path: Path, plugin: Path, si64: Atoms) 
             lmp.commands_list(setup_commands(tmp_path / "data.lmp", elements, "toy-morse", correction=bad))
     finally:
         lmp.close()
+
+
+def test_anonymous_correction_needs_check_model_no(tmp_path: Path, plugin: Path, si64: Atoms) -> None:
+    """A fitted correction naming no model stops LAMMPS; `check_model no` runs it like SoftCorrectedCalc."""
+    from softcalc import Correction
+
+    path = tmp_path / "anonymous.json"
+    Correction(scale=1.1, regime="own-material").save(path)
+    elements = write_data(tmp_path / "data.lmp", si64)
+    lmp = open_lammps(plugin=plugin)
+    try:
+        with pytest.raises(Exception, match="CorrectionMismatchError"):
+            lmp.commands_list(setup_commands(tmp_path / "data.lmp", elements, "toy-morse", correction=path))
+    finally:
+        lmp.close()
+    got = run_module(tmp_path, si64, "toy-morse", plugin, correction=path, check_model=False)
+    assert_agree(got, reference(si64, "toy-morse", correction=path, check_model=False), len(si64))
+

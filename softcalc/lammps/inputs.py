@@ -33,11 +33,13 @@ def pair_style(
     device: str = "cpu",
     dtype: str | None = None,
     decompose: bool = False,
+    check_model: bool = True,
 ) -> str:
     """The ``pair_style softcalc`` line for a model and its correction (file or global scale).
 
     ``decompose``: evaluate each rank's atoms with a ghost shell of one receptive field (needs
-    ``newton on``, the default) instead of gathering all atoms on rank 0.
+    ``newton on``, the default) instead of gathering all atoms on rank 0. ``check_model=False``
+    (``check_model no``) accepts a fitted correction that names no model or another one.
     """
     words = ["pair_style softcalc", str(model)]
     if correction is not None:
@@ -50,6 +52,8 @@ def pair_style(
         words += ["dtype", dtype]
     if decompose:
         words += ["decompose", "yes"]
+    if not check_model:
+        words += ["check_model", "no"]
     return " ".join(words)
 
 
@@ -64,7 +68,8 @@ def setup_commands(
     """Commands reading ``data_file`` and setting up ``pair_style softcalc`` (metal units, periodic).
 
     ``plugin``: a ``plugin load`` line for this path (omit when LAMMPS_PLUGIN_PATH loads it);
-    ``pair_options``: ``correction``, ``scale``, ``device``, ``dtype``, ``decompose`` of :func:`pair_style`.
+    ``pair_options``: ``correction``, ``scale``, ``device``, ``dtype``, ``decompose``, ``check_model`` of
+    :func:`pair_style`.
     """
     commands = ["units metal", "atom_style atomic", "atom_modify map array", "boundary p p p",
                 f"read_data {data_file}"]
