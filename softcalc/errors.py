@@ -104,3 +104,15 @@ class PerAtomEnergyNotSupportedError(CalculationSetupError, NotImplementedError)
 
 class DeviceError(CalculationSetupError, ValueError):
     """The requested compute device is malformed or not available on this machine."""
+
+
+class CorruptWeightsError(SoftcalcError, ValueError):
+    """A model weights file exists but cannot be read: truncated, overwritten, or not a model file.
+
+    Raised by :func:`softcalc.weights.loading_weights` around every plugin's load; the message names
+    the file, what is wrong with it and how to get it again. ``path`` is the damaged file.
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path

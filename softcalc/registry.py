@@ -21,7 +21,7 @@ from typing import ClassVar
 
 from softcalc.errors import DeviceError, MissingDependencyError, UnknownModelError, WeightsNotFoundError
 from softcalc.model import ModelAdapter, ModelCalculator
-from softcalc.weights import model_dirs
+from softcalc.weights import corrupt_weights_error, model_dirs, weights_damage
 
 ENTRY_POINT_GROUP = "softcalc.models"
 #: file endings that mark a model name as a path to weights (for the missing-weights error)
@@ -102,8 +102,10 @@ def _resolve(name_or_path: str) -> tuple[ModelPlugin, str]:
         for plugin in registry.values():
             if plugin.claims_path(path):
                 return plugin, str(path)
+        if weights_damage(path) is not None:  # e.g. a truncated .pt no plugin can open to recognise
+            raise corrupt_weights_error(path, "model")
         raise UnknownModelError(
-            f"no installed plugin recognises the model file {path}. "
+            f"no installed plugin recognises the model {'folder' if path.is_dir() else 'file'} {path}. "
             f"Fix: prefix the family, e.g. 'mace:{path}' (families: {', '.join(registry) or 'none'})."
         )
     if path.suffix in WEIGHT_SUFFIXES or os.sep in name_or_path:

@@ -154,7 +154,12 @@ def check_geometry(atoms: Atoms, cutoff: float | None = None) -> None:
         raise InvalidStructureError(
             f"atoms overlap: {pair} are {nearest[i]:.3g} Å apart, below the bound of {MIN_DISTANCE} Å "
             f"(H2, the shortest bond, is 0.74 Å; a {atoms.symbols[i]}-{atoms.symbols[j]} bond is about "
-            f"{bond:.2f} Å). " + _scale_hint(atoms, nearest[i] / bond, "that bond")
+            f"{bond:.2f} Å). "
+            + (
+                _scale_hint(atoms, nearest[i] / bond, "that bond")
+                if nearest[i] > 1e-6
+                else "They sit on the same position: an atom listed twice? Fix: remove the duplicate."
+            )
         )
     if nearest[i] >= PACKED_DISTANCE:
         return

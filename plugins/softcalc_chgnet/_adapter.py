@@ -29,7 +29,7 @@ from pymatgen.core import Lattice, Structure
 from softcalc.errors import InvalidStructureError, SoftcalcError
 from softcalc.info import ModelInfo
 from softcalc.torch_adapter import ForwardPass, TorchAdapter
-from softcalc.weights import weights_sha256
+from softcalc.weights import loading_weights, weights_sha256
 
 # CHGNet's BatchedGraph builds its (unused here) volume tensor from tensors that need grad: harmless
 warnings.filterwarnings(
@@ -44,9 +44,13 @@ MAX_ATOMS_PER_BATCH = 2048
 VACUUM_MARGIN = 1.0
 
 
-def load_chgnet(checkpoint: Path, version: str | None) -> CHGNet:
-    """Build CHGNet from a checkpoint file (quietly: CHGNet prints on construction)."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+def load_chgnet(checkpoint: Path, version: str | None, how_to_get: str | None = None) -> CHGNet:
+    """Build CHGNet from a checkpoint file (quietly: CHGNet prints on construction).
+
+    A damaged file raises :class:`~softcalc.errors.CorruptWeightsError` with ``how_to_get`` as the fix.
+    """
+    with loading_weights(checkpoint, "CHGNet", how_to_get):
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     try:
         model_dict = state["model"]
         args = model_dict["model_args"]
@@ -61,7 +65,7 @@ def load_chgnet(checkpoint: Path, version: str | None) -> CHGNet:
         extra["mlp_out_bias"] = any(".mlp_out." in k and k.endswith(".bias") for k in params)
     if version and "version" not in args:
         extra["version"] = version
-    with redirect_stdout(io.StringIO()):
+    with loading_weights(checkpoint, "CHGNet", how_to_get), redirect_stdout(io.StringIO()):
         model = CHGNet.from_dict(model_dict, **extra)
     if not model.mlp_first:
         raise SoftcalcError(
@@ -81,6 +85,7 @@ class ChgnetAdapter(TorchAdapter):
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         dtype: ``"float32"`` (default, as trained) or ``"float64"``.
         max_atoms_per_batch: bound on atoms per batched forward pass in :meth:`compute_many`.
+        how_to_get: how to get the checkpoint again should it be damaged (the fix of the error).
     """
 
     def __init__(
@@ -91,10 +96,11 @@ class ChgnetAdapter(TorchAdapter):
         device: str = "cpu",
         dtype: str | None = None,
         max_atoms_per_batch: int = MAX_ATOMS_PER_BATCH,
+        how_to_get: str | None = None,
     ) -> None:
         dtype = dtype or "float32"
         super().__init__(device, dtype, max_atoms_per_batch)
-        model = load_chgnet(checkpoint, version)
+        model = load_chgnet(checkpoint, version, how_to_get)
         model.graph_converter.set_isolated_atom_response("ignore")
         model = self._frozen(model)
         self.model = model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 from pathlib import Path
@@ -57,6 +58,16 @@ def find_checkpoint(name: str) -> Path:
     raise WeightsNotFoundError(name, searched)
 
 
+def how_to_get_again(name: str, path: Path) -> str:
+    """The fix for a damaged pretrained checkpoint: where a good copy of it comes from."""
+    rel = PRETRAINED[ALIASES.get(name, name)][1]
+    base = packaged_dir()
+    if base is not None and path.resolve() == (base / rel).resolve():
+        version = importlib.metadata.version("chgnet")
+        return f"reinstall chgnet, which ships the file (pip install --force-reinstall chgnet=={version})"
+    return f"copy {Path(rel).name} again from the chgnet wheel (chgnet/pretrained/{rel}) to {path}"
+
+
 def is_checkpoint(path: Path) -> bool:
     """True for a file that CHGNet can load: a torch pickle with ``model.state_dict`` and ``model_args``."""
     if not path.is_file() or not path.name.endswith(CHECKPOINT_SUFFIXES):
@@ -94,7 +105,9 @@ class ChgnetPlugin(ModelPlugin):
         if key in DESCRIPTIONS:
             canonical = ALIASES.get(key, key)
             version = PRETRAINED[canonical][0]
-            return ChgnetAdapter(find_checkpoint(canonical), canonical, version, device, dtype)
+            checkpoint = find_checkpoint(canonical)
+            fix = how_to_get_again(canonical, checkpoint)
+            return ChgnetAdapter(checkpoint, canonical, version, device, dtype, how_to_get=fix)
         path = Path(name_or_path).expanduser()
         if not path.is_file():
             if "/" in name_or_path or os.sep in name_or_path or path.name.endswith(CHECKPOINT_SUFFIXES):

@@ -21,7 +21,7 @@ from ase.data import chemical_symbols
 from softcalc.errors import UnknownModelError
 from softcalc.info import ModelInfo
 from softcalc.torch_adapter import ForwardPass, TorchAdapter
-from softcalc.weights import weights_sha256
+from softcalc.weights import loading_weights, weights_sha256
 
 
 def _select_head(heads: Sequence[str]) -> str:
@@ -93,12 +93,21 @@ class MaceAdapter(TorchAdapter):
 
     @classmethod
     def from_file(
-        cls, path: str | Path, name: str, device: str = "cpu", dtype: str | None = None
+        cls,
+        path: str | Path,
+        name: str,
+        device: str = "cpu",
+        dtype: str | None = None,
+        how_to_get: str | None = None,
     ) -> MaceAdapter:
-        """Load a pickled MACE model (``torch.save(model)``, the ``.model`` files mace-torch writes)."""
+        """Load a pickled MACE model (``torch.save(model)``, the ``.model`` files mace-torch writes).
+
+        A damaged file raises :class:`~softcalc.errors.CorruptWeightsError` with ``how_to_get`` as the fix.
+        """
         import mace  # noqa: F401 - registers mace's classes (and e3nn's) before unpickling
 
-        model = torch.load(path, map_location=device, weights_only=False)
+        with loading_weights(path, "MACE", how_to_get):
+            model = torch.load(path, map_location=device, weights_only=False)
         if not isinstance(model, torch.nn.Module):
             raise UnknownModelError(
                 f"{path} holds a {type(model).__name__}, not a MACE model. "

@@ -67,6 +67,21 @@ def find_weights(name: str) -> Path:
         ) from exc
 
 
+def how_to_get_again(name: str, path: Path) -> str:
+    """The fix for a damaged foundation-model checkpoint: where a good copy of it comes from."""
+    import mace
+
+    model = FOUNDATION_MODELS[canonical_name(name)]
+    if any(path.resolve().is_relative_to(d.resolve()) for d in model_dirs()):
+        return f"copy {model.file} again into {path.parent} (from the mace-mp releases or a good copy)"
+    if path.resolve().is_relative_to(Path(mace.__file__).parent.resolve()):
+        return "reinstall mace-torch, which ships the file (pip install --force-reinstall mace-torch)"
+    return (
+        f"delete {path} and load {name!r} again with {MODEL_DIR_ENV} unset, so that mace-torch downloads "
+        f"it (needs network), or put a good copy of {model.file} into <DIR>/{SUBDIR}, {MODEL_DIR_ENV}=<DIR>"
+    )
+
+
 class MacePlugin(ModelPlugin):
     """The ``mace`` family: MACE-MP foundation models and any MACE ``.model`` file."""
 
@@ -86,7 +101,9 @@ class MacePlugin(ModelPlugin):
         """Load by name (see :meth:`names`) or by ``.model`` path; ``dtype`` None keeps the file's."""
         if canonical_name(name_or_path) in FOUNDATION_MODELS:
             name = canonical_name(name_or_path)
-            return MaceAdapter.from_file(find_weights(name), name=name, device=device, dtype=dtype)
+            path = find_weights(name)
+            fix = how_to_get_again(name, path)
+            return MaceAdapter.from_file(path, name=name, device=device, dtype=dtype, how_to_get=fix)
         path = Path(os.path.expanduser(name_or_path))
         if not path.is_file():
             raise WeightsNotFoundError(

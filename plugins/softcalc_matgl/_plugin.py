@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 from softcalc.errors import WeightsNotFoundError
 from softcalc.model import ModelAdapter
 from softcalc.registry import ModelPlugin
-from softcalc.weights import locate_weights, weights_sha256
+from softcalc.weights import loading_weights, locate_weights, weights_sha256
 
 #: canonical model name -> (matgl directory name, description)
 MODELS = {
@@ -28,6 +29,13 @@ MODELS = {
 ALIASES = {"m3gnet": "m3gnet-mp-2021.2.8-pes"}
 #: files of a matgl model directory
 MODEL_FILES = ("model.json", "model.pt")
+
+
+def _load_potential(matgl: Any, source: str) -> Any:
+    """``matgl.load_model(source)`` without its warning about the model version."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Incompatible model version")
+        return matgl.load_model(source)
 
 
 class MatglPlugin(ModelPlugin):
@@ -76,15 +84,16 @@ class MatglPlugin(ModelPlugin):
                 )
             key = path.name.lower()
             source = str(path)
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Incompatible model version")
-                potential = matgl.load_model(source)
-        except Exception as exc:
-            if path is not None:
-                raise
-            searched.append(f"matgl.load_model({dirname!r}) (matgl cache / download): {exc}")
-            raise WeightsNotFoundError(f"matgl model {name_or_path!r}", searched) from exc
+        if path is not None:
+            fix = f"replace {path} by a good copy of the folder (matgl's pretrained_models or its source)"
+            with loading_weights(path, "matgl", fix):
+                potential = _load_potential(matgl, source)
+        else:
+            try:
+                potential = _load_potential(matgl, source)
+            except Exception as exc:
+                searched.append(f"matgl.load_model({dirname!r}) (matgl cache / download): {exc}")
+                raise WeightsNotFoundError(f"matgl model {name_or_path!r}", searched) from exc
         fix_message_aggregation(potential.model)
         return MatglAdapter(
             potential,

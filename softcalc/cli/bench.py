@@ -9,6 +9,7 @@ from typing import Any
 from softcalc.cli.common import add_command, add_model_options, model_names
 from softcalc.cli.values import non_negative_int, positive_int
 from softcalc.errors import DataError
+from softcalc.fileio import check_outputs
 
 #: default data of `bench softening`, resolved under $SOFTCALC_DATA_DIR
 MLEARN = "forces/mlearn"
@@ -93,11 +94,13 @@ def run_softening_cli(args: argparse.Namespace) -> int:
 
     if args.from_h5:
         out = args.out or Path(args.from_h5).parent
+        check_outputs({"--out": out}, folders={"--out"})
         summary = recompute(args.from_h5, out, plots=args.plots)
     else:
         if not args.models or not args.out:
             raise DataError("bench softening needs --models and --out (or --from-h5 FILE).")
         out = args.out
+        check_outputs({"--out": out}, folders={"--out"})
         options = {**_run_options(args), "frames": args.frames, "draws": args.draws}
         summary = run_softening(model_names(args.models), args.data, out, **options)
     _print_headline(summary)
@@ -130,6 +133,7 @@ def run_phonons_cli(args: argparse.Namespace) -> int:
     """
     from softcalc.bench.phonons import run_phonon_benchmark
 
+    check_outputs({"--out": args.out}, folders={"--out"})
     summary = run_phonon_benchmark(model_names(args.models), args.data, args.out, **_run_options(args))
     header = (
         f"{'model':14s}{'material':10s}{'func':>7s}{'F slope':>9s}{'ω slope':>9s}{'ω MAE':>8s}{'ω ratio':>9s}"

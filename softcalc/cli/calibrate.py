@@ -8,7 +8,7 @@ from typing import Any
 from softcalc.calibrate import ORDERS, Calibration, calibrate
 from softcalc.cli.common import add_command, add_model_options, build_calculator, command_line
 from softcalc.cli.values import non_negative_int, positive_int
-from softcalc.fileio import write_json
+from softcalc.fileio import check_outputs, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -84,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     Fit λ on the first K frames of --data (after --groups, --temperature, --strain and --order), hold out
     the rest (or --test), report errors before/after, the λ uncertainty and warnings.
     """
+    outputs = {"--out": args.out, "--json": args.json, "--plot": args.plot}
+    check_outputs(outputs, inputs=[*args.data, *(args.test or [])])
     calc = build_calculator(args)  # the bare model: calibrate has no --correction / --scale
     result = calibrate(
         calc,

@@ -9,7 +9,7 @@ from softcalc.calibrate import select_frames
 from softcalc.cli.common import add_command, add_model_options, build_calculator
 from softcalc.data import read_datasets
 from softcalc.evaluation import ForceComparison, compare_forces, merge_comparisons
-from softcalc.fileio import write_json
+from softcalc.fileio import check_outputs, write_json
 from softcalc.plots import parity_plot
 
 
@@ -45,6 +45,7 @@ def summary(model: str, comp: ForceComparison) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """softening scale, λ*, MAE and cMAE of a model on DFT forces"""
+    check_outputs({"--json": args.json, "--plot": args.plot}, inputs=args.data)
     calc = build_calculator(args)
     groups = args.groups.split(",") if args.groups else None
     datasets = [select_frames(d, groups) for d in read_datasets(args.data)]

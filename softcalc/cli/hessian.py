@@ -9,7 +9,7 @@ import numpy as np
 
 from softcalc.cli.common import add_command, add_model_options, build_calculator, command_line, read_structure
 from softcalc.cli.values import positive_float, positive_int
-from softcalc.fileio import write_json
+from softcalc.fileio import check_outputs, write_json
 from softcalc.hessian import acoustic_sum_rule, fd_hessian, save_hessian, thz_to_cm1, vibrational_modes
 
 
@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """finite-difference Hessian (HDF5) and vibrational frequencies"""
+    check_outputs({"--out": args.out, "--json": args.json}, inputs=[args.structure])
     atoms = read_structure(args.structure)
     calc = build_calculator(args)
     hessian = fd_hessian(atoms, calc, delta=args.delta, batch_size=args.batch_size, progress=not args.quiet)

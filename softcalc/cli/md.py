@@ -8,6 +8,7 @@ import argparse
 
 from softcalc.cli.common import add_command, add_model_options, build_calculator, command_line, read_structure
 from softcalc.cli.values import non_negative_float, non_negative_int, positive_float, positive_int
+from softcalc.fileio import check_outputs
 from softcalc.md import THERMOSTATS, StabilityLimits, export_extxyz, run_md
 from softcalc.md.report import analyze
 
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
 def analyze_trajectories(args: argparse.Namespace) -> int:
     """energy conservation, vibrational DOS (vs a harmonic phonon DOS), MSD and RDF of MD trajectories:
     JSON + PNG"""
+    check_outputs({"--out": args.out}, inputs=args.traj, folders=["--out"])
     report = analyze(args.traj, args.out, args.labels, args.phonons, args.skip, args.rdf_rmax)
     ratios = report["vdos"].get("mean_frequency_ratio", {})
     for label, summary in report["trajectories"].items():
@@ -124,6 +126,7 @@ def analyze_trajectories(args: argparse.Namespace) -> int:
 
 def export(args: argparse.Namespace) -> int:
     """export a softcalc MD trajectory to extended XYZ"""
+    check_outputs({"out": args.out}, inputs=[args.traj])
     n = export_extxyz(args.traj, args.out, every=args.every)
     print(f"wrote {n} frames to {args.out}")
     return 0

@@ -8,7 +8,7 @@ from typing import Any
 from softcalc.bench.phonon_comparison import band_structure_plot, compare_phonons, load_phonon_set
 from softcalc.calculator import SoftCorrectedCalc
 from softcalc.cli.common import add_command, add_model_options, build_calculator
-from softcalc.fileio import write_json
+from softcalc.fileio import check_outputs, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     Evaluate the model on the displaced supercells of a phonopy FORCE_SETS folder, build model and DFT
     force constants from the same displacements and compare frequencies on an 8x8x8 mesh.
     """
+    check_outputs({"--json": args.json, "--plot": args.plot}, inputs=[args.phonopy_dir])
     calc = build_calculator(args)
     pset = load_phonon_set(args.phonopy_dir)
     result = compare_phonons(calc, pset, model=args.model, progress=not args.quiet)

@@ -49,17 +49,30 @@ def load_phonopy_set(
         ``$SOFTCALC_DATA_DIR``.
     """
     path = resolve_data_path(path)
-    if not (path / "FORCE_SETS").exists():
-        raise DataError(f"{path} has no FORCE_SETS. Fix: give a phonopy folder with FORCE_SETS.")
-    if not any((path / name).exists() for name in ("phonopy_disp.yaml", "POSCAR-unitcell")):
-        raise DataError(f"{path} has FORCE_SETS but neither phonopy_disp.yaml nor POSCAR-unitcell")
+    if not path.is_dir():
+        raise DataError(
+            f"{path} is a file, not a phonopy folder. Fix: give the folder holding FORCE_SETS and "
+            "phonopy_disp.yaml (or POSCAR-unitcell)."
+        )
+    if not (path / "FORCE_SETS").is_file():
+        why = "a folder named FORCE_SETS" if (path / "FORCE_SETS").exists() else "no FORCE_SETS"
+        raise DataError(f"{path} has {why}. Fix: give a phonopy folder with a FORCE_SETS file.")
+    if not any((path / name).is_file() for name in ("phonopy_disp.yaml", "POSCAR-unitcell")):
+        raise DataError(
+            f"{path} has FORCE_SETS but neither phonopy_disp.yaml nor POSCAR-unitcell. Fix: add the "
+            "phonopy_disp.yaml (or the unit cell as POSCAR-unitcell) the FORCE_SETS was made with."
+        )
     structure = path / "phonopy_disp.yaml"
-    if not structure.exists():
+    if not structure.is_file():
         structure = path / "POSCAR-unitcell"
-    phonon = read_phonopy(structure, supercell_matrix, produce_fc=False)
+    # malformed files and a FORCE_SETS of another supercell end in read_phonopy as DataErrors
+    phonon = read_phonopy(structure, supercell_matrix, force_sets=path / "FORCE_SETS", produce_fc=False)
     first_atoms = phonon.dataset.get("first_atoms") if isinstance(phonon.dataset, dict) else None
     if not first_atoms:
-        raise DataError(f"{path / 'FORCE_SETS'} holds no displacements (only type-1 FORCE_SETS supported)")
+        raise DataError(
+            f"{path / 'FORCE_SETS'} holds no type-1 displacements (one displaced atom per supercell). "
+            "Fix: write FORCE_SETS with phonopy's default type-1 format."
+        )
     displaced = phonon.supercells_with_displacements
     frames, displacements = [], []
     for k, (entry, cell) in enumerate(zip(first_atoms, displaced)):

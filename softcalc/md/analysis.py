@@ -13,6 +13,8 @@ import numpy as np
 from ase import Atoms
 from ase.neighborlist import neighbor_list
 
+from softcalc.md.errors import TrajectoryAnalysisError
+
 
 @numba.njit(cache=True, parallel=True)
 def _autocorrelation(x: np.ndarray, weights: np.ndarray, max_lag: int) -> np.ndarray:  # pragma: no cover
@@ -56,7 +58,10 @@ def vacf(velocities: np.ndarray, masses: np.ndarray | None = None, max_lag: int 
     """
     v = np.ascontiguousarray(velocities, dtype=np.float64)
     if v.ndim != 3 or v.shape[0] < 4:
-        raise ValueError(f"velocities must have shape (frames >= 4, atoms, 3), got {v.shape}")
+        raise TrajectoryAnalysisError(
+            f"velocities must have shape (frames >= 4, atoms, 3), got {v.shape}. "
+            "Fix: analyse a trajectory with at least 4 stored frames."
+        )
     w = np.ones(v.shape[1]) if masses is None else np.asarray(masses, dtype=np.float64)
     max_lag = max_lag or v.shape[0] // 2
     c = _autocorrelation(v, w, min(max_lag, v.shape[0] - 1))

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from ase import units
 
-from softcalc.md.errors import MDSettingsError
+from softcalc.md.errors import MDSettingsError, TrajectoryAnalysisError
 from softcalc.md.trajectory import Trajectory
 
 
@@ -45,8 +45,10 @@ class Drift:
     def fit(cls, time_ps: np.ndarray, energy: np.ndarray, blocks: int = 10) -> Drift:
         """Fit ``energy`` (meV/atom) against ``time_ps``."""
         if len(time_ps) < 2 * blocks:
-            raise ValueError(f"a drift fit with {blocks} blocks needs at least {2 * blocks} frames, "
-                             f"got {len(time_ps)}")
+            raise TrajectoryAnalysisError(
+                f"a drift fit with {blocks} blocks needs at least {2 * blocks} frames, got {len(time_ps)}. "
+                "Fix: run longer or store frames more often (--every)."
+            )
         slope = np.polyfit(time_ps, energy, 1)[0]
         t_blocks = [b.mean() for b in np.array_split(time_ps, blocks)]
         e_blocks = [b.mean() for b in np.array_split(energy, blocks)]

@@ -19,3 +19,8 @@ class TrajectoryFileError(SoftcalcError, OSError):
 
 class ResumeMismatchError(TrajectoryFileError):
     """A resume asked for another model, correction, structure or settings than the trajectory records."""
+
+
+class TrajectoryAnalysisError(SoftcalcError, ValueError):
+    """A trajectory too short or otherwise unfit for the analysis asked of it."""
+
