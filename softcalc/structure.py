@@ -121,21 +121,24 @@ def check_geometry(atoms: Atoms, cutoff: float | None = None) -> None:
     """
     n = len(atoms)
     if atoms.pbc.all():
-        volume = abs(atoms.cell.volume)
-        if n / volume > MAX_DENSITY:
-            raise InvalidStructureError(
-                f"the periodic cell is far too small for its atoms: {n / volume:.3g} atoms/Å³ "
-                f"({volume / n:.3g} Å³ per atom), above the bound of {MAX_DENSITY} atoms/Å³ "
-                "(diamond holds 0.18, compressed hydrogen ~0.7). "
-                + _scale_hint(atoms, (volume / n / TYPICAL_VOLUME_PER_ATOM) ** (1 / 3))
+        per_atom = abs(atoms.cell.volume) / n
+        problem = ""
+        if 1 / per_atom > MAX_DENSITY:
+            problem = (
+                f"far too small for its atoms: {1 / per_atom:.3g} atoms/Å³ ({per_atom:.3g} Å³ per atom), "
+                f"above the bound of {MAX_DENSITY} atoms/Å³ (diamond holds 0.18, compressed hydrogen ~0.7). "
             )
-        if volume / n > MAX_VOLUME_PER_ATOM:
+        elif per_atom > MAX_VOLUME_PER_ATOM:
+            problem = (
+                f"far too large for its atoms: {per_atom:.3g} Å³ per atom, above the bound of "
+                f"{MAX_VOLUME_PER_ATOM:.0e} Å³ (a {MAX_VOLUME_PER_ATOM ** (1 / 3):.0f} Å cube per atom). "
+            )
+        if problem:
+            molecule = " An isolated molecule needs no periodic box: set atoms.pbc = False."
             raise InvalidStructureError(
-                f"the periodic cell is far too large for its atoms: {volume / n:.3g} Å³ per atom, above "
-                f"the bound of {MAX_VOLUME_PER_ATOM:.0e} Å³ (a {MAX_VOLUME_PER_ATOM ** (1 / 3):.0f} Å cube "
-                "per atom). "
-                + _scale_hint(atoms, (volume / n / TYPICAL_VOLUME_PER_ATOM) ** (1 / 3))
-                + " An isolated molecule needs no periodic box: set atoms.pbc = False."
+                "the periodic cell is " + problem
+                + _scale_hint(atoms, (per_atom / TYPICAL_VOLUME_PER_ATOM) ** (1 / 3))
+                + (molecule if per_atom > MAX_VOLUME_PER_ATOM else "")
             )
     points, owner = _with_images(atoms, PROBE_RADIUS)
     if len(points) < 2:  # one atom and no periodic image near it

