@@ -30,6 +30,7 @@ from softcalc.bench.stored import StoredForces
 from softcalc.calculator import SoftCorrectedCalc
 from softcalc.calibrate import calibrate
 from softcalc.data.paths import resolve_data_path
+from softcalc.data.phonopy_sets import is_phonopy_set
 from softcalc.errors import DataError
 from softcalc.fileio import write_json
 from softcalc.model import ModelCalculator
@@ -44,16 +45,19 @@ METRICS = ("force_set_slope", "freq_slope", "freq_mae_thz", "max_freq_ratio")
 
 
 def phonopy_dirs(paths: Sequence[str | Path]) -> list[Path]:
-    """Force-set folders: each path that holds FORCE_SETS, or its sub-folders that do (sorted)."""
+    """phonopy sets: each path that is one (FORCE_SETS, or a phonopy yaml with forces; see
+    :func:`~softcalc.data.phonopy_sets.load_phonopy_set`), or its sub-folders that are (sorted)."""
     out: list[Path] = []
     for p in paths:
         path = resolve_data_path(p)
-        if (path / "FORCE_SETS").exists():
+        if (path / "FORCE_SETS").exists() or is_phonopy_set(path):
             out.append(path)
-        else:
-            out += sorted(q.parent for q in path.glob("*/FORCE_SETS"))
+        elif path.is_dir():
+            out += sorted(q for q in path.iterdir() if q.is_dir() and is_phonopy_set(q))
     if not out:
-        raise DataError(f"no phonopy FORCE_SETS folder in {', '.join(map(str, paths))}")
+        raise DataError(
+            f"no phonopy set (FORCE_SETS, phonopy.yaml, phonopy_params.yaml) in {', '.join(map(str, paths))}"
+        )
     return out
 
 
@@ -76,7 +80,9 @@ def _corrected(
     calc: ModelCalculator, sets: dict[str, Any], material: str, name: str, n_bootstrap: int, seed: int
 ) -> tuple[dict[str, Any], PhononComparison] | None:
     """Metrics with λ fitted on the other PBE force sets; None when there are none."""
-    others = [m for m, s in sets.items() if m != material and s.dataset.functional == "PBE"]
+    others = [
+        m for m, s in sets.items() if m != material and s.dataset.functional == "PBE" and s.force_data
+    ]
     if not others:
         return None
     fit = calibrate(

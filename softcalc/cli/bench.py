@@ -143,8 +143,9 @@ def run_phonons_cli(args: argparse.Namespace) -> int:
         for material, r in per_material.items():
             b, c = r["bare"], r["corrected"]
             tail = f"{c['scale']:8.3f}{c['freq_mae_thz']:11.3f}" if c else ""
+            slope = "n/a" if b["force_set_slope"] is None else f"{b['force_set_slope']:.3f}"  # fc reference
             print(
-                f"{name:14s}{material:10s}{r['functional'] or '?':>7s}{b['force_set_slope']:9.3f}"
+                f"{name:14s}{material:10s}{r['functional'] or '?':>7s}{slope:>9s}"
                 f"{b['freq_slope']:9.3f}{b['freq_mae_thz']:8.3f}{b['max_freq_ratio']:9.3f}{tail}"
             )
     print(f"results in {args.out}")

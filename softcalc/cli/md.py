@@ -68,8 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = add_command(sub, "md-analyze", analyze_trajectories)
     a.add_argument("traj", nargs="+", help="HDF5 trajectories from `softcalc md` (e.g. bare and corrected)")
     a.add_argument("--labels", nargs="+", help="one name per trajectory (default: file names)")
-    a.add_argument("--phonons", help="phonopy folder (phonopy_disp.yaml + FORCE_SETS), e.g. DFT, whose "
-                   "harmonic DOS the MD VDOS are compared with")
+    a.add_argument("--phonons", help="phonopy data set (folder with phonopy_disp.yaml + FORCE_SETS, or a "
+                   "phonopy.yaml with forces), e.g. DFT, whose harmonic DOS the MD VDOS are compared with")
     a.add_argument("--skip", type=non_negative_float, default=0.0,
                    help="equilibration to drop from each run, ps")
     a.add_argument("--rdf-rmax", type=positive_float, default=6.0, help="RDF range, Å (default 6)")

@@ -1,15 +1,28 @@
-"""phonopy finite-displacement force sets (``FORCE_SETS``) as reference data.
+"""phonopy finite-displacement data sets (displacements with DFT forces) as reference data.
 
-A phonopy folder holds ``FORCE_SETS`` (displacements and DFT forces, eV/Å) with ``phonopy_disp.yaml``
-(unit cell, supercell and primitive matrices) or, without it, ``POSCAR-unitcell``. Each displaced
-supercell becomes one :class:`ForceFrame`; the undisplaced supercell is the dataset's ``reference``
-and ± displacements of the same atom form ``pairs``. :func:`load_phonopy_set` also returns the matching
-``phonopy.Phonopy`` object (dataset attached, no force constants), read through the one phonopy
-loader, :func:`softcalc.phonons.phonopy_io.read_phonopy`.
+Every set phonopy reads is accepted, through the one phonopy loader
+(:func:`softcalc.phonons.phonopy_io.read_phonopy`, phonopy's own reader, with the primitive and
+supercell matrices of the file):
+
+- a folder with ``FORCE_SETS`` (type 1, or type 2 with random displacements) and the
+  ``phonopy_disp.yaml`` it was made with (or another phonopy yaml, or ``POSCAR-unitcell``);
+- a folder or file with ``phonopy_params.yaml`` / ``phonopy.yaml`` / ``phonopy_disp.yaml`` with the
+  forces embedded (phonopy ≥ 2 ``phonopy.save()``, atomate2's one ``phonopy.yaml`` per material);
+- a ``phonopy.Phonopy`` object holding a dataset with forces.
+
+A set with DFT force constants and no forces (FORCE_CONSTANTS, force_constants.hdf5 beside a phonopy yaml)
+is no force data: :func:`load_phonopy_set` refuses it, and :func:`load_force_constants_set` reads it as a
+frequency reference for the phonon comparison.
+
+Each displaced supercell becomes one :class:`ForceFrame`; the undisplaced supercell is the dataset's
+``reference`` and displacements by +u and −u (of one atom, or whole type-2 snapshots) form ``pairs``.
+:func:`load_phonopy_set` also returns the matching ``phonopy.Phonopy`` object (dataset attached, no
+force constants).
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +31,7 @@ import numpy as np
 from softcalc.data.dataset import ForceDataset, ForceFrame
 from softcalc.data.paths import file_sha256, resolve_data_path
 from softcalc.errors import DataError
-from softcalc.phonons.phonopy_io import from_phonopy_atoms, read_phonopy
+from softcalc.phonons.phonopy_io import from_phonopy_atoms, has_forces, read_phonopy
 
 #: exchange-correlation functional of the shared phonopy example force sets, by folder name
 FUNCTIONALS = {
@@ -31,74 +44,319 @@ FUNCTIONALS = {
     "SnO2": "PBEsol",
     "LiF-nosym": "",
 }
-#: files that define a phonopy set, in the order they are hashed
+#: files that define a FORCE_SETS set, in the order they are hashed
 SET_FILES = ("phonopy_disp.yaml", "POSCAR-unitcell", "FORCE_SETS")
+#: structure files a FORCE_SETS is read with, in the order they are looked for
+FORCE_SETS_STRUCTURES = ("phonopy_disp.yaml", "phonopy.yaml", "phonopy_params.yaml", "POSCAR-unitcell")
+#: phonopy yaml files that may embed forces, in the order they are looked for
+FORCE_YAML_NAMES = ("phonopy_params.yaml", "phonopy.yaml", "phonopy_disp.yaml")
 #: two displacements u, v of one atom form a ± pair when |u + v| is below this fraction of |u|
 PAIR_TOLERANCE = 1e-6
+#: files of DFT force constants, read as the reference where a set holds no forces, in the order looked for
+FC_FILES = ("FORCE_CONSTANTS", "force_constants.hdf5")
+#: top-level keys of a phonopy yaml that hold Born charges (phonopy ≥ 2.18; older)
+YAML_NAC_KEYS = ("nac:", "born_effective_charge:")
+#: the fix for a yaml without forces
+FIX_NO_FORCES = (
+    "Fix: put the FORCE_SETS made from its displaced supercells (`phonopy -f ...`) beside it, or give the "
+    "phonopy.yaml / phonopy_params.yaml written with the forces (atomate2's phonopy.yaml; phonopy's "
+    "`phonon.save()` after the forces are set)"
+)
+
+
+def is_phonopy_set(path: str | Path) -> bool:
+    """Whether ``path`` is a folder (or file) :func:`load_phonopy_set` reads: FORCE_SETS or a phonopy yaml."""
+    path = Path(path)
+    if path.is_file():
+        return path.name == "FORCE_SETS" or path.name in FORCE_YAML_NAMES
+    return path.is_dir() and any((path / n).is_file() for n in ("FORCE_SETS", *FORCE_YAML_NAMES))
 
 
 def load_phonopy_set(
-    path: str | Path, supercell_matrix: np.ndarray | None = None
+    source: str | Path | Any, supercell_matrix: np.ndarray | None = None, nac: bool = False
 ) -> tuple[ForceDataset, Any]:
-    """A force-set folder as reference data and as phonopy sees it (see the module docstring).
+    """A phonopy data set as reference data and as phonopy sees it (see the module docstring).
+
+    Args:
+        source: a folder, a phonopy yaml or FORCE_SETS file, or a ``phonopy.Phonopy`` object. A
+            relative path that does not exist is looked up under ``$SOFTCALC_DATA_DIR``.
+        supercell_matrix: overrides the file's (a POSCAR-unitcell without one is n×n×n from FORCE_SETS).
+        nac: read the non-analytic correction (``BORN`` beside the files, else the yaml's Born
+            charges and dielectric tensor, ``nac:``) onto the returned phonopy object; by default none.
 
     Returns:
         (dataset, phonon): one frame per displaced supercell with its DFT forces (eV/Å), and the
-        ``phonopy.Phonopy`` (read by :func:`~softcalc.phonons.phonopy_io.read_phonopy`, dataset
-        attached, no force constants). A relative ``path`` that does not exist is looked up under
-        ``$SOFTCALC_DATA_DIR``.
+        ``phonopy.Phonopy`` (dataset attached, no force constants).
+
+    Raises:
+        DataError: no phonopy data there, a yaml without forces and no FORCE_SETS beside it, forces
+            whose shape does not fit the supercell, or any malformed file; the message names the file
+            and the fix.
     """
-    path = resolve_data_path(path)
-    if not path.is_dir():
+    if not isinstance(source, (str, Path)):
+        return _from_phonopy_object(source, supercell_matrix)
+    path = resolve_data_path(source)
+    if not path.exists():
+        raise DataError(f"{path} does not exist. Fix: check the path.")
+    folder = path if path.is_dir() else path.parent
+    if path.is_file() and not (path.name == "FORCE_SETS" or path.name.endswith(".yaml")):
         raise DataError(
-            f"{path} is a file, not a phonopy folder. Fix: give the folder holding FORCE_SETS and "
-            "phonopy_disp.yaml (or POSCAR-unitcell)."
+            f"{path} is neither a phonopy folder nor a phonopy yaml or FORCE_SETS. Fix: give the folder "
+            "holding FORCE_SETS with phonopy_disp.yaml (or POSCAR-unitcell), or a phonopy.yaml / "
+            "phonopy_params.yaml with forces."
         )
-    if not (path / "FORCE_SETS").is_file():
-        why = "a folder named FORCE_SETS" if (path / "FORCE_SETS").exists() else "no FORCE_SETS"
-        raise DataError(f"{path} has {why}. Fix: give a phonopy folder with a FORCE_SETS file.")
-    if not any((path / name).is_file() for name in ("phonopy_disp.yaml", "POSCAR-unitcell")):
+    if path.is_dir() and (path / "FORCE_SETS").exists() and not (path / "FORCE_SETS").is_file():
         raise DataError(
-            f"{path} has FORCE_SETS but neither phonopy_disp.yaml nor POSCAR-unitcell. Fix: add the "
-            "phonopy_disp.yaml (or the unit cell as POSCAR-unitcell) the FORCE_SETS was made with."
+            f"{path} has a folder named FORCE_SETS. Fix: give a phonopy folder with a FORCE_SETS file."
         )
-    structure = path / "phonopy_disp.yaml"
-    if not structure.is_file():
-        structure = path / "POSCAR-unitcell"
-    # malformed files and a FORCE_SETS of another supercell end in read_phonopy as DataErrors
-    phonon = read_phonopy(structure, supercell_matrix, force_sets=path / "FORCE_SETS", produce_fc=False)
-    first_atoms = phonon.dataset.get("first_atoms") if isinstance(phonon.dataset, dict) else None
-    if not first_atoms:
-        raise DataError(
-            f"{path / 'FORCE_SETS'} holds no type-1 displacements (one displaced atom per supercell). "
-            "Fix: write FORCE_SETS with phonopy's default type-1 format."
-        )
-    displaced = phonon.supercells_with_displacements
-    frames, displacements = [], []
-    for k, (entry, cell) in enumerate(zip(first_atoms, displaced)):
-        if entry.get("forces") is None:
-            raise DataError(f"{path / 'FORCE_SETS'}: displacement {k + 1} has no forces")
-        u = np.asarray(entry["displacement"], dtype=float)
-        displacements.append((int(entry["number"]), u))
-        frames.append(
-            ForceFrame(
-                atoms=from_phonopy_atoms(cell),
-                forces=np.asarray(entry["forces"], dtype=float),
-                group="displacement",
-                label=f"atom {entry['number']} displaced by {np.round(u, 5).tolist()} Å",
+    force_sets = path if path.name == "FORCE_SETS" else folder / "FORCE_SETS"
+    if path.name.endswith(".yaml"):
+        yamls = [path]
+    else:
+        yamls = [folder / n for n in FORCE_YAML_NAMES if (folder / n).is_file()]
+    if force_sets.is_file():
+        if path.name.endswith(".yaml"):
+            structure = path
+        else:
+            found = [folder / n for n in FORCE_SETS_STRUCTURES if (folder / n).is_file()]
+            if not found:
+                raise DataError(
+                    f"{folder} has FORCE_SETS but neither phonopy_disp.yaml nor POSCAR-unitcell. Fix: add "
+                    "the phonopy_disp.yaml (or the unit cell as POSCAR-unitcell) the FORCE_SETS was made "
+                    "with."
+                )
+            structure = found[0]
+        # malformed files and a FORCE_SETS of another supercell end in read_phonopy as DataErrors
+        phonon = read_phonopy(structure, supercell_matrix, force_sets=force_sets, produce_fc=False, nac=nac)
+        files = [folder / name for name in SET_FILES if (folder / name).exists()]
+        files += [] if structure.name in SET_FILES else [structure]
+        where = force_sets
+    else:
+        if not yamls:
+            raise DataError(
+                f"{folder} has no FORCE_SETS and no phonopy yaml ({', '.join(FORCE_YAML_NAMES)}). Fix: give "
+                "a phonopy folder: FORCE_SETS with phonopy_disp.yaml, or a phonopy.yaml with forces."
             )
-        )
-    files = [path / name for name in SET_FILES if (path / name).exists()]
+        for structure in yamls:
+            phonon = read_phonopy(structure, supercell_matrix, produce_fc=False, nac=nac)
+            if has_forces(phonon.dataset):
+                break
+        else:
+            names = " and ".join(str(y) for y in yamls)
+            fc = force_constants_source(path)
+            only_fc = (
+                f" The set holds force constants only ({fc.name}): `softcalc phonons` and `bench phonons` "
+                "compare frequencies with them, but force data need forces."
+                if fc is not None
+                else ""
+            )
+            raise DataError(
+                f"{names} hold{'s' if len(yamls) == 1 else ''} no forces and there is no FORCE_SETS beside "
+                f"{'it' if len(yamls) == 1 else 'them'}.{only_fc} {FIX_NO_FORCES}."
+            )
+        files, where = [structure], structure
+    _check_supercell(phonon, supercell_matrix, where)
+    frames, reference, pairs = _frames(phonon, where)
+    material = folder.resolve().name
     dataset = ForceDataset(
         frames,
         source=str(path),
         sha256=file_sha256(files),
-        material=path.resolve().name,
-        reference=from_phonopy_atoms(phonon.supercell),
-        pairs=displacement_pairs(displacements),
-        functional=FUNCTIONALS.get(path.resolve().name, ""),
+        material=material,
+        reference=reference,
+        pairs=pairs,
+        functional=FUNCTIONALS.get(material, ""),
     )
     return dataset, phonon
+
+
+def _from_phonopy_object(phonon: Any, supercell_matrix: Any) -> tuple[ForceDataset, Any]:
+    """A ``phonopy.Phonopy`` with forces in its dataset (not changed) as reference data."""
+    if not hasattr(phonon, "supercells_with_displacements"):
+        raise DataError(
+            f"{type(phonon).__name__} is not a phonopy data set. Fix: give a folder, a phonopy yaml or "
+            "FORCE_SETS file, or a phonopy.Phonopy object."
+        )
+    where = "the phonopy.Phonopy object"
+    _check_supercell(phonon, supercell_matrix, where)
+    if not has_forces(phonon.dataset):
+        raise DataError(
+            f"{where} holds no forces. Fix: set them (`phonon.forces = ...`) or load them with the dataset "
+            "(`phonopy.load(..., force_sets_filename=...)`)."
+        )
+    frames, reference, pairs = _frames(phonon, where)
+    digest = hashlib.sha256()
+    for frame in frames:
+        digest.update(np.ascontiguousarray(frame.atoms.positions).tobytes())
+        digest.update(np.ascontiguousarray(frame.forces).tobytes())
+    material = from_phonopy_atoms(phonon.primitive).get_chemical_formula(mode="metal")
+    dataset = ForceDataset(
+        frames, source=where, sha256=digest.hexdigest(), material=material, reference=reference, pairs=pairs
+    )
+    return dataset, phonon
+
+
+def _check_supercell(phonon: Any, supercell_matrix: Any, where: Any) -> None:
+    """A DataError when ``supercell_matrix`` (n, 3 numbers or 3×3) is given and is not ``phonon``'s."""
+    if supercell_matrix is None:
+        return
+    wanted = np.asarray(supercell_matrix)
+    wanted = np.diag(wanted) if wanted.ndim == 1 else wanted
+    if not np.array_equal(wanted, phonon.supercell_matrix):
+        raise DataError(
+            f"{where} has supercell matrix {np.asarray(phonon.supercell_matrix).tolist()}, not "
+            f"{wanted.tolist()}: the supercell does not match. Fix: give the data of that supercell, or "
+            "pass no supercell matrix (the file's is used)."
+        )
+
+
+def _frames(phonon: Any, where: Any) -> tuple[list[ForceFrame], Any, list[tuple[int, int]]]:
+    """Frames, reference supercell and ± pairs of a phonopy dataset with forces (type 1 or type 2).
+
+    Raises:
+        DataError: forces that do not fit the supercell (another supercell, or a damaged file).
+    """
+    dataset = phonon.dataset if isinstance(phonon.dataset, dict) else {}
+    n = len(phonon.supercell)
+    fix = (
+        "Fix: give the forces of this supercell: the displacements and forces must come from the same "
+        "phonopy calculation as the structure (its supercell matrix unchanged)"
+    )
+
+    def checked(forces: Any, what: str) -> np.ndarray:
+        try:
+            array = np.asarray(forces, dtype=float)
+        except (TypeError, ValueError):
+            array = np.empty(0)
+        if array.shape != (n, 3):
+            raise DataError(
+                f"{where}: {what} has forces of shape {array.shape}, but the supercell has {n} atoms "
+                f"(expected ({n}, 3)): the forces do not match the supercell. {fix}."
+            )
+        if not np.all(np.isfinite(array)):
+            raise DataError(f"{where}: {what} has forces that are not finite. {fix}.")
+        return array
+
+    displaced = phonon.supercells_with_displacements
+    frames, displacements = [], []
+    if dataset.get("first_atoms"):
+        for k, (entry, cell) in enumerate(zip(dataset["first_atoms"], displaced)):
+            if entry.get("forces") is None:
+                raise DataError(f"{where}: displacement {k + 1} has no forces. {FIX_NO_FORCES}.")
+            forces = checked(entry["forces"], f"displacement {k + 1}")
+            u = np.asarray(entry["displacement"], dtype=float)
+            displacements.append((int(entry["number"]), u))
+            frames.append(
+                ForceFrame(
+                    atoms=from_phonopy_atoms(cell),
+                    forces=forces,
+                    group="displacement",
+                    label=f"atom {entry['number']} displaced by {np.round(u, 5).tolist()} Å",
+                )
+            )
+    elif dataset.get("displacements") is not None:
+        if dataset.get("forces") is None:
+            raise DataError(f"{where} holds displacements but no forces. {FIX_NO_FORCES}.")
+        snapshots = np.asarray(dataset["displacements"], dtype=float)
+        forces = dataset["forces"]
+        if snapshots.ndim != 3 or snapshots.shape[1:] != (n, 3) or len(forces) != len(snapshots):
+            raise DataError(
+                f"{where}: displacements of shape {snapshots.shape} with {len(forces)} force arrays, but the "
+                f"supercell has {n} atoms (expected (n_snapshots, {n}, 3) for both): the forces do not "
+                f"match the supercell. {fix}."
+            )
+        for k, (u, f, cell) in enumerate(zip(snapshots, forces, displaced)):
+            displacements.append((-1, u))  # a snapshot moves every atom: pairs are whole ± snapshots
+            moved = int((np.linalg.norm(u, axis=1) > 0).sum())
+            frames.append(
+                ForceFrame(
+                    atoms=from_phonopy_atoms(cell),
+                    forces=checked(f, f"snapshot {k + 1}"),
+                    group="displacement",
+                    label=f"snapshot {k + 1}: {moved} atoms displaced, max {np.abs(u).max():.5f} Å",
+                )
+            )
+    else:
+        raise DataError(f"{where} holds no displacements with forces. {FIX_NO_FORCES}.")
+    return frames, from_phonopy_atoms(phonon.supercell), displacement_pairs(displacements)
+
+
+def force_constants_source(source: str | Path | Any) -> Path | None:
+    """The DFT force-constants file (FORCE_CONSTANTS, force_constants.hdf5) of a phonopy set without a
+    FORCE_SETS; None for a set with FORCE_SETS, without such a file, or a ``phonopy.Phonopy`` object."""
+    if not isinstance(source, (str, Path)):
+        return None
+    path = resolve_data_path(source)
+    folder = path if path.is_dir() else path.parent
+    if (folder / "FORCE_SETS").exists():
+        return None
+    return next((folder / n for n in FC_FILES if (folder / n).is_file()), None)
+
+
+def load_force_constants_set(source: str | Path, nac: bool = False) -> tuple[ForceDataset, Any]:
+    """A phonopy set that holds DFT force constants instead of forces, as a reference for frequencies.
+
+    The structure (a phonopy yaml beside the force constants) fixes the supercell; phonopy's default
+    displacements (0.01 Å, symmetry-reduced, one atom each) are generated on it for the model. The
+    frames carry the harmonic forces of the DFT force constants, −Φu: they are not DFT force data, so
+    a force slope is not available from such a set and it must not be calibrated on.
+
+    Returns:
+        (dataset, phonon): the frames, and the ``phonopy.Phonopy`` with the generated displacements and
+        the DFT force constants as read (full; NAC parameters when ``nac``).
+    """
+    from softcalc.phonons.phonopy_io import compact_to_full
+
+    path = resolve_data_path(source)
+    fc_file = force_constants_source(path)
+    if fc_file is None:
+        raise DataError(f"{path} holds no FORCE_CONSTANTS or force_constants.hdf5 (and no FORCE_SETS).")
+    structure = path if path.name.endswith(".yaml") else path.parent if path.is_file() else path
+    phonon = read_phonopy(structure, force_constants=fc_file, nac=nac)
+    if phonon.force_constants is None:
+        raise DataError(f"phonopy read no force constants from {fc_file}. Fix: check the file.")
+    fc = compact_to_full(phonon)
+    phonon.generate_displacements(distance=0.01)  # phonopy's default; this drops the force constants
+    phonon.force_constants = fc
+    frames = []
+    for entry, cell in zip(phonon.dataset["first_atoms"], phonon.supercells_with_displacements):
+        u = np.asarray(entry["displacement"], dtype=float)
+        frames.append(
+            ForceFrame(
+                atoms=from_phonopy_atoms(cell),
+                forces=-fc[:, entry["number"]] @ u,
+                group="displacement",
+                label=f"atom {entry['number']} displaced by {np.round(u, 5).tolist()} Å (harmonic forces)",
+            )
+        )
+    material = (path if path.is_dir() else path.parent).resolve().name
+    used = [structure] if structure.is_file() else []
+    dataset = ForceDataset(
+        frames,
+        source=str(path),
+        sha256=file_sha256([*used, fc_file]),
+        material=material,
+        reference=from_phonopy_atoms(phonon.supercell),
+        pairs=[],
+        functional=FUNCTIONALS.get(material, ""),
+    )
+    return dataset, phonon
+
+
+def nac_source(source: str | Path | Any) -> str:
+    """Where a phonopy data set keeps DFT Born charges: its BORN file, the yaml with them (``nac:``), or
+    the ``phonopy.Phonopy`` object; "" when it has none. Only looked up, not read."""
+    if not isinstance(source, (str, Path)):
+        return "the phonopy.Phonopy object" if getattr(source, "nac_params", None) is not None else ""
+    path = resolve_data_path(source)
+    folder = path if path.is_dir() else path.parent
+    if (folder / "BORN").is_file():
+        return str(folder / "BORN")
+    yamls = [path] if path.name.endswith(".yaml") else [folder / n for n in FORCE_YAML_NAMES]
+    for yaml in yamls:
+        if yaml.is_file() and any(line.startswith(YAML_NAC_KEYS) for line in yaml.open(errors="replace")):
+            return str(yaml)
+    return ""
 
 
 def displacement_pairs(displacements: list[tuple[int, np.ndarray]]) -> list[tuple[int, int]]:

@@ -153,16 +153,17 @@ def read_dataset(path: str | Path, index: str = ":") -> ForceDataset:
 
     Raises :class:`DataError` for unreadable files, frames without forces and empty data sets.
     """
-    path = resolve_data_path(path)
-    if path.is_dir():
-        if (path / "FORCE_SETS").exists():
-            from softcalc.data.phonopy_sets import read_phonopy_dir
+    from softcalc.data.phonopy_sets import is_phonopy_set, read_phonopy_dir
 
+    path = resolve_data_path(path)
+    if path.is_dir() or (path.is_file() and is_phonopy_set(path)):
+        if (path / "FORCE_SETS").exists() or is_phonopy_set(path):
             dataset = read_phonopy_dir(path)
         else:
             raise DataError(
-                f"{path} is a folder without FORCE_SETS. Fix: give a data file (extxyz, .db, mlearn "
-                "JSON) or a phonopy folder (FORCE_SETS with phonopy_disp.yaml or POSCAR-unitcell)."
+                f"{path} is a folder without FORCE_SETS or a phonopy yaml. Fix: give a data file (extxyz, "
+                ".db, mlearn JSON) or a phonopy set (FORCE_SETS with phonopy_disp.yaml or POSCAR-unitcell, "
+                "or a phonopy.yaml / phonopy_params.yaml with forces)."
             )
     elif path.suffix == ".json":
         dataset = read_mlearn_json(path)
@@ -174,18 +175,21 @@ def read_dataset(path: str | Path, index: str = ":") -> ForceDataset:
 
 
 def read_datasets(paths: Sequence[str | Path]) -> list[ForceDataset]:
-    """Read several sources; directories without FORCE_SETS are searched for supported files."""
+    """Read several sources; folders that are no phonopy set are searched for supported files and sets."""
+    from softcalc.data.phonopy_sets import is_phonopy_set
+
     out = []
     for p in paths:
         path = resolve_data_path(p)
-        if path.is_dir() and not (path / "FORCE_SETS").exists():
-            found = sorted(
-                q
-                for q in path.rglob("*")
-                if q.is_file() and (q.suffix in {".json", ".xyz", ".extxyz", ".db"} or q.name == "FORCE_SETS")
-            )
-            for q in found:
-                out.append(read_dataset(q.parent if q.name == "FORCE_SETS" else q))
+        if path.is_dir() and not is_phonopy_set(path):
+            found: dict[Path, Path] = {}  # source -> the file that sorts it (a set by its first file)
+            for q in sorted(path.rglob("*")):
+                if q.is_file() and is_phonopy_set(q):
+                    found.setdefault(q.parent, q)
+                elif q.is_file() and q.suffix in {".json", ".xyz", ".extxyz", ".db"}:
+                    found[q] = q
+            for q in sorted(found, key=found.__getitem__):
+                out.append(read_dataset(q))
         else:
             out.append(read_dataset(path))
     if not out:

@@ -31,10 +31,16 @@ def trajectory_vdos(path: str | Path, max_lag: int | None = None, skip: int = 0)
 def harmonic_dos(
     folder: str | Path, mesh: Sequence[int] = (16, 16, 16), sigma: float | None = None
 ) -> Spectrum:
-    """Phonon DOS (THz, unit area) from phonopy files in ``folder`` (phonopy_disp.yaml + FORCE_SETS)."""
+    """Phonon DOS (THz, unit area) of a phonopy data set: a folder with phonopy_disp.yaml + FORCE_SETS, or
+    a phonopy.yaml / phonopy_params.yaml with forces (anything
+    :func:`~softcalc.data.phonopy_sets.load_phonopy_set` reads); force constants as phonopy.load fits them."""
+    from softcalc.data.phonopy_sets import load_phonopy_set
     from softcalc.phonons import Phonons
+    from softcalc.phonons.phonopy_io import fit_force_constants
 
-    dos = Phonons.from_phonopy_files(folder).dos(mesh, sigma)
+    phonon = load_phonopy_set(folder)[1]
+    fit_force_constants(phonon, full=False)  # compact, as phonopy.load produces them
+    dos = Phonons.from_phonopy(phonon).dos(mesh, sigma)
     return dos.frequency_points, dos.dos / np.trapezoid(dos.dos, dos.frequency_points)
 
 

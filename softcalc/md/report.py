@@ -89,8 +89,8 @@ def analyze(
 
     Args:
         labels: one name per trajectory (default: the file stems).
-        phonons: a phonopy folder (phonopy_disp.yaml + FORCE_SETS, e.g. DFT) whose harmonic DOS the MD
-            VDOS are compared with (mean frequency ratio and overlap).
+        phonons: a phonopy data set (phonopy_disp.yaml + FORCE_SETS, or a phonopy.yaml with forces; e.g.
+            DFT) whose harmonic DOS the MD VDOS are compared with (mean frequency ratio and overlap).
         skip_ps: equilibration dropped from the start of every trajectory.
         rdf_r_max: RDF range in Å.
     """

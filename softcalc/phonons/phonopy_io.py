@@ -312,6 +312,7 @@ def read_phonopy(
     force_sets: str | Path | None = None,
     force_constants: str | Path | None = None,
     produce_fc: bool = True,
+    nac: bool = False,
 ) -> Phonopy:
     """Load a phonopy calculation: ``phonopy.yaml``/``phonopy_disp.yaml`` or a unit-cell POSCAR.
 
@@ -326,11 +327,14 @@ def read_phonopy(
             FORCE_SETS was found).
         produce_fc: fit force constants to the force sets (:func:`fit_force_constants`, compact as
             ``phonopy.load`` makes them, no symmetrisation) or read the FORCE_CONSTANTS file; False loads
-            the dataset only.
+            the dataset only. Forces embedded in a phonopy yaml (``phonopy.yaml`` of atomate2,
+            ``phonopy_params.yaml``) are used like a FORCE_SETS when no FORCE_SETS file is given.
+        nac: read the non-analytic correction (Born charges and dielectric tensor) from ``BORN``
+            beside the structure or, without one, from the yaml's ``nac:`` entry; False ignores both.
 
     Returns:
-        a ``phonopy.Phonopy`` with its dataset (no non-analytic correction) and, when asked and
-        available, force constants.
+        a ``phonopy.Phonopy`` with its dataset, the non-analytic correction parameters when ``nac``
+        and available (else none) and, when asked and available, force constants.
     """
     require_phonopy()
 
@@ -354,9 +358,11 @@ def read_phonopy(
         if not force_sets.exists():
             raise DataError(f"{force_sets} does not exist. Fix: check the path.")
         check_force_sets(force_sets)
+    born = folder / "BORN" if nac and (folder / "BORN").is_file() else None
     kwargs: dict[str, Any] = {
         "primitive_matrix": primitive_matrix,
-        "is_nac": False,
+        "is_nac": nac,
+        "born_filename": born,
         "symmetrize_fc": False,
         "produce_fc": produce_fc and force_sets is None and force_constants is not None,
         "force_sets_filename": force_sets,
@@ -366,7 +372,7 @@ def read_phonopy(
     if path.name.endswith(".yaml"):
         if supercell_matrix is not None:
             kwargs["supercell_matrix"] = supercell_matrix
-        with _phonopy_errors(path, force_sets, supercell_matrix, force_constants), _isolated():
+        with _phonopy_errors(path, force_sets, supercell_matrix, force_constants or born), _isolated():
             phonon = load_phonopy(path, **kwargs)
     else:
         if supercell_matrix is None:
@@ -375,15 +381,25 @@ def read_phonopy(
                     f"{path} is a unit cell without a supercell matrix. Fix: pass supercell_matrix."
                 )
             supercell_matrix = _diagonal_supercell(path, force_sets)
-        with _phonopy_errors(path, force_sets, supercell_matrix, force_constants), _isolated():
+        with _phonopy_errors(path, force_sets, supercell_matrix, force_constants or born), _isolated():
             # a unit-cell POSCAR is VASP input: phonopy then reads FORCE_SETS in VASP's units (eV/Å)
             phonon = load_phonopy(
                 supercell_matrix=supercell_matrix, unitcell_filename=path, calculator="vasp", **kwargs
             )
-    if produce_fc and force_sets is not None:
+    if produce_fc and force_constants is None and has_forces(phonon.dataset):
         with _phonopy_errors(path, force_sets, supercell_matrix):
             fit_force_constants(phonon, full=False)  # compact, as phonopy.load produces them
     return phonon
+
+
+def has_forces(dataset: Any) -> bool:
+    """Whether a phonopy displacement dataset (type 1 or type 2) carries forces."""
+    if not isinstance(dataset, dict):
+        return False
+    if "first_atoms" in dataset:
+        entries = dataset["first_atoms"]
+        return bool(entries) and all(e.get("forces") is not None for e in entries)
+    return dataset.get("forces") is not None and dataset.get("displacements") is not None
 
 
 def fit_force_constants(
@@ -397,6 +413,10 @@ def fit_force_constants(
         full: every supercell row (n_s, n_s, 3, 3), phonopy's default; False: phonopy's compact
             (n_p, n_s, 3, 3) rows of the primitive atoms.
         symmetrize: phonopy's symmetrisation (translational invariance and index permutation).
+
+    Type-1 datasets (one displaced atom per supercell) are fitted by phonopy's traditional solver;
+    type-2 datasets (random displacements of all atoms, FORCE_SETS type 2 or ``displacements`` arrays
+    in a yaml) need phonopy's ``symfc`` back end (``pip install symfc``).
 
     Returns:
         the force constants in eV/Å² (a copy).
@@ -414,10 +434,28 @@ def fit_force_constants(
         if not np.all(np.isfinite(forces)):
             raise DataError("the forces for the force constants hold NaN or inf values.")
         phonon.forces = forces
-    phonon.produce_force_constants(calculate_full_force_constants=full)
+    solver = None
+    if isinstance(phonon.dataset, dict) and "first_atoms" not in phonon.dataset:
+        solver = "symfc"
+        try:
+            import symfc  # noqa: F401
+        except ImportError as exc:
+            feature = "force constants of type-2 (random) displacements"
+            raise MissingDependencyError("symfc", "phonons", feature) from exc
+    phonon.produce_force_constants(calculate_full_force_constants=full, fc_calculator=solver)
     if symmetrize:
         phonon.symmetrize_force_constants()
     return np.array(phonon.force_constants)
+
+
+def compact_to_full(phonon: Phonopy) -> np.ndarray:
+    """The force constants of ``phonon`` as full (n_s, n_s, 3, 3) eV/Å², compact ones expanded by phonopy."""
+    fc = np.asarray(phonon.force_constants)
+    if fc.shape[0] == fc.shape[1]:
+        return np.array(fc)
+    from phonopy.harmonic.force_constants import compact_fc_to_full_fc
+
+    return compact_fc_to_full_fc(phonon.primitive, fc)
 
 
 def read_force_sets(path: str | Path, natom: int | None = None) -> dict[str, Any]:

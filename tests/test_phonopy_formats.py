@@ -1,0 +1,351 @@
+"""Every phonopy data set format gives the numbers of its FORCE_SETS: phonopy.yaml and phonopy_params.yaml
+with embedded forces (as atomate2 and phonopy's ``save`` write them), type-2 FORCE_SETS, a ``Phonopy``
+object; BORN with and without ``--nac`` against phonopy's own frequencies; clear errors for a yaml without
+forces, forces of the wrong shape and a supercell that does not match."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.calculators.lj import LennardJones
+
+from softcalc.bench.phonon_comparison import compare_phonons, load_phonon_set, mesh_frequencies
+from softcalc.bench.phonons import phonopy_dirs
+from softcalc.cli import main
+from softcalc.data import read_dataset
+from softcalc.data.phonopy_sets import load_phonopy_set
+from softcalc.data.readers import read_datasets
+from softcalc.errors import DataError
+
+EXAMPLES = "phonons/phonopy-examples"
+#: the yaml files a set can come as, each in a folder of its own
+KINDS = ("phonopy.yaml", "phonopy_params.yaml")
+
+
+@pytest.fixture(scope="module")
+def examples(data_dir: Path) -> Path:
+    return data_dir / EXAMPLES
+
+
+def _phonopy(folder: Path, nac: bool = False):  # noqa: ANN202
+    """phonopy's own reading of a shared FORCE_SETS folder (no force constants; BORN when ``nac``)."""
+    import phonopy
+
+    return phonopy.load(
+        folder / "phonopy_disp.yaml",
+        force_sets_filename=folder / "FORCE_SETS",
+        born_filename=folder / "BORN" if nac else None,
+        is_nac=nac,
+        produce_fc=False,
+        log_level=0,
+    )
+
+
+@pytest.fixture(scope="module")
+def yaml_sets(examples: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``<kind>/<material>/<kind>``: only the yaml, forces embedded, written by phonopy's API; NaCl's
+    phonopy_params.yaml also carries the BORN data (its ``nac:`` entry)."""
+    root = tmp_path_factory.mktemp("yaml-sets")
+    for material in ("Si", "NaCl"):
+        for kind in KINDS:
+            folder = root / kind / material
+            folder.mkdir(parents=True)
+            with_born = kind == "phonopy_params.yaml" and (examples / material / "BORN").exists()
+            phonon = _phonopy(examples / material, nac=with_born)
+            phonon.save(folder / kind, settings={"force_sets": True, "displacements": True})
+    return root
+
+
+def _phonons_json(path: Path, out: Path, *extra: str) -> dict:
+    argv = ["phonons", "--model", "toy-morse", "--phonopy-dir", str(path), "--json", str(out), "--quiet"]
+    assert main([*argv, *extra]) == 0
+    return json.loads(out.read_text())
+
+
+def _same_numbers(a: dict, b: dict, tol: float = 1e-8) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        if key == "data":
+            continue
+        if isinstance(a[key], float):
+            assert a[key] == pytest.approx(b[key], abs=tol), key
+        else:
+            assert a[key] == b[key], key
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_yaml_with_forces_gives_the_force_sets_results(examples, yaml_sets, tmp_path, kind) -> None:
+    reference = _phonons_json(examples / "Si", tmp_path / "fs.json")
+    folder = yaml_sets / kind / "Si"
+    for i, path in enumerate((folder, folder / kind)):  # the folder, or the yaml file itself
+        result = _phonons_json(path, tmp_path / f"{i}.json")
+        _same_numbers(result, reference)
+        assert result["data"]["source"] == str(path)
+    assert reference["nac"] is False and "no non-analytic correction" in reference["nac_note"]
+    assert reference["data"]["born"] is None and "no ± pairs" in reference["residual"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_nacl_yaml_gives_the_force_sets_comparison(examples, yaml_sets, kind) -> None:
+    calc = LennardJones(sigma=2.5, epsilon=0.05, rc=6.0, smooth=True)
+    reference = compare_phonons(calc, examples / "NaCl")
+    result = compare_phonons(calc, yaml_sets / kind / "NaCl")
+    assert result.metrics == reference.metrics  # material, functional, counts, and the numbers
+    np.testing.assert_allclose(result.model_frequencies, reference.model_frequencies, atol=1e-8)
+    np.testing.assert_allclose(result.dft_frequencies, reference.dft_frequencies, atol=1e-8)
+    a, b = read_dataset(examples / "NaCl"), read_dataset(yaml_sets / kind / "NaCl")
+    assert (len(a), a.pairs, a.material) == (len(b), b.pairs, b.material)
+    for fa, fb in zip(a.frames, b.frames):
+        np.testing.assert_array_equal(fa.forces, fb.forces)
+        np.testing.assert_allclose(fa.atoms.positions, fb.atoms.positions, atol=1e-12)
+
+
+def test_phonopy_object_gives_the_force_sets_comparison(examples) -> None:
+    phonon = _phonopy(examples / "NaCl")
+    dataset, same = load_phonopy_set(phonon)
+    assert same is phonon and len(dataset) == 2 and dataset.source == "the phonopy.Phonopy object"
+    calc = LennardJones(sigma=2.5, epsilon=0.05, rc=6.0, smooth=True)
+    ours = compare_phonons(calc, load_phonon_set(phonon)).metrics
+    reference = compare_phonons(calc, examples / "NaCl").metrics
+    for key in ("force_set_slope", "freq_slope", "freq_mae_thz", "max_freq_ratio"):
+        assert getattr(ours, key) == pytest.approx(getattr(reference, key), abs=1e-8)
+
+
+def _phonopy_frequencies(folder: Path, nac: bool) -> np.ndarray:
+    phonon = _phonopy(folder, nac=nac)
+    phonon.produce_force_constants(calculate_full_force_constants=True)
+    phonon.symmetrize_force_constants()
+    phonon.run_mesh([8, 8, 8], is_mesh_symmetry=False, is_gamma_center=True)
+    return np.sort(phonon.mesh.frequencies, axis=1)
+
+
+def test_born_with_and_without_nac_match_phonopy(examples, yaml_sets) -> None:
+    nacl = examples / "NaCl"
+    for nac in (False, True):
+        reference = _phonopy_frequencies(nacl, nac)
+        for source in (nacl, yaml_sets / "phonopy_params.yaml" / "NaCl"):  # BORN; Born charges in the yaml
+            pset = load_phonon_set(source, nac=nac)
+            assert pset.nac is nac and pset.nac_source
+            np.testing.assert_allclose(mesh_frequencies(pset.phonon), reference, atol=1e-6)
+    # LO-TO: the correction raises the top (LO) branch away from Γ
+    assert _phonopy_frequencies(nacl, True).max() > _phonopy_frequencies(nacl, False).max() + 0.5
+
+
+def test_nac_applies_to_model_and_dft_alike(examples) -> None:
+    """DFT forces fed back as the model: identical phonons with --nac; a softer model scales its
+    analytic part only, so its frequencies no longer scale by sqrt(c) exactly."""
+    from softcalc.bench.phonon_comparison import phonon_comparison
+
+    pset = load_phonon_set(examples / "NaCl", nac=True)
+    zero = np.zeros_like(pset.dataset.frames[0].forces)
+    same = phonon_comparison(pset, [f.forces for f in pset.dataset.frames] + [zero]).metrics
+    assert (same.freq_slope, same.freq_mae_thz, same.max_freq_ratio) == pytest.approx((1, 0, 1), abs=1e-8)
+    comparison = phonon_comparison(pset, [0.8 * f.forces for f in pset.dataset.frames] + [zero])
+    assert comparison.model_phonon.nac_params is not None
+    assert comparison.metrics.force_set_slope == pytest.approx(0.8, abs=1e-10)
+    assert comparison.metrics.max_freq_ratio > np.sqrt(0.8) + 1e-3
+
+
+def test_nac_band_plot_uses_phonopy(examples, tmp_path) -> None:
+    from softcalc.bench.phonon_comparison import band_structure_plot, frequencies_at
+
+    pset = load_phonon_set(examples / "NaCl", nac=True)
+    assert pset.nac_source.endswith("BORN")
+    q = [[0.1, 0.0, 0.0], [0.25, 0.25, 0.0]]
+    reference = _phonopy(examples / "NaCl", nac=True)
+    reference.produce_force_constants(calculate_full_force_constants=True)
+    reference.symmetrize_force_constants()
+    reference.run_qpoints(q)
+    np.testing.assert_allclose(frequencies_at(pset.phonon, q), reference.qpoints.frequencies, atol=1e-6)
+    band_structure_plot(tmp_path / "b.png", pset, [("DFT again", pset.phonon)])
+    assert (tmp_path / "b.png").stat().st_size > 10_000
+
+
+def test_phonons_command_with_and_without_nac(examples, tmp_path) -> None:
+    sio2 = examples / "SiO2-HP"  # toy-morse covers Si and O; the set has BORN
+    plain = _phonons_json(sio2, tmp_path / "plain.json")
+    nac = _phonons_json(sio2, tmp_path / "nac.json", "--nac", "--plot", str(tmp_path / "bands.png"))
+    assert plain["nac"] is False and nac["nac"] is True and "applied" in nac["nac_note"]
+    assert plain["data"]["born"] == nac["data"]["born"] == str(sio2 / "BORN")
+    assert nac["force_set_slope"] == plain["force_set_slope"]  # forces do not see the correction
+    assert nac["max_freq_ratio"] != pytest.approx(plain["max_freq_ratio"], abs=1e-6)
+    assert (tmp_path / "bands.png").stat().st_size > 10_000
+
+
+def test_nac_without_born_is_a_data_error(examples, tmp_path, capsys) -> None:
+    with pytest.raises(DataError, match="no BORN file and no Born charges in its yaml.*Fix:"):
+        load_phonon_set(examples / "Si", nac=True)
+    argv = ["phonons", "--model", "toy-morse", "--phonopy-dir", str(examples / "Si"), "--nac"]
+    assert main([*argv, "--json", str(tmp_path / "o.json"), "--quiet"]) == 2
+    assert "no BORN file" in capsys.readouterr().err
+
+
+def test_type2_force_sets_and_yaml(examples, tmp_path) -> None:
+    """Random displacements (type 2) of all atoms, ± snapshots, with harmonic forces of the DFT force
+    constants: as FORCE_SETS beside phonopy_disp.yaml and as phonopy_params.yaml, fitted by symfc."""
+    from phonopy.file_IO import write_FORCE_SETS
+
+    phonon = _phonopy(examples / "Si")
+    phonon.produce_force_constants(calculate_full_force_constants=True)
+    fc = phonon.force_constants
+    phonon.generate_displacements(distance=0.02, number_of_snapshots=3, random_seed=7, is_plusminus=True)
+    u = np.asarray(phonon.dataset["displacements"])
+    phonon.forces = -np.einsum("ijab,njb->nia", fc, u)
+    fs_dir, yaml_dir = tmp_path / "fs" / "Si", tmp_path / "yaml" / "Si"
+    fs_dir.mkdir(parents=True)
+    yaml_dir.mkdir(parents=True)
+    write_FORCE_SETS(phonon.dataset, filename=fs_dir / "FORCE_SETS")
+    phonon.save(fs_dir / "phonopy_disp.yaml", settings={"force_sets": False})
+    phonon.save(yaml_dir / "phonopy_params.yaml")
+    sets = [load_phonopy_set(d)[0] for d in (fs_dir, yaml_dir)]
+    for dataset in sets:
+        assert len(dataset) == 6 and dataset.pairs == [(0, 3), (1, 4), (2, 5)]  # +u1 +u2 +u3 -u1 -u2 -u3
+        assert dataset.frames[0].label.startswith("snapshot 1: 16 atoms displaced")
+    for fa, fb in zip(*(s.frames for s in sets)):
+        np.testing.assert_allclose(fa.forces, fb.forces, atol=1e-8)
+        np.testing.assert_allclose(fa.atoms.positions, fb.atoms.positions, atol=1e-8)
+    reference = mesh_frequencies(load_phonon_set(examples / "Si").phonon)
+    for d in (fs_dir, yaml_dir):
+        np.testing.assert_allclose(mesh_frequencies(load_phonon_set(d).phonon), reference, atol=1e-3)
+
+
+@pytest.mark.parametrize("fc_name", ["FORCE_CONSTANTS", "force_constants.hdf5"])
+def test_force_constants_only_set_is_a_frequency_reference(examples, tmp_path, fc_name, capsys) -> None:
+    from phonopy.file_IO import write_force_constants_to_hdf5
+
+    from softcalc.phonons.phonopy_io import write_force_constants
+
+    dft = load_phonon_set(examples / "NaCl")
+    folder = tmp_path / "NaCl"
+    folder.mkdir()
+    shutil.copy(examples / "NaCl" / "phonopy_disp.yaml", folder / "phonopy_disp.yaml")
+    if fc_name == "FORCE_CONSTANTS":
+        write_force_constants(folder / fc_name, dft.phonon.force_constants)
+    else:
+        write_force_constants_to_hdf5(dft.phonon.force_constants, filename=folder / fc_name)
+    pset = load_phonon_set(folder)
+    assert not pset.force_data and len(pset.dataset) == len(dft.dataset)
+    np.testing.assert_allclose(pset.phonon.force_constants, dft.phonon.force_constants, atol=1e-10)
+    calc = LennardJones(sigma=2.5, epsilon=0.05, rc=6.0, smooth=True)
+    ours, reference = compare_phonons(calc, pset), compare_phonons(calc, dft)
+    assert ours.metrics.force_set_slope is None
+    np.testing.assert_allclose(ours.dft_frequencies, reference.dft_frequencies, atol=1e-6)  # text file
+    np.testing.assert_allclose(ours.model_frequencies, reference.model_frequencies, atol=1e-6)
+    for key in ("freq_slope", "freq_mae_thz", "max_freq_ratio"):
+        assert getattr(ours.metrics, key) == pytest.approx(getattr(reference.metrics, key), abs=1e-6)
+    with pytest.raises(DataError, match=f"force constants only \\({fc_name}\\).*Fix:"):
+        read_dataset(folder)  # not force data: calibration refuses it
+
+
+def _without_forces(folder: Path, examples: Path) -> Path:
+    shutil.copy(examples / "Si" / "phonopy_disp.yaml", folder / "phonopy_disp.yaml")
+    return folder
+
+
+def _edited_params(folder: Path, yaml_sets: Path, edit) -> Path:  # noqa: ANN001
+    text = (yaml_sets / "phonopy_params.yaml" / "Si" / "phonopy_params.yaml").read_text()
+    (folder / "phonopy_params.yaml").write_text(edit(text))
+    return folder
+
+
+def _drop_one_force(text: str) -> str:
+    lines = text.split("\n")
+    k = lines.index("  forces:") + 1
+    while lines[k].lstrip().startswith("- ["):
+        k += 1
+    del lines[k - 1]  # the last force line of the first displacement
+    return "\n".join(lines)
+
+
+def _three_by_three(text: str) -> str:
+    two = "supercell_matrix:\n- [   2,   0,   0 ]\n- [   0,   2,   0 ]\n- [   0,   0,   2 ]"
+    assert two in text
+    return text.replace(two, two.replace("2", "3"))
+
+
+ERRORS = {
+    "yaml-without-forces": (
+        lambda d, e, y: _without_forces(d, e),
+        "phonopy_disp.yaml holds no forces and there is no FORCE_SETS beside it",
+    ),
+    "forces-of-wrong-shape": (
+        lambda d, e, y: _edited_params(d, y, _drop_one_force),
+        "displacement 1 has forces of shape (15, 3), but the supercell has 16 atoms",
+    ),
+    "supercell-does-not-match": (
+        lambda d, e, y: _edited_params(d, y, _three_by_three),
+        "forces of shape (16, 3), but the supercell has 54 atoms (expected (54, 3)): the forces do not match",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", ERRORS)
+def test_clear_errors(examples, yaml_sets, tmp_path, case, capsys) -> None:
+    make, problem = ERRORS[case]
+    (tmp_path / "set").mkdir()
+    folder = make(tmp_path / "set", examples, yaml_sets)
+    for load in (load_phonopy_set, read_dataset):
+        with pytest.raises(DataError, match="Fix:") as error:
+            load(folder)
+        message = str(error.value)
+        assert problem in message and str(folder) in message and "\n" not in message, message
+    out = tmp_path / "o.json"
+    argv = ["phonons", "--model", "toy-morse", "--phonopy-dir", str(folder), "--json", str(out), "--quiet"]
+    assert main(argv) == 2
+    assert problem in capsys.readouterr().err and not out.exists()
+
+
+def test_supercell_matrix_that_does_not_match(yaml_sets, examples) -> None:
+    for source in (yaml_sets / "phonopy.yaml" / "Si", _phonopy(examples / "Si")):
+        with pytest.raises(DataError, match=r"not \[\[3, 0, 0\].*the supercell does not match.*Fix:"):
+            load_phonopy_set(source, supercell_matrix=[3, 3, 3])
+
+
+def test_mixed_folder_for_bench_calibrate_and_md(examples, yaml_sets, tmp_path) -> None:
+    """bench phonons, calibrate and md-analyze --phonons take yaml sets like FORCE_SETS folders."""
+    from softcalc.md.compare import harmonic_dos
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(examples / "Si", mixed / "Si")
+    shutil.copytree(yaml_sets / "phonopy.yaml" / "NaCl", mixed / "NaCl")
+    (mixed / "notes").mkdir()
+    assert phonopy_dirs([mixed]) == [mixed / "NaCl", mixed / "Si"]
+    assert [d.material for d in read_datasets([mixed])] == ["NaCl", "Si"]
+    lam = []
+    for data in (examples / "Si", yaml_sets / "phonopy_params.yaml" / "Si"):
+        out = tmp_path / f"c{len(lam)}.json"
+        argv = ["calibrate", "--model", "toy-morse", "--data", str(data), "--out", str(out)]
+        assert main([*argv, "--bootstrap", "50", "--quiet"]) == 0
+        lam.append(json.loads(out.read_text())["scale"])
+    assert lam[0] == pytest.approx(lam[1], abs=1e-10)
+    a = harmonic_dos(examples / "Si", mesh=(8, 8, 8))
+    b = harmonic_dos(yaml_sets / "phonopy.yaml" / "Si", mesh=(8, 8, 8))
+    np.testing.assert_allclose(b[0], a[0], atol=1e-10)
+    np.testing.assert_allclose(b[1], a[1], atol=1e-8)
+
+
+def test_bench_phonons_over_a_mixed_folder(examples, yaml_sets, tmp_path) -> None:
+    """FORCE_SETS, phonopy_params.yaml and FORCE_CONSTANTS sets of Si side by side in `bench phonons`."""
+    from phonopy.file_IO import write_force_constants_to_hdf5
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(examples / "Si", mixed / "Si")
+    shutil.copytree(yaml_sets / "phonopy_params.yaml" / "Si", mixed / "Si-yaml")
+    (mixed / "Si-fc").mkdir()
+    shutil.copy(examples / "Si" / "phonopy_disp.yaml", mixed / "Si-fc" / "phonopy_disp.yaml")
+    fc = load_phonon_set(examples / "Si").phonon.force_constants
+    write_force_constants_to_hdf5(fc, filename=mixed / "Si-fc" / "force_constants.hdf5")
+    out = tmp_path / "bench"
+    argv = ["bench", "phonons", "--models", "toy-morse", "--data", str(mixed), "--out", str(out)]
+    assert main([*argv, "--bootstrap", "50", "--quiet", "--no-plots"]) == 0
+    results = json.loads((out / "phonons.json").read_text())["results"]["toy-morse"]
+    assert set(results) == {"Si", "Si-yaml", "Si-fc"}
+    assert results["Si-yaml"]["bare"] == results["Si"]["bare"]
+    assert results["Si-fc"]["bare"]["force_set_slope"] is None
+    for key in ("freq_slope", "freq_mae_thz", "max_freq_ratio"):
+        assert results["Si-fc"]["bare"][key] == pytest.approx(results["Si"]["bare"][key], abs=1e-5)
+    assert results["Si-fc"]["corrected"]["calibrated_on"] == ["Si"]  # never on force constants
