@@ -100,6 +100,12 @@ class SoftCorrectedCalc(CheckedCalculator):
         """The base model's :class:`~softcalc.model.ModelInfo` (None for foreign calculators)."""
         return self.base.info if isinstance(self.base, ModelCalculator) else None
 
+    @property
+    def checks_here(self) -> bool:
+        """Only around a foreign ASE calculator: softcalc's model calculator (global path) and
+        :meth:`local_energy` (per-species path) check the structure themselves."""
+        return not isinstance(self.base, CheckedCalculator)
+
     def _anchors(self, symbols: Sequence[str]) -> np.ndarray:
         missing = sorted(set(symbols) - set(self.reference_energies))
         if missing and self.reference_energies:
@@ -208,7 +214,8 @@ class SoftCorrectedCalc(CheckedCalculator):
                 f"{self.info.name if self.info else type(self.base).__name__} gives no differentiable "
                 "per-atom energies, so the energy of a subset of atoms cannot be evaluated."
             )
-        check_structure(atoms, self.info)
+        if not model.checks_structures:
+            check_structure(atoms, self.info)
         symbols = atoms.get_chemical_symbols()
         mask = np.ones(len(atoms), dtype=bool) if owned is None else np.asarray(owned, dtype=bool)
         lam = self.correction.atom_scales(symbols)

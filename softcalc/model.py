@@ -55,6 +55,9 @@ class ModelAdapter(ABC):
     info: ModelInfo
     #: True when :meth:`weighted_energy` and per-atom ``energies`` are available.
     supports_per_atom_energies: ClassVar[bool] = False
+    #: True when the adapter runs :func:`~softcalc.structure.check_structure` on every structure it
+    #: evaluates; the calculators around it then do not check the same structure again.
+    checks_structures: ClassVar[bool] = False
 
     @abstractmethod
     def compute(self, atoms: Atoms, properties: Sequence[str]) -> dict[str, Any]:
@@ -124,9 +127,15 @@ class CheckedCalculator(Calculator, ABC):
     ) -> None:
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms  # the copy Calculator.calculate stored
-        check_structure(atoms, self.info)
+        if self.checks_here:
+            check_structure(atoms, self.info)
         self.results = self.evaluate(atoms, list(properties or ()), system_changes)
         self.results["free_energy"] = self.results["energy"]
+
+    @property
+    def checks_here(self) -> bool:
+        """Whether :meth:`calculate` checks the structure (False when a layer inside checks it anyway)."""
+        return True
 
     @abstractmethod
     def evaluate(self, atoms: Atoms, properties: Sequence[str], changes: Sequence[str]) -> dict[str, Any]:
@@ -162,6 +171,10 @@ class ModelCalculator(CheckedCalculator):
     def evaluate(self, atoms: Atoms, properties: Sequence[str], changes: Sequence[str]) -> dict[str, Any]:
         return self.model.compute(atoms, default_properties(atoms, self.model, properties))
 
+    @property
+    def checks_here(self) -> bool:
+        return not self.model.checks_structures
+
     def compute_many(
         self, structures: Sequence[Atoms], properties: Sequence[str] = ("energy", "forces")
     ) -> list[dict[str, Any]]:
@@ -169,8 +182,9 @@ class ModelCalculator(CheckedCalculator):
 
         Returns one dict per structure with the adapter's results (``energy`` eV, ``forces`` eV/Å, ...).
         """
-        for one in structures:
-            check_structure(one, self.model.info)
+        if self.checks_here:
+            for one in structures:
+                check_structure(one, self.model.info)
         return self.model.compute_many(structures, properties)
 
     def __repr__(self) -> str:

@@ -69,6 +69,7 @@ class TorchAdapter(ModelAdapter):
     """
 
     supports_per_atom_energies = True
+    checks_structures = True
 
     def __init__(self, device: str, dtype: str, max_atoms_per_batch: int) -> None:
         if dtype not in DTYPES:
