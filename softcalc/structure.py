@@ -37,6 +37,7 @@ The neighbour search uses a k-d tree over the atoms and their periodic images ne
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -250,3 +251,18 @@ def _scale_hint(atoms: Atoms, factor: float, against: str = "a typical solid") -
         "Likely cause: " + " Or ".join(hints) + " Fix: give positions and cell in Å "
         "(1 nm = 10 Å, 1 bohr = 0.529 Å) and check the units of the file or code that made them."
     )
+
+
+def structure_key(atoms: Atoms, decimals: int | None = None) -> str:
+    """SHA-1 of atomic numbers, positions, cell and periodicity: the identity of a structure.
+
+    With ``decimals``, positions and cell (Å) are rounded first, so that a copy written to another
+    format (extxyz with 8 decimals, JSON) keeps its identity; without, the bytes are compared exactly.
+    """
+    digest = hashlib.sha1()
+    arrays = [atoms.positions, np.asarray(atoms.cell)]
+    if decimals is not None:
+        arrays = [np.round(a, decimals) + 0.0 for a in arrays]  # + 0.0 turns -0.0 into 0.0
+    for array in (atoms.numbers.astype(np.int64), *arrays, atoms.pbc):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()

@@ -25,11 +25,12 @@ import h5py
 import numpy as np
 from ase import Atoms
 
-from softcalc.bench.stored import StoredForces, Weighted, structure_key
+from softcalc.bench.stored import StoredForces, Weighted
 from softcalc.data.dataset import ForceDataset, ForceFrame
 from softcalc.errors import DataError
 from softcalc.fileio import atomic_path
 from softcalc.info import ModelInfo
+from softcalc.structure import structure_key
 
 FORMAT = "softcalc-bench-softening/1"
 SPLITS = ("train", "test")

@@ -19,14 +19,7 @@ from ase import Atoms
 
 from softcalc.errors import DataError
 from softcalc.model import ModelAdapter, ModelInfo
-
-
-def structure_key(atoms: Atoms) -> str:
-    """SHA-1 of atomic numbers, positions, cell and periodicity: the identity of a structure."""
-    digest = hashlib.sha1()
-    for array in (atoms.numbers.astype(np.int64), atoms.positions, np.asarray(atoms.cell), atoms.pbc):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
+from softcalc.structure import structure_key
 
 
 def weights_key(atoms: Atoms, atom_weights: np.ndarray) -> str:

@@ -5,25 +5,24 @@ then ordered (file order, or largest RMS DFT force first), then split: with ``fr
 frames of each data set are fitted and, unless separate test data are given, the rest are held out.
 
 A held-out frame identical to a calibration frame (same atomic numbers, positions, cell and periodicity,
-see :func:`structure_identity`; e.g. ``--test`` naming the calibration file) is not held out: it is
-dropped from the held-out set and counted in :attr:`FrameSplit.overlap`, so the held-out errors are
+see :func:`~softcalc.structure.structure_key`; e.g. ``--test`` naming the calibration file) is not held
+out: it is dropped from the held-out set and counted in :attr:`FrameSplit.overlap`, so the held-out errors are
 on frames the fit never saw and the verdict can say how many were dropped (all of them: no held-out
 check at all).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from ase import Atoms
 
-from softcalc.data.dataset import ForceDataset
+from softcalc.data.dataset import ForceDataset, ForceFrame
 from softcalc.data.readers import read_dataset
 from softcalc.errors import DataError
+from softcalc.structure import structure_key
 
 #: frame orders of :func:`select_frames`
 ORDERS = ("file", "largest-force")
@@ -57,16 +56,6 @@ class FrameSplit:
     fit: list[ForceDataset]
     heldout: list[ForceDataset] = field(default_factory=list)
     overlap: int = 0
-
-
-def structure_identity(atoms: Atoms) -> str:
-    """SHA-1 of atomic numbers, positions and cell (rounded to ``IDENTITY_DECIMALS`` Å) and periodicity."""
-    digest = hashlib.sha1()
-    # + 0.0 turns -0.0 into 0.0, whose bytes differ
-    rounded = [np.round(a, IDENTITY_DECIMALS) + 0.0 for a in (atoms.positions, np.asarray(atoms.cell))]
-    for array in (atoms.numbers.astype(np.int64), *rounded, atoms.pbc):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
 
 
 def as_datasets(data: DataLike) -> list[ForceDataset]:
@@ -154,7 +143,10 @@ def split_frames(
 
 def _drop_overlap(split: FrameSplit) -> FrameSplit:
     """``split`` without the held-out frames that are calibration frames, and their count."""
-    fitted = {structure_identity(f.atoms) for d in split.fit for f in d.frames}
-    heldout = [d.select(lambda f: structure_identity(f.atoms) not in fitted) for d in split.heldout]
+    def key(frame: ForceFrame) -> str:
+        return structure_key(frame.atoms, IDENTITY_DECIMALS)
+
+    fitted = {key(f) for d in split.fit for f in d.frames}
+    heldout = [d.select(lambda f: key(f) not in fitted) for d in split.heldout]
     overlap = sum(len(d) for d in split.heldout) - sum(len(d) for d in heldout)
     return FrameSplit(split.fit, [d for d in heldout if len(d)], overlap)
