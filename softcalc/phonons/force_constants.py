@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 #: ways :meth:`softcalc.phonons.Phonons.compute_force_constants` can displace atoms
 METHODS = ("full", "compact", "symmetry")
 #: displaced structures per batched model call of the finite-difference routines (fastest on 2 CPU cores)
-FD_BATCH = 8
+FD_BATCH = 4
 
 
 def displaced_structures(atoms: Atoms, indices: Sequence[int], delta: float) -> Iterator[Atoms]:
