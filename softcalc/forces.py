@@ -42,15 +42,47 @@ class ForceEvaluator:
         """True when structures go to the model in batches."""
         return bool(getattr(self.calculator, "batched", False))
 
-    def _chunk_forces(self, chunk: list[Atoms]) -> list[np.ndarray]:
+    def _chunk(self, chunk: list[Atoms]) -> list[dict[str, np.ndarray | float]]:
         if self.batched:
             results = self.calculator.compute_many(chunk, ("energy", "forces"))
-            return [np.asarray(r["forces"], dtype=float) for r in results]
+            return [
+                {"energy": float(r["energy"]), "forces": np.asarray(r["forces"], dtype=float)}
+                for r in results
+            ]
         out = []
         for atoms in chunk:
             atoms = atoms.copy()
             atoms.calc = self.calculator
-            out.append(np.asarray(atoms.get_forces(), dtype=float))
+            forces = np.asarray(atoms.get_forces(), dtype=float)
+            out.append({"energy": float(atoms.get_potential_energy()), "forces": forces})
+        return out
+
+    def results(
+        self,
+        structures: Iterable[Atoms],
+        total: int | None = None,
+        progress: bool = False,
+        desc: str = "forces",
+    ) -> list[dict[str, np.ndarray | float]]:
+        """Energy (eV) and forces ((n_atoms, 3) eV/Å) per structure, from the same model call.
+
+        Args:
+            structures: the structures, evaluated in order; may be a lazy iterator.
+            total: their number, for the progress bar (taken from ``structures`` when it has a length).
+            progress: show a progress bar (structures evaluated).
+            desc: label of the progress bar.
+        Returns:
+            one dict per structure with ``energy`` and ``forces``.
+        """
+        if total is None and hasattr(structures, "__len__"):
+            total = len(structures)  # type: ignore[arg-type]
+        it = iter(structures)
+        out: list[dict[str, np.ndarray | float]] = []
+        size = self.batch_size if self.batched else 1
+        with tqdm(total=total, disable=not progress, unit="structure", desc=desc, leave=False) as bar:
+            while chunk := list(islice(it, size)):
+                out.extend(self._chunk(chunk))
+                bar.update(len(chunk))
         return out
 
     def forces(
@@ -60,21 +92,5 @@ class ForceEvaluator:
         progress: bool = False,
         desc: str = "forces",
     ) -> list[np.ndarray]:
-        """Forces, one (n_atoms, 3) array in eV/Å per structure; ``structures`` may be a lazy iterator.
-
-        Args:
-            structures: the structures, evaluated in order.
-            total: their number, for the progress bar (taken from ``structures`` when it has a length).
-            progress: show a progress bar (structures evaluated).
-            desc: label of the progress bar.
-        """
-        if total is None and hasattr(structures, "__len__"):
-            total = len(structures)  # type: ignore[arg-type]
-        it = iter(structures)
-        out: list[np.ndarray] = []
-        size = self.batch_size if self.batched else 1
-        with tqdm(total=total, disable=not progress, unit="structure", desc=desc, leave=False) as bar:
-            while chunk := list(islice(it, size)):
-                out.extend(self._chunk_forces(chunk))
-                bar.update(len(chunk))
-        return out
+        """Forces, one (n_atoms, 3) array in eV/Å per structure (see :meth:`results`)."""
+        return [r["forces"] for r in self.results(structures, total, progress, desc)]  # type: ignore[misc]
