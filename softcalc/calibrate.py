@@ -5,10 +5,11 @@
 1. split frames (:mod:`softcalc.calibration.frames`): filter, order, fit K frames, hold out the rest
    (held-out frames identical to calibration frames are dropped and counted);
 2. fit (:mod:`softcalc.calibration.methods`): a :class:`~softcalc.calibration.methods.CalibrationMethod`
-   (global λ, per-species λ_Z) fits the correction with a bootstrap uncertainty;
-3. verdict (:mod:`softcalc.calibration.verdict`): errors before/after on the held-out frames and the
-   reasons, as data, for recommending the correction or not (λ undetermined or outside the physical
-   range, held-out frames that are calibration frames, no support, worse forces);
+   (global λ on forces, energies or both; per-species λ_Z) fits the correction with a bootstrap
+   uncertainty;
+3. verdict (:mod:`softcalc.calibration.verdict`): force and energy errors before/after on the held-out
+   frames and the reasons, as data, for recommending the correction or not (λ undetermined or outside
+   the physical range, held-out frames that are calibration frames, no support, a worse target);
 4. provenance (here): the correction records the model, data hashes, settings and the verdict.
 """
 
@@ -24,12 +25,13 @@ import numpy as np
 from ase.calculators.calculator import Calculator
 
 from softcalc.calibration.frames import ORDERS, DataLike, FrameFilter, FrameSplit, select_frames, split_frames
-from softcalc.calibration.methods import METHODS, CalibrationData, CalibrationMethod, Fit
-from softcalc.calibration.verdict import Verdict, error_summary, judge
+from softcalc.calibration.methods import METHODS, TARGETS, CalibrationData, CalibrationMethod, Fit
+from softcalc.calibration.verdict import Verdict, energy_error_summary, error_summary, judge
 from softcalc.correction import Correction
 from softcalc.data.dataset import ForceDataset
+from softcalc.energies import EnergyComparison, energy_deviations
 from softcalc.errors import DataError
-from softcalc.evaluation import ForceComparison, compare_forces, merge_comparisons
+from softcalc.evaluation import ForceComparison, compare_frames, merge_comparisons
 from softcalc.model import ModelCalculator
 from softcalc.registry import load_model
 from softcalc.version import __version__
@@ -45,8 +47,28 @@ class Calibration:
     report: dict[str, Any]
 
 
-def _compare(calc: Calculator, sets: Sequence[ForceDataset], progress: bool) -> ForceComparison:
-    return merge_comparisons([compare_forces(calc, d, progress=progress) for d in sets])
+def _compare(
+    calc: Calculator, sets: Sequence[ForceDataset], progress: bool
+) -> tuple[ForceComparison, EnergyComparison]:
+    pairs = [compare_frames(calc, d, progress=progress) for d in sets]
+    return merge_comparisons([f for f, _ in pairs]), EnergyComparison.merge([e for _, e in pairs])
+
+
+def _energy_errors(
+    fitted: Fit, fit: EnergyComparison, held: EnergyComparison | None
+) -> dict[str, Any] | None:
+    """Errors of energy differences before/after: held-out frames against the calibration means."""
+    after_fit = fitted.apply_energies(fit)
+    if held is None:
+        return energy_error_summary(
+            energy_deviations(fit), None if after_fit is None else energy_deviations(after_fit)
+        )
+    after_held = fitted.apply_energies(held)
+    before = energy_deviations(held, fit.means())
+    after = None
+    if after_held is not None and after_fit is not None:
+        after = energy_deviations(after_held, after_fit.means())
+    return energy_error_summary(before, after)
 
 
 def calibrate(
@@ -59,6 +81,7 @@ def calibrate(
     temperature: tuple[float, float] | None = None,
     strain: tuple[float, float] | None = None,
     per_species: bool = False,
+    target: str = "forces",
     n_bootstrap: int = 1000,
     seed: int = 0,
     regime: str = "own-material",
@@ -67,7 +90,7 @@ def calibrate(
     dtype: str | None = None,
     provenance: dict[str, Any] | None = None,
 ) -> Calibration:
-    """Fit a softening correction for ``model`` on DFT forces.
+    """Fit a softening correction for ``model`` on DFT forces, energies or both.
 
     Args:
         model: model name/path or a base calculator from :func:`softcalc.load_model`.
@@ -80,13 +103,17 @@ def calibrate(
         order: ``file`` (file order) or ``largest-force`` (largest RMS DFT force first, the paper's pick).
         temperature, strain: (low, high) ranges (K; signed strain) that frames must lie in, for fit and
             held-out frames alike (see :func:`select_frames`).
-        per_species: fit λ_Z per element (needs a model with per-atom energies).
+        per_species: fit λ_Z per element on forces (needs a model with per-atom energies).
+        target: what a global λ is fitted on: ``forces`` (hot MD), ``energy`` (energy differences
+            between frames of one composition: strain, surfaces, i.e. the curvature that elastic and
+            phonon properties need) or ``forces+energy`` (see :mod:`softcalc.calibration.methods`).
         n_bootstrap: bootstrap replicas for the uncertainty of λ.
         regime: ``own-material`` or ``transfer`` (recorded in the correction).
     Returns:
         :class:`Calibration` with the correction (``recommended`` False when it does not help) and a
-        report: scale, scale_std, scale_ci95, softening scale, errors before/after (held-out when
-        available), n_heldout_overlap (held-out frames dropped as calibration frames), warnings, reasons
+        report: scale, scale_std, scale_ci95, softening scale, force errors (eV/Å) and energy-difference
+        errors (``errors["energy"]``, eV/atom) before/after (held-out when available), n_heldout_overlap
+        (held-out frames dropped as calibration frames), warnings, reasons
         and a verdict.
     """
     if n_bootstrap < 1:
@@ -94,25 +121,41 @@ def calibrate(
             f"n_bootstrap = {n_bootstrap}: the uncertainty of λ needs at least one bootstrap replica. "
             "Fix: use the default 1000 (or any positive number)."
         )
+    if target not in TARGETS:
+        raise DataError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    if per_species and target != "forces":
+        raise DataError(
+            f"per-species λ_Z are fitted on forces only, not on target {target!r}. "
+            "Fix: drop --per-species (one λ on energies) or use --target forces."
+        )
     calc = load_model(model, device=device, dtype=dtype) if isinstance(model, (str, Path)) else model
-    method: CalibrationMethod = METHODS["per-species" if per_species else "scale"]()
+    method: CalibrationMethod = METHODS["per-species"]() if per_species else TARGETS[target]()
     method.check(calc)
     split = split_frames(data, frames, test, FrameFilter(groups, order, temperature, strain))
+    if target != "forces" and not any(f.energy is not None for d in split.fit for f in d.frames):
+        raise DataError(
+            f"--target {target} needs DFT energies, and none of the calibration frames has one. Fix: "
+            "calibrate on data with energies (mlearn outputs.energy, extxyz energy=...; phonopy force sets "
+            "have none) or use --target forces."
+        )
     rng = np.random.default_rng(seed)
-    fit_bare = _compare(calc, split.fit, progress)
-    held_bare = _compare(calc, split.heldout, progress) if split.heldout else None
-    fitted = method.fit(CalibrationData(calc, split.fit, fit_bare, progress), n_bootstrap, rng)
+    fit_bare, fit_energy = _compare(calc, split.fit, progress)
+    held_bare, held_energy = _compare(calc, split.heldout, progress) if split.heldout else (None, None)
+    data_in = CalibrationData(calc, split.fit, fit_bare, progress, fit_energy)
+    fitted = method.fit(data_in, n_bootstrap, rng)
     if held_bare is not None:
         errors = error_summary(held_bare, fitted.apply(split.heldout, held_bare))
     else:
         errors = error_summary(fit_bare, fitted.apply(split.fit, fit_bare))
+    errors["energy"] = _energy_errors(fitted, fit_energy, held_energy)
     fit_metrics = fit_bare.metrics()
     verdict = judge(
-        errors, held_bare is not None, fitted.supported, fit_metrics, fitted.estimates, split.overlap
+        errors, held_bare is not None, fitted.supported, fit_metrics, fitted.estimates, split.overlap, target
     )
     report: dict[str, Any] = {
         "model": calc.info.name if isinstance(calc, ModelCalculator) else type(calc).__name__,
         "kind": method.kind,
+        "target": target,
         **fitted.summary,
         "softening_scale_fit": fit_metrics.softening_scale,
         "scale_opt_fit": fit_metrics.scale_opt,
@@ -136,6 +179,7 @@ def calibrate(
         "order": order,
         "temperature_K": list(temperature) if temperature else None,
         "strain": list(strain) if strain else None,
+        "target": target,
         "n_bootstrap": n_bootstrap,
         "seed": seed,
     }

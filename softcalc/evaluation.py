@@ -15,6 +15,7 @@ from ase.calculators.calculator import Calculator
 from tqdm.auto import tqdm
 
 from softcalc.data.dataset import ForceDataset
+from softcalc.energies import EnergyComparison, reduced_composition
 from softcalc.forces import DEFAULT_BATCH, ForceEvaluator
 from softcalc.metrics import ForceMetrics, force_metrics, grouped_metrics
 from softcalc.model import ModelCalculator
@@ -78,12 +79,37 @@ def compare_forces(
     calc: Calculator, dataset: ForceDataset, batch_size: int = DEFAULT_BATCH, progress: bool = False
 ) -> ForceComparison:
     """Evaluate ``calc`` on every frame of ``dataset`` and pair its forces with the DFT forces."""
+    return compare_frames(calc, dataset, batch_size, progress)[0]
+
+
+def compare_frames(
+    calc: Calculator, dataset: ForceDataset, batch_size: int = DEFAULT_BATCH, progress: bool = False
+) -> tuple[ForceComparison, EnergyComparison]:
+    """Forces and energies of ``calc`` on every frame of ``dataset``, paired with the DFT ones.
+
+    One model call per frame gives both. The energies carry the model's anchors E_ref = Σ_i μ_Zi
+    (``calc.reference_energies`` of a corrected calculator, else the model's own, else 0).
+    """
     structures = [f.atoms for f in dataset.frames]
     if dataset.reference is not None:
         structures = [*structures, dataset.reference]
     evaluator = ForceEvaluator(calc, batch_size)
-    forces = evaluator.forces(structures, progress=progress, desc=dataset.material or "data")
-    return pair_forces(dataset, forces)
+    results = evaluator.results(structures, progress=progress, desc=dataset.material or "data")
+    forces = [np.asarray(r["forces"]) for r in results]
+    frames = dataset.frames
+    refs = getattr(calc, "reference_energies", None)
+    if refs is None:
+        refs = calc.info.reference_energies if isinstance(calc, ModelCalculator) else {}
+    symbols = [f.atoms.get_chemical_symbols() for f in frames]
+    energies = EnergyComparison(
+        model=np.array([float(r["energy"]) for r in results[: len(frames)]]),
+        dft=np.array([np.nan if f.energy is None else f.energy for f in frames], dtype=float),
+        n_atoms=np.array([len(f.atoms) for f in frames]),
+        composition=[reduced_composition(s) for s in symbols],
+        reference=np.array([sum(refs.get(z, 0.0) for z in s) for s in symbols], dtype=float),
+        groups=[f.group for f in frames],
+    )
+    return pair_forces(dataset, forces), energies
 
 
 def pair_forces(dataset: ForceDataset, forces: Sequence[np.ndarray]) -> ForceComparison:

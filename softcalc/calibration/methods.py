@@ -7,10 +7,18 @@ verdict judges), whether the data support a correction at all, and a way to appl
 
 - :class:`GlobalScale` (``scale``): one λ minimising ||λ f_model − f_dft||² (λ* of the paper);
 - :class:`PerSpeciesScales` (``per-species``): λ_Z minimising ||Σ_Z λ_Z F^Z − f_dft||², with
-  F^Z = −∂(Σ_{i∈Z} e_i)/∂R; an exact linear least-squares problem (needs per-atom energies).
+  F^Z = −∂(Σ_{i∈Z} e_i)/∂R; an exact linear least-squares problem (needs per-atom energies);
+- :class:`EnergyScale` (``scale``, target ``energy``): one λ = Σ w ΔE_m·ΔE_dft / Σ w ΔE_m², with ΔE
+  a frame's energy per atom minus the mean of the calibration frames of its composition and w its atom
+  count (:mod:`softcalc.energies`): the differences the anchored correction scales, i.e. the curvature
+  of the energy surface between the frames (strained cells, surfaces) rather than its slope (forces);
+- :class:`JointScale` (``scale``, target ``forces+energy``): one λ minimising the sum of the two
+  relative squared errors, each target weighted by its number of observations times the mean square
+  of its DFT values, Σ_F (λf_m − f_d)² / (n_F ⟨f_d²⟩) + Σ_k N_k (λΔE_m − ΔE_d)² / (Σ_k N_k ⟨ΔE_d²⟩),
+  so forces and energies count equally whatever their number and units.
 
-Uncertainty comes from a Poisson bootstrap over frames and atoms. New targets (energies) and
-corrections (fine-tuned weights) plug in as further :class:`CalibrationMethod` subclasses.
+Uncertainty comes from a Poisson bootstrap over frames and atoms (forces) and frames (energies).
+Corrections from fine-tuned weights plug in as further :class:`CalibrationMethod` subclasses.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import numpy as np
 from ase.calculators.calculator import Calculator
 
 from softcalc.data.dataset import ForceDataset
+from softcalc.energies import EnergyComparison, EnergyDeviations, energy_deviations
 from softcalc.errors import DataError, PerAtomEnergyNotSupportedError
 from softcalc.evaluation import ForceComparison, merge_comparisons, species_force_components
 from softcalc.model import ModelCalculator
@@ -105,6 +114,10 @@ class Fit(ABC):
     def apply(self, sets: Sequence[ForceDataset], bare: ForceComparison) -> ForceComparison:
         """Corrected model forces on ``sets``, whose bare comparison is ``bare``."""
 
+    def apply_energies(self, bare: EnergyComparison) -> EnergyComparison | None:
+        """Corrected model energies of frames whose bare energies are ``bare`` (None: not available)."""
+        return None
+
 
 @dataclass
 class ScaleFit(Fit):
@@ -121,6 +134,9 @@ class ScaleFit(Fit):
         return {}
 
     def apply(self, sets: Sequence[ForceDataset], bare: ForceComparison) -> ForceComparison:
+        return bare.scaled(self.value)
+
+    def apply_energies(self, bare: EnergyComparison) -> EnergyComparison:
         return bare.scaled(self.value)
 
 
@@ -166,6 +182,8 @@ class CalibrationData:
     sets: Sequence[ForceDataset]
     bare: ForceComparison
     progress: bool = False
+    #: the bare model's energies on the calibration frames (None when not evaluated)
+    bare_energies: EnergyComparison | None = None
 
 
 class CalibrationMethod(ABC):
@@ -193,34 +211,127 @@ class CalibrationMethod(ABC):
         """Fit on the calibration ``data`` with ``n_bootstrap`` bootstrap replicas drawn from ``rng``."""
 
 
+@dataclass(frozen=True)
+class _NormalTerm:
+    """One target's share of the normal equation of a global λ: λ = Σ c Σ a / Σ c Σ b.
+
+    Attributes:
+        a, b: per-observation m·d and m·m (an atom's force components, or a frame's ΔE).
+        owner: the bootstrap unit (sample) of each observation; n_units: their number.
+        weight: c, the target's weight in a joint fit.
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    owner: np.ndarray
+    n_units: int
+    weight: float = 1.0
+
+
+def _force_term(bare: ForceComparison) -> _NormalTerm:
+    a = np.concatenate([np.einsum("ij,ij->i", m, d) for m, d in zip(bare.model, bare.dft)])
+    b = np.concatenate([np.einsum("ij,ij->i", m, m) for m in bare.model])
+    owner = np.concatenate([np.full(len(m), k) for k, m in enumerate(bare.model)])
+    return _NormalTerm(a, b, owner, len(bare.model))
+
+
+def calibration_deviations(energies: EnergyComparison | None) -> EnergyDeviations:
+    """Energy deviations of the calibration frames, or a :class:`DataError` saying why there are none."""
+    if energies is None or not energies.has_dft.any():
+        n = 0 if energies is None else len(energies)
+        raise DataError(
+            f"the energy target needs DFT energies, and none of the {n} calibration frame(s) has one. "
+            "Fix: calibrate on data with energies (mlearn outputs.energy, extxyz energy=...; phonopy "
+            "force sets have none) or use --target forces."
+        )
+    dev = energy_deviations(energies)
+    if not len(dev.model):
+        comps = ", ".join(dict.fromkeys(energies.composition))
+        raise DataError(
+            "the energy target compares energy differences between frames of one composition, but no "
+            f"composition ({comps}) has two calibration frames with energies. Fix: add frames of the "
+            "same composition (strained cells, snapshots) or use --target forces."
+        )
+    return dev
+
+
+def _energy_term(energies: EnergyComparison | None) -> _NormalTerm:
+    dev = calibration_deviations(energies)
+    n = len(dev.model)
+    return _NormalTerm(dev.weights * dev.model * dev.dft, dev.weights * dev.model**2, np.arange(n), 1)
+
+
+def _fit_global(terms: Sequence[_NormalTerm], n_bootstrap: int, rng: np.random.Generator) -> ScaleFit:
+    """λ = Σ_t c_t Σ a_t / Σ_t c_t Σ b_t with its Poisson-bootstrap interval."""
+    den_total = sum(t.weight * t.b.sum() for t in terms)
+    if den_total <= 0:
+        raise DataError(
+            "the model predicts no forces and no energy differences on the calibration frames; "
+            "no scale can be fitted"
+        )
+    scale = float(sum(t.weight * t.a.sum() for t in terms) / den_total)
+    check_fitted(scale, "λ")
+    boots = []
+    for start in range(0, n_bootstrap, BOOTSTRAP_BLOCK):
+        reps = min(BOOTSTRAP_BLOCK, n_bootstrap - start)
+        num, den = np.zeros(reps), np.zeros(reps)
+        for t in terms:
+            w = bootstrap_weights(t.owner, t.n_units, reps, rng)
+            num += t.weight * (w @ t.a)
+            den += t.weight * (w @ t.b)
+        ok = den > 0
+        boots.append(num[ok] / den[ok])
+    samples = _require_samples(np.concatenate(boots))
+    ci = [float(x) for x in np.percentile(samples, [2.5, 97.5])]
+    summary = {"scale": scale, "scale_std": float(samples.std()), "scale_ci95": ci}
+    estimate = Estimate("λ", scale, (ci[0], ci[1]))
+    return ScaleFit(summary, supported=not (ci[0] <= 1.0 <= ci[1]), estimates=(estimate,), value=scale)
+
+
 class GlobalScale(CalibrationMethod):
-    """One λ for every atom: F' = λF (see the module docstring)."""
+    """One λ for every atom: F' = λF, fitted on forces (see the module docstring)."""
 
     name = "scale"
     kind = "global"
+    #: what the method fits: ``forces``, ``energy`` or ``forces+energy``
+    target: ClassVar[str] = "forces"
 
     def fit(self, data: CalibrationData, n_bootstrap: int, rng: np.random.Generator) -> ScaleFit:
-        bare = data.bare
-        a = np.concatenate([np.einsum("ij,ij->i", m, d) for m, d in zip(bare.model, bare.dft)])
-        b = np.concatenate([np.einsum("ij,ij->i", m, m) for m in bare.model])
-        if b.sum() <= 0:
+        return _fit_global([_force_term(data.bare)], n_bootstrap, rng)
+
+
+class EnergyScale(GlobalScale):
+    """One λ fitted on energy differences within a composition (see the module docstring)."""
+
+    target = "energy"
+
+    def fit(self, data: CalibrationData, n_bootstrap: int, rng: np.random.Generator) -> ScaleFit:
+        return _fit_global([_energy_term(data.bare_energies)], n_bootstrap, rng)
+
+
+class JointScale(GlobalScale):
+    """One λ fitted on forces and energy differences, each target weighted equally (module docstring)."""
+
+    target = "forces+energy"
+
+    def fit(self, data: CalibrationData, n_bootstrap: int, rng: np.random.Generator) -> ScaleFit:
+        forces, energy = _force_term(data.bare), _energy_term(data.bare_energies)
+        dev = calibration_deviations(data.bare_energies)
+        f_dft = np.concatenate([d.ravel() for d in data.bare.dft])
+        f_norm = len(f_dft) * float(np.mean(f_dft**2))
+        e_norm = float(np.sum(dev.weights * dev.dft**2))
+        if f_norm <= 0 or e_norm <= 0:
             raise DataError(
-                "the model predicts zero forces on every calibration frame; no scale can be fitted"
+                "the joint forces+energy fit needs non-zero DFT forces and energy differences on the "
+                "calibration frames. Fix: use --target energy or --target forces for these data."
             )
-        owner = np.concatenate([np.full(len(m), k) for k, m in enumerate(bare.model)])
-        boots = []
-        for start in range(0, n_bootstrap, BOOTSTRAP_BLOCK):
-            w = bootstrap_weights(owner, len(bare.model), min(BOOTSTRAP_BLOCK, n_bootstrap - start), rng)
-            den = w @ b
-            ok = den > 0
-            boots.append((w @ a)[ok] / den[ok])
-        scale = float(a.sum() / b.sum())
-        check_fitted(scale, "λ")
-        samples = _require_samples(np.concatenate(boots))
-        ci = [float(x) for x in np.percentile(samples, [2.5, 97.5])]
-        summary = {"scale": scale, "scale_std": float(samples.std()), "scale_ci95": ci}
-        estimate = Estimate("λ", scale, (ci[0], ci[1]))
-        return ScaleFit(summary, supported=not (ci[0] <= 1.0 <= ci[1]), estimates=(estimate,), value=scale)
+        # a term's a and b are summed per atom (forces: 3 components each) or per frame; the weights
+        # make each target's share its squared error relative to its own DFT signal
+        terms = [
+            _NormalTerm(forces.a, forces.b, forces.owner, forces.n_units, 1.0 / f_norm),
+            _NormalTerm(energy.a, energy.b, energy.owner, energy.n_units, 1.0 / e_norm),
+        ]
+        return _fit_global(terms, n_bootstrap, rng)
 
 
 class PerSpeciesScales(CalibrationMethod):
@@ -281,3 +392,5 @@ class PerSpeciesScales(CalibrationMethod):
 
 #: calibration methods by name
 METHODS: dict[str, type[CalibrationMethod]] = {m.name: m for m in (GlobalScale, PerSpeciesScales)}
+#: global-scale methods by what they fit (``calibrate(target=...)``)
+TARGETS: dict[str, type[GlobalScale]] = {m.target: m for m in (GlobalScale, EnergyScale, JointScale)}

@@ -11,12 +11,16 @@ A correction is recommended unless a blocking reason applies:
   lies roughly in [0.9, 2.0]; a λ below 0.5 or above 2.5 is not a softening correction but a sign
   that the frames carry no usable force signal (or that model and data disagree in units or setup);
 - ``not-supported``: λ = 1 inside the 95 % bootstrap interval (the bare model is as good);
-- ``worse``: the correction makes the checked forces worse.
+- ``worse``: the correction makes the checked target worse: forces (target ``forces``), energy
+  differences (target ``energy``), either of them (target ``forces+energy``);
+- ``no-energy-check``: an energy-fitted λ whose checked frames carry no energy differences.
 
 Other reasons are warnings only: no held-out frames (errors are on the calibration frames
 themselves), some held-out frames identical to calibration frames (``heldout-overlap``: they were
 dropped from the held-out check, see :mod:`softcalc.calibration.frames`) and weak model-DFT
-correlation (much of the error is not a scale).
+correlation (much of the error is not a scale), and a quantity outside the target that the correction
+makes worse (``forces-worse``, ``energy-worse``: the regime it was fitted for is not the regime of
+that quantity, e.g. λ fitted on strain energies over-corrects hot-MD forces).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from softcalc.calibration.methods import Estimate
+from softcalc.energies import EnergyDeviations
 from softcalc.evaluation import ForceComparison
 from softcalc.metrics import ForceMetrics
 
@@ -61,6 +66,8 @@ class Verdict:
     errors: dict[str, Any]
     errors_on: str
     reasons: tuple[Reason, ...]
+    #: what the correction was fitted on (``forces``, ``energy``, ``forces+energy``)
+    target: str = "forces"
 
     @property
     def recommended(self) -> bool:
@@ -76,7 +83,13 @@ class Verdict:
         """One line: recommended with the error change, or not recommended with the first blocking reason."""
         e = self.errors
         if self.recommended:
-            return f"recommended: {self.errors_on} MAE {e['mae_before']:.4f} -> {e['mae_after']:.4f} eV/Å"
+            parts = []
+            if self.target != "energy":
+                parts.append(f"MAE {e['mae_before']:.4f} -> {e['mae_after']:.4f} eV/Å")
+            if self.target != "forces":
+                before, after = 1e3 * e["energy"]["mae_before"], 1e3 * e["energy"]["mae_after"]
+                parts.append(f"energy MAE {before:.2f} -> {after:.2f} meV/atom")
+            return f"recommended: {self.errors_on} " + ", ".join(parts)
         first = next(r for r in self.reasons if r.blocking)
         return "not recommended: " + first.message.split(":")[0]
 
@@ -107,6 +120,22 @@ def error_summary(before: ForceComparison, after: ForceComparison) -> dict[str, 
     }
 
 
+def energy_error_summary(before: EnergyDeviations, after: EnergyDeviations | None) -> dict[str, Any] | None:
+    """Errors of energy differences (eV/atom, atom-weighted MAE) of the bare and corrected model.
+
+    None when no frame has an energy difference (no DFT energies, or one frame per composition);
+    ``mae_after`` is None when the correction gives no energies (per-species λ_Z).
+    """
+    if not len(before.model):
+        return None
+    return {
+        "n_frames": len(before.model),
+        "n_skipped": before.n_skipped,
+        "mae_before": before.mae(),
+        "mae_after": None if after is None or not len(after.model) else after.mae(),
+    }
+
+
 _NO_HELDOUT = Reason(
     "no-heldout",
     False,
@@ -122,6 +151,7 @@ def judge(
     fit_metrics: ForceMetrics,
     estimates: Sequence[Estimate] = (),
     overlap: int = 0,
+    target: str = "forces",
 ) -> Verdict:
     """The verdict on a correction from its errors, its bootstrap support and the calibration metrics.
 
@@ -134,6 +164,7 @@ def judge(
             ``PHYSICAL_SCALE_RANGE``).
         overlap: held-out frames dropped because they are calibration frames
             (:attr:`~softcalc.calibration.frames.FrameSplit.overlap`).
+        target: what λ was fitted on; a worse target blocks, a worse other quantity warns.
     """
     errors_on = "held-out" if heldout else "calibration"
     reasons: list[Reason] = []
@@ -151,16 +182,7 @@ def judge(
                 "The bare model is as good as the corrected one within the uncertainty.",
             )
         )
-    if errors["mae_after"] > errors["mae_before"]:
-        reasons.append(
-            Reason(
-                "worse",
-                True,
-                f"the correction makes {errors_on} forces WORSE: MAE {errors['mae_before']:.4f} -> "
-                f"{errors['mae_after']:.4f} eV/Å. Do not apply it; calibrate on frames that resemble the "
-                "intended simulation (--groups, --temperature, --strain, --order) or keep the bare model.",
-            )
-        )
+    reasons += _worse_reasons(errors, errors_on, target)
     if fit_metrics.correlation < WEAK_CORRELATION:
         reasons.append(
             Reason(
@@ -172,7 +194,61 @@ def judge(
                 "so one scalar removes little of it.",
             )
         )
-    return Verdict(errors, errors_on, tuple(reasons))
+    return Verdict(errors, errors_on, tuple(reasons), target)
+
+
+def _worse_reasons(errors: dict[str, Any], errors_on: str, target: str) -> list[Reason]:
+    """Blocking reasons for a worse target, warnings for a worse quantity the correction was not fitted on."""
+    reasons = []
+    if errors["mae_after"] > errors["mae_before"]:
+        blocking = target != "energy"
+        reasons.append(
+            Reason(
+                "worse" if blocking else "forces-worse",
+                blocking,
+                f"the correction makes {errors_on} forces WORSE: MAE {errors['mae_before']:.4f} -> "
+                f"{errors['mae_after']:.4f} eV/Å. "
+                + (
+                    "Do not apply it; calibrate on frames that resemble the intended simulation (--groups, "
+                    "--temperature, --strain, --order) or keep the bare model."
+                    if blocking
+                    else "λ was fitted on energy differences (curvature): use it for elastic and phonon "
+                    "properties, not for hot MD, whose forces it over-corrects."
+                ),
+            )
+        )
+    energy = errors.get("energy")
+    if energy is None or energy["mae_after"] is None:
+        if target != "forces":
+            reasons.append(
+                Reason(
+                    "no-energy-check",
+                    True,
+                    f"the {errors_on} frames carry no energy differences (no DFT energies, or one frame "
+                    "per composition), so the energy-fitted λ cannot be checked. Fix: hold out frames "
+                    "with energies of the calibrated compositions (--frames, --test).",
+                )
+            )
+        return reasons
+    if energy["mae_after"] > energy["mae_before"]:
+        blocking = target != "forces"
+        before, after = 1e3 * energy["mae_before"], 1e3 * energy["mae_after"]
+        reasons.append(
+            Reason(
+                "worse" if blocking else "energy-worse",
+                blocking,
+                f"the correction makes {errors_on} energy differences WORSE: MAE {before:.2f} -> "
+                f"{after:.2f} meV/atom. "
+                + (
+                    "Do not apply it; calibrate on frames that resemble the intended simulation or keep "
+                    "the bare model."
+                    if blocking
+                    else "λ was fitted on forces: energies between structures (strain, surfaces) do not "
+                    "improve with it; calibrate with --target energy for those."
+                ),
+            )
+        )
+    return reasons
 
 
 def _overlap_reason(overlap: int, heldout: bool) -> Reason:

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from softcalc.calibrate import ORDERS, Calibration, calibrate
+from softcalc.calibration.methods import TARGETS
 from softcalc.cli.common import add_command, add_model_options, build_calculator, command_line
 from softcalc.cli.values import non_negative_int, positive_int
 from softcalc.fileio import check_outputs, write_json
@@ -29,6 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--per-species", action="store_true", help="fit one λ per element (needs per-atom energies)"
+    )
+    p.add_argument(
+        "--target",
+        choices=TARGETS,
+        default="forces",
+        help="what λ is fitted on: forces (hot MD; default), energy (energy differences within a "
+        "composition: strain, surfaces, i.e. curvature for elastic and phonon properties) or forces+energy",
     )
     p.add_argument(
         "--bootstrap", type=positive_int, default=1000, help="bootstrap replicas for the λ uncertainty"
@@ -61,6 +69,13 @@ def print_report(result: Calibration) -> None:
     print(f"{'after':14s}{e['mae_after']:12.4f}{e['rmse_after']:13.4f}")
     for group, g in e["by_group"].items():
         print(f"  {group:12s}{g['mae_before']:12.4f} -> {g['mae_after']:.4f}  ({g['n_frames']} frames)")
+    en = e.get("energy")
+    if en is not None:
+        after = "n/a" if en["mae_after"] is None else f"{1e3 * en['mae_after']:.2f}"
+        print(
+            f"energy differences within a composition, MAE (meV/atom): {1e3 * en['mae_before']:.2f} -> "
+            f"{after} ({en['n_frames']} frames)"
+        )
     for w in r["warnings"]:
         print(f"WARNING: {w}")
     print(r["verdict"])
@@ -79,10 +94,11 @@ def value_range(text: str) -> tuple[float, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """fit a softening correction λ on DFT forces
+    """fit a softening correction λ on DFT forces or energies
 
-    Fit λ on the first K frames of --data (after --groups, --temperature, --strain and --order), hold out
-    the rest (or --test), report errors before/after, the λ uncertainty and warnings.
+    Fit λ (on --target forces, energy or both) on the first K frames of --data (after --groups,
+    --temperature, --strain and --order), hold out the rest (or --test), report force and energy errors
+    before/after, the λ uncertainty and warnings.
     """
     outputs = {"--out": args.out, "--json": args.json, "--plot": args.plot}
     check_outputs(outputs, inputs=[*args.data, *(args.test or [])])
@@ -97,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         strain=args.strain,
         per_species=args.per_species,
+        target=args.target,
         n_bootstrap=args.bootstrap,
         seed=args.seed,
         regime=args.regime,
