@@ -18,13 +18,29 @@ per-atom energies with the position and strain tensors they depend on. A model t
 geometry deforms it with :func:`softcalc.autograd.strained`; one that applies a strain itself
 (CHGNet, MACE) returns that strain. :meth:`~TorchAdapter._reported_energies` may be overridden when
 part of e_i is added outside the network.
+
+Fine-tuning (:mod:`softcalc.finetune`) trains every family with one loop through the same
+:meth:`~TorchAdapter._forward`, and needs from a plugin only what differs by family:
+
+- :attr:`~TorchAdapter.module`: the torch module whose ``state_dict`` holds every weight (saved and
+  loaded as tuned weights);
+- :meth:`~TorchAdapter._tunable_groups`: the parameters of the readout and of each interaction block,
+  which the freeze options select by (the base puts everything else in ``other``);
+- :meth:`~TorchAdapter._reference_table`: the tensor that holds the atom reference energies μ_Z (a
+  parameter or a buffer), which fine-tuning refits in place and then trains as a per-element energy
+  offset, so that they are saved with the weights; and
+  :meth:`~TorchAdapter._energies_outside` where a plugin adds part of e_i outside ``_forward``
+  (CHGNet's AtomRef).
+
+After weights change in place, :meth:`~TorchAdapter.weights_changed` refreshes what is derived from
+them (``info.reference_energies``).
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -32,6 +48,7 @@ import torch
 from ase import Atoms
 
 from softcalc.autograd import forces_and_stress
+from softcalc.errors import SoftcalcError
 from softcalc.model import ModelAdapter, atom_batches
 from softcalc.structure import check_structure
 
@@ -58,6 +75,35 @@ class ForwardPass:
     strains: list[torch.Tensor] = field(default_factory=list)
 
 
+@dataclass
+class TunableParts:
+    """A model's trainable tensors in the groups that fine-tuning freezes by.
+
+    Attributes:
+        readout: the head that turns the last features into per-atom energies.
+        blocks: one list per interaction (message-passing) block, in the order the forward pass runs them.
+        other: every other parameter (embeddings, radial bases, ...).
+        references: the tensor holding μ_Z (a parameter or a buffer), or None: a per-element energy offset
+            that fine-tuning refits by least squares and then trains with the readout.
+    """
+
+    readout: list[torch.nn.Parameter]
+    blocks: list[list[torch.nn.Parameter]]
+    other: list[torch.nn.Parameter]
+    references: torch.Tensor | None = None
+
+
+def _owners(structures: Sequence[Atoms], device: torch.device) -> torch.Tensor:
+    """(N,) index of each atom's structure in a batch of ``structures``."""
+    counts = torch.tensor([len(atoms) for atoms in structures], device=device)
+    return torch.repeat_interleave(torch.arange(len(structures), device=device), counts)
+
+
+def parameters_of(*modules: torch.nn.Module | None) -> list[torch.nn.Parameter]:
+    """The parameters of ``modules`` in order (None entries skipped: layers a model does not have)."""
+    return [p for module in modules if module is not None for p in module.parameters()]
+
+
 class TorchAdapter(ModelAdapter):
     """A torch model with differentiable per-atom energies, evaluated in batches.
 
@@ -78,6 +124,9 @@ class TorchAdapter(ModelAdapter):
         self.dtype = DTYPES[dtype]
         self.max_atoms_per_batch = max_atoms_per_batch
 
+    #: fingerprint (:attr:`ModelInfo.fingerprint`) of the model these weights were fine-tuned from, or None
+    tuned_from: Mapping[str, str | None] | None = None
+
     def _frozen(self, module: ModuleT) -> ModuleT:
         """``module`` on :attr:`device` in :attr:`dtype`, in eval mode, its parameters without gradients."""
         module = module.to(device=self.device, dtype=self.dtype).eval()
@@ -88,6 +137,97 @@ class TorchAdapter(ModelAdapter):
     def _forward(self, structures: Sequence[Atoms], stress: bool) -> ForwardPass:
         """One forward pass of ``structures`` (checked already); strain the geometry when ``stress``."""
 
+    # ------------------------------------------------------------------ fine-tuning interface
+    @property
+    def module(self) -> torch.nn.Module:
+        """The torch module whose ``state_dict`` holds all of the model's weights."""
+        raise SoftcalcError(
+            f"model {self.info.name} ({self.info.family}) cannot be fine-tuned: its plugin does not name the "
+            "torch module that holds its weights. Fix: implement TorchAdapter.module in the plugin."
+        )
+
+    def _tunable_groups(self) -> tuple[list[torch.nn.Parameter], list[list[torch.nn.Parameter]]]:
+        """The readout's parameters and each interaction block's, in forward order.
+
+        The default declares neither, so only ``freeze="none"`` is available.
+        """
+        return [], []
+
+    def tunable_parts(self) -> TunableParts:
+        """:meth:`_tunable_groups`, the μ_Z table (:meth:`_reference_table`) apart, and in ``other`` every
+        further parameter of :attr:`module`."""
+        readout, blocks = self._tunable_groups()
+        table = self._reference_table()
+        references = None if table is None else table[0]
+        taken = {id(p) for p in [*readout, *(p for block in blocks for p in block), references]}
+        other = [p for p in self.module.parameters() if id(p) not in taken]
+        return TunableParts(list(readout), [list(b) for b in blocks], other, references)
+
+    def _reference_table(self) -> tuple[torch.Tensor, Mapping[str, int]] | None:
+        """The parameter or buffer of :attr:`module` holding μ_Z (eV/atom), and each element's flat
+        index into it; None when the model has no atom reference energies."""
+        return None
+
+    def _energies_outside(self, structures: Sequence[Atoms]) -> torch.Tensor | None:
+        """Per-atom energies (N,) in eV that the plugin adds to :meth:`_forward`'s e_i outside the network,
+        differentiable by the model's weights; None (the default) when ``_forward`` gives all of e_i."""
+        return None
+
+    def energy_pass(self, structures: Sequence[Atoms], stress: bool) -> tuple[torch.Tensor, ForwardPass]:
+        """One differentiable pass of ``structures`` (checked already): total energies and the forward pass.
+
+        Returns the energies Σ_i e_i ((B,), eV) as the adapter reports them (with what
+        :meth:`_energies_outside` adds), differentiable by the model's weights and by the position and
+        strain tensors of the returned :class:`ForwardPass` (strained when ``stress``).
+        """
+        forward = self._forward(structures, stress)
+        e = forward.energies
+        outside = self._energies_outside(structures)
+        if outside is not None:
+            e = e + outside.to(e.dtype)
+        return e.new_zeros(len(structures)).index_add(0, _owners(structures, e.device), e), forward
+
+    def reference_energies(self) -> dict[str, float]:
+        """μ_Z (eV/atom) as the weights hold them now, by element (empty without a μ_Z table)."""
+        table = self._reference_table()
+        if table is None:
+            return {}
+        values = table[0].detach().reshape(-1).cpu().double()
+        return {element: float(values[k]) for element, k in table[1].items()}
+
+    def shift_reference_energies(self, shifts: Mapping[str, float]) -> None:
+        """Add ``shifts`` (eV/atom, by element) to μ_Z in the model's weights, in place.
+
+        Raises:
+            SoftcalcError: the model has no μ_Z table, or no entry for an element of ``shifts``.
+        """
+        table = self._reference_table()
+        if table is None:
+            raise SoftcalcError(
+                f"model {self.info.name} ({self.info.family}) has no atom reference energies to shift. "
+                "Fix: fine-tune with refit_references=False."
+            )
+        tensor, index = table
+        missing = sorted(set(shifts) - set(index))
+        if missing:
+            raise SoftcalcError(
+                f"model {self.info.name} has no reference energy for {', '.join(missing)}. "
+                "Fix: use frames of elements the model covers."
+            )
+        with torch.no_grad():
+            flat = tensor.view(-1)
+            for element, shift in shifts.items():
+                flat[index[element]] += shift
+        self.weights_changed()
+
+    def weights_changed(self) -> None:
+        """Refresh what is derived from the weights after they changed in place (``info.reference_energies``).
+
+        Plugins that cache more values derived from their weights extend this.
+        """
+        if self._reference_table() is not None:
+            self.info = replace(self.info, reference_energies=self.reference_energies())
+
     def _reported_energies(
         self, structures: Sequence[Atoms], energies: torch.Tensor, weights: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -95,8 +235,7 @@ class TorchAdapter(ModelAdapter):
 
         The default returns e_i as the network computed them and sums them in their own precision.
         """
-        counts = torch.tensor([len(atoms) for atoms in structures], device=energies.device)
-        owner = torch.repeat_interleave(torch.arange(len(structures), device=energies.device), counts)
+        owner = _owners(structures, energies.device)
         w = torch.as_tensor(weights, dtype=energies.dtype, device=energies.device)
         totals = energies.new_zeros(len(structures)).index_add(0, owner, (w * energies).detach())
         return energies.detach().cpu().double().numpy(), totals.cpu().double().numpy()

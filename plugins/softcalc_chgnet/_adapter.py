@@ -28,7 +28,7 @@ from pymatgen.core import Lattice, Structure
 
 from softcalc.errors import InvalidStructureError, SoftcalcError
 from softcalc.info import ModelInfo
-from softcalc.torch_adapter import ForwardPass, TorchAdapter
+from softcalc.torch_adapter import ForwardPass, TorchAdapter, parameters_of
 from softcalc.weights import loading_weights, weights_sha256
 
 # CHGNet's BatchedGraph builds its (unused here) volume tensor from tensors that need grad: harmless
@@ -105,12 +105,6 @@ class ChgnetAdapter(TorchAdapter):
         model = self._frozen(model)
         self.model = model
         n_elements = model.atom_embedding.embedding.num_embeddings
-        comp = model.composition_model
-        mu = np.zeros(n_elements)
-        if comp is not None:
-            mu = comp.fc.weight.detach().cpu().double().numpy().reshape(-1)[:n_elements]
-        #: μ_Z by atomic number (index Z), eV/atom
-        self.mu_by_z = np.concatenate([[0.0], mu])
         symbols = chemical_symbols[1 : n_elements + 1]
         self.info = ModelInfo(
             name=name,
@@ -120,11 +114,49 @@ class ChgnetAdapter(TorchAdapter):
             elements=frozenset(symbols),
             cutoff=float(model.graph_converter.atom_graph_cutoff),
             n_message_passing=int(model.n_conv),
-            reference_energies={s: float(self.mu_by_z[z]) for z, s in enumerate(symbols, start=1)},
+            reference_energies=self.reference_energies() or dict.fromkeys(symbols, 0.0),
             device=str(self.device),
             dtype=dtype,
         )
 
+    # ------------------------------------------------------------------ fine-tuning interface
+    @property
+    def module(self) -> CHGNet:
+        return self.model
+
+    def _tunable_groups(self) -> tuple[list[torch.nn.Parameter], list[list[torch.nn.Parameter]]]:
+        """Readout: the LayerNorm and MLP that give site energies. Block k: atom conv k with the bond and
+        angle updates that follow it in CHGNet's loop (the last block is the last atom conv alone)."""
+        m = self.model
+        readout = parameters_of(m.readout_norm, m.mlp)
+        bond_layers, angle_layers = list(m.bond_conv_layers), list(m.angle_layers)
+        blocks = [
+            parameters_of(
+                atom_layer,
+                bond_layers[k] if k < len(bond_layers) else None,
+                angle_layers[k] if k < len(angle_layers) else None,
+            )
+            for k, atom_layer in enumerate(m.atom_conv_layers)
+        ]
+        return readout, blocks
+
+    def _reference_table(self) -> tuple[torch.Tensor, dict[str, int]] | None:
+        """AtomRef's weight (1, n_elements): μ_Z of atomic number Z at flat index Z - 1."""
+        comp = self.model.composition_model
+        if comp is None:
+            return None
+        n_elements = comp.fc.weight.shape[1]
+        return comp.fc.weight, {chemical_symbols[z]: z - 1 for z in range(1, n_elements + 1)}
+
+    def _energies_outside(self, structures: Sequence[Atoms]) -> torch.Tensor | None:
+        """μ_Zi of every atom (eV): CHGNet adds AtomRef to the site energies outside the network."""
+        comp = self.model.composition_model
+        if comp is None:
+            return None
+        numbers = np.concatenate([atoms.numbers for atoms in structures])
+        return comp.fc.weight[0, torch.as_tensor(numbers - 1, device=comp.fc.weight.device)]
+
+    # ------------------------------------------------------------------ evaluation
     def _structure(self, atoms: Atoms) -> Structure:
         """pymatgen Structure CHGNet's graph converter reads; non-periodic atoms go in a vacuum box."""
         positions = atoms.positions
@@ -166,8 +198,10 @@ class ChgnetAdapter(TorchAdapter):
         self, structures: Sequence[Atoms], energies: torch.Tensor, weights: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """e_i + μ_Zi and their weighted sums per structure (eV), added in float64 after the network."""
-        numbers = np.concatenate([atoms.numbers for atoms in structures])
-        site = energies.detach().cpu().double().numpy() + self.mu_by_z[numbers]
+        site = energies.detach().cpu().double().numpy()
+        outside = self._energies_outside(structures)
+        if outside is not None:
+            site = site + outside.detach().cpu().double().numpy()
         bounds = np.cumsum([len(atoms) for atoms in structures])[:-1]
         totals = [np.sum(w * e) for w, e in zip(np.split(weights, bounds), np.split(site, bounds))]
         return site, np.array(totals)

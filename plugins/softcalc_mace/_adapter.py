@@ -20,7 +20,7 @@ from ase.data import chemical_symbols
 
 from softcalc.errors import UnknownModelError
 from softcalc.info import ModelInfo
-from softcalc.torch_adapter import ForwardPass, TorchAdapter
+from softcalc.torch_adapter import ForwardPass, TorchAdapter, parameters_of
 from softcalc.weights import loading_weights, weights_sha256
 
 
@@ -31,8 +31,9 @@ def _select_head(heads: Sequence[str]) -> str:
     for head in heads:
         if head.lower() == "default":
             return head
-    warnings.warn(f"multi-head MACE model without a 'default' head; using {heads[0]!r} of {list(heads)}",
-                  stacklevel=3)
+    warnings.warn(
+        f"multi-head MACE model without a 'default' head; using {heads[0]!r} of {list(heads)}", stacklevel=3
+    )
     return heads[0]
 
 
@@ -76,8 +77,6 @@ class MaceAdapter(TorchAdapter):
         self.heads = list(getattr(self.model, "heads", None) or ["Default"])
         self.head = _select_head(self.heads)
         self.cutoff = float(self.model.r_max)
-        e0 = self.model.atomic_energies_fn.atomic_energies.detach().cpu().double().numpy()
-        e0 = e0.reshape(-1, len(zs))[self.heads.index(self.head) if e0.size > len(zs) else 0]
         self.info = ModelInfo(
             name=name,
             family="mace",
@@ -86,7 +85,7 @@ class MaceAdapter(TorchAdapter):
             elements=frozenset(chemical_symbols[z] for z in zs),
             cutoff=self.cutoff,
             n_message_passing=int(self.model.num_interactions),
-            reference_energies={chemical_symbols[z]: float(e) for z, e in zip(zs, e0)},
+            reference_energies=self.reference_energies(),
             device=str(self.device),
             dtype=dtype,
         )
@@ -114,6 +113,26 @@ class MaceAdapter(TorchAdapter):
                 "Fix: pass a .model file saved with torch.save(model) (not a checkpoint or state dict)."
             )
         return cls(model, name=name, weights=path, device=device, dtype=dtype)
+
+    # -- fine-tuning interface ----------------------------------------------------------------
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.model
+
+    def _tunable_groups(self) -> tuple[list[torch.nn.Parameter], list[list[torch.nn.Parameter]]]:
+        """Readout: every layer's readout (MACE sums them all). Block k: interaction k and product k."""
+        blocks = [
+            parameters_of(i, p) for i, p in zip(self.model.interactions, self.model.products, strict=True)
+        ]
+        return parameters_of(self.model.readouts), blocks
+
+    def _reference_table(self) -> tuple[torch.Tensor, dict[str, int]]:
+        """The E0 buffer ((n_elements,) or (n_heads, n_elements)): the evaluated head's row."""
+        e0 = self.model.atomic_energies_fn.atomic_energies
+        zs = self.z_table.zs
+        offset = self.heads.index(self.head) * len(zs) if e0.numel() > len(zs) else 0
+        return e0, {chemical_symbols[z]: offset + k for k, z in enumerate(zs)}
 
     # -- graph construction and forward pass -------------------------------------------------
 

@@ -25,7 +25,7 @@ from torch_geometric.data import Data
 from softcalc.autograd import strained
 from softcalc.errors import SoftcalcError
 from softcalc.info import ModelInfo
-from softcalc.torch_adapter import ForwardPass, TorchAdapter
+from softcalc.torch_adapter import ForwardPass, TorchAdapter, parameters_of
 from softcalc_matgl._graph import GraphBatch, build_graph_batch
 
 #: most atoms evaluated in one batched graph by :meth:`MatglAdapter.compute_many`
@@ -67,12 +67,7 @@ class MatglAdapter(TorchAdapter):
         self.element_types = tuple(model.element_types)
         self.element_index = {el: k for k, el in enumerate(self.element_types)}
         refs = potential.element_refs
-        self.atom_refs = (
-            refs.property_offset.to(device=self.device, dtype=self.dtype)
-            if refs is not None
-            else torch.zeros(len(self.element_types), dtype=self.dtype, device=self.device)
-        )
-        if self.atom_refs.ndim != 1:
+        if refs is not None and refs.property_offset.ndim != 1:
             raise SoftcalcError(f"matgl model {name} has state-dependent element references; not supported")
         #: ZBL repulsion is a per-structure sum in matgl, so per-atom energies are unavailable with it
         self.supports_per_atom_energies = not bool(getattr(potential, "calc_repuls", False))
@@ -84,10 +79,33 @@ class MatglAdapter(TorchAdapter):
             elements=frozenset(self.element_types),
             cutoff=float(model.cutoff),
             n_message_passing=receptive_hops(potential),
-            reference_energies={el: float(v) for el, v in zip(self.element_types, self.atom_refs.tolist())},
+            reference_energies=self.reference_energies() or dict.fromkeys(self.element_types, 0.0),
             device=str(self.device),
             dtype=dtype,
         )
+
+    # ------------------------------------------------------------------ fine-tuning interface
+    @property
+    def module(self) -> torch.nn.Module:
+        """The matgl ``Potential``: graph model, element references, data mean and standard deviation."""
+        return self.potential
+
+    def _tunable_groups(self) -> tuple[list[torch.nn.Parameter], list[list[torch.nn.Parameter]]]:
+        """M3GNet: block k is three-body interaction k with graph layer k, readout the weighted readout.
+        TensorNet: block k is interaction layer k, readout the output norm, linear layer and readout."""
+        model = self.potential.model
+        readout = parameters_of(
+            getattr(model, "out_norm", None), getattr(model, "linear", None), model.final_layer
+        )
+        if hasattr(model, "graph_layers"):
+            pairs = zip(model.three_body_interactions, model.graph_layers, strict=True)
+            return readout, [parameters_of(three_body, layer) for three_body, layer in pairs]
+        return readout, [parameters_of(layer) for layer in model.layers]
+
+    def _reference_table(self) -> tuple[torch.Tensor, dict[str, int]] | None:
+        """``element_refs.property_offset``: μ_Z by index in the model's ``element_types`` (a buffer)."""
+        refs = self.potential.element_refs
+        return None if refs is None else (refs.property_offset, dict(self.element_index))
 
     # ------------------------------------------------------------------ evaluation
     def _atom_energies(self, graph: GraphBatch, positions: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
@@ -109,10 +127,14 @@ class MatglAdapter(TorchAdapter):
             model(g=data, state_attr=None)
         finally:
             hook.remove()
+            if hasattr(model, "feature_dict"):  # matgl keeps every feature of the last call, with its graph:
+                model.feature_dict = {}  # drop them (memory; a deep copy of the model needs leaf tensors)
         pot = self.potential
         atomic = captured[-1].reshape(-1)
         mean_share = pot.data_mean / graph.n_atoms[graph.batch]
-        energies = pot.data_std * atomic + mean_share + self.atom_refs[graph.node_type]
+        energies = pot.data_std * atomic + mean_share
+        if pot.element_refs is not None:
+            energies = energies + pot.element_refs.property_offset[graph.node_type]
         if getattr(pot, "calc_repuls", False):
             repulsion = pot.repuls(model.element_types, data).reshape(-1)
             energies = energies + (repulsion / graph.n_atoms)[graph.batch]
