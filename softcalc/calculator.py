@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -12,17 +13,48 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError
 
 from softcalc.correction import Correction
-from softcalc.errors import CalculationSetupError, PerAtomEnergyNotSupportedError, SoftcalcError
+from softcalc.errors import (
+    CalculationSetupError,
+    CorrectionMismatchError,
+    PerAtomEnergyNotSupportedError,
+    SoftcalcError,
+)
 from softcalc.model import CheckedCalculator, ModelCalculator
 from softcalc.registry import load_model
 from softcalc.structure import check_structure
+
+
+def _tuned(base: Calculator, correction: Correction, copy_base: bool) -> ModelCalculator:
+    """The base model with the tuned weights of ``correction`` (a copy when ``copy_base``)."""
+    model = getattr(base, "model", None)
+    if not isinstance(base, ModelCalculator) or not callable(getattr(model, "tunable_parts", None)):
+        raise CorrectionMismatchError(
+            f"{correction.source or 'the correction'} holds fine-tuned weights, which only a softcalc "
+            f"torch model can run, not {base!r}. Fix: pass the base model's name (e.g. the 'model' block's "
+            "name of the correction file)."
+        )
+    if correction.tuned is not None:
+        return ModelCalculator(correction.tuned)
+    from softcalc.finetune.weights import load_tuned_weights
+
+    adapter = copy.deepcopy(model) if copy_base else model
+    load_tuned_weights(
+        adapter,
+        correction.weights_file(),
+        correction.weights["sha256"],  # type: ignore[index]
+        correction.source or "the correction",
+    )
+    return ModelCalculator(adapter)
 
 
 class SoftCorrectedCalc(CheckedCalculator):
     """Wrap a uMLIP and apply a calibrated, conservative softening correction.
 
     E' = Σ_i [μ_Zi + λ_Zi (e_i - μ_Zi)], F' = -∂E'/∂R, σ' = (1/V) ∂E'/∂ε. With a global scale this
-    is E' = E_ref + λ (E - E_ref), F' = λF, σ' = λσ; λ = 1 returns the base results unchanged.
+    is E' = E_ref + λ (E - E_ref), F' = λF, σ' = λσ; λ = 1 returns the base results unchanged. A
+    fine-tuned correction runs the base model with its tuned weights (loaded from the file the
+    correction names, checked by sha256; the base model itself is left untouched) and warns once for
+    each structure with elements the weights were not tuned on.
 
     Args:
         base: a model name or weights path (loaded with :func:`softcalc.load_model`), a calculator
@@ -37,8 +69,10 @@ class SoftCorrectedCalc(CheckedCalculator):
             Only softcalc models are checked: a foreign ASE calculator has no fingerprint.
 
     Raises:
-        CorrectionMismatchError: at construction, a correction that does not belong to the model;
-            at evaluation, a per-species correction without a λ for an element of the structure.
+        CorrectionMismatchError: at construction, a correction that does not belong to the model (or
+            tuned weights for a model that is not a softcalc torch model); at evaluation, a per-species
+            correction without a λ for an element of the structure.
+        CorrectionFileError: a fine-tuned correction whose weights file is missing or altered.
 
     Units: energy eV, forces eV/Å, stress eV/Å³, per-atom energies eV.
     """
@@ -60,7 +94,8 @@ class SoftCorrectedCalc(CheckedCalculator):
         super().__init__(**kwargs)
         if correction is not None and scale is not None:
             raise ValueError("give either correction or scale, not both")
-        if isinstance(base, (str, Path)):
+        loaded_here = isinstance(base, (str, Path))
+        if loaded_here:
             base = load_model(base, device=device, dtype=dtype)
         if not isinstance(base, Calculator):
             raise TypeError(
@@ -75,6 +110,11 @@ class SoftCorrectedCalc(CheckedCalculator):
         info = base.info if isinstance(base, ModelCalculator) else None
         if info is not None and check_model:
             self.correction.check_model(info)
+        if self.correction.kind == "finetune":
+            self.base = base = _tuned(base, self.correction, copy_base=not loaded_here)
+            info = base.info
+        #: elements a fine-tuned correction was not tuned on, already warned about
+        self._warned: set[str] = set()
         refs: dict[str, float] = dict(info.reference_energies) if info is not None else {}
         refs.update(self.correction.reference_energies)
         refs.update(reference_energies or {})
@@ -123,6 +163,8 @@ class SoftCorrectedCalc(CheckedCalculator):
             wanted.add("stress")  # computed with the forces at no extra model call; cached for get_stress
         if "energies" in self.base.implemented_properties:
             wanted.add("energies")
+        if self.correction.kind == "finetune":
+            self._warn_untuned(atoms.get_chemical_symbols())
         if self.correction.kind == "per-species":
             return self._per_species(atoms, wanted)
         return self._global(atoms, wanted, changes)
@@ -155,7 +197,7 @@ class SoftCorrectedCalc(CheckedCalculator):
         Global corrections around a batched base (softcalc's own model calculators) are batched;
         per-species corrections need one differentiation per structure and are not.
         """
-        return self.correction.kind == "global" and bool(getattr(self.base, "batched", False))
+        return self.correction.kind != "per-species" and bool(getattr(self.base, "batched", False))
 
     def compute_many(
         self, structures: Sequence[Atoms], properties: Sequence[str] = ("energy", "forces")
@@ -173,6 +215,8 @@ class SoftCorrectedCalc(CheckedCalculator):
                 f"{self!r} cannot evaluate structures in a batch. Fix: evaluate them one at a time, "
                 "e.g. through softcalc.forces.ForceEvaluator."
             )
+        if self.correction.kind == "finetune":
+            self._warn_untuned([s for atoms in structures for s in atoms.get_chemical_symbols()])
         results = self.base.compute_many(structures, properties)
         corrected = ("energy", "forces", "stress", "energies")
         return [
@@ -231,7 +275,27 @@ class SoftCorrectedCalc(CheckedCalculator):
             out["stress"] = np.asarray(res["stress"])
         return out
 
+    def _warn_untuned(self, symbols: Sequence[str]) -> None:
+        """Warn once per element that the fine-tuned weights never saw (they may have drifted there)."""
+        tuned = self.correction.statistics.get("elements")
+        new = sorted(set(symbols) - set(tuned or symbols) - self._warned)
+        if new:
+            self._warned.update(new)
+            warnings.warn(
+                f"the fine-tuned weights of {self.correction.source or 'this correction'} were tuned on "
+                f"{', '.join(tuned or [])} only; {', '.join(new)} were not in the tuning data, and "
+                "fine-tuning can shift a model away from its pretrained behaviour for other elements "
+                "(see the forgetting check in the calibration report). Fix: tune on data that contains "
+                "them, or run these structures with the bare model.",
+                UserWarning,
+                stacklevel=3,
+            )
+
     def __repr__(self) -> str:
         c = self.correction
-        what = f"scale={c.scale}" if c.kind == "global" else f"species_scales={dict(c.species_scales)}"
+        what = {
+            "global": f"scale={c.scale}",
+            "per-species": f"species_scales={dict(c.species_scales)}",
+            "finetune": f"tuned weights {c.weights['file'] if c.weights else '(not saved)'}",
+        }[c.kind]
         return f"SoftCorrectedCalc({self.base!r}, {what}, regime={c.regime!r})"

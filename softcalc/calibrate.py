@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase.calculators.calculator import Calculator
 
+from softcalc.calibration.finetuning import Auto, AutoFit, FineTune, TunedFit, chosen_kind
+from softcalc.calibration.forgetting import forgetting_check
 from softcalc.calibration.frames import ORDERS, DataLike, FrameFilter, FrameSplit, select_frames, split_frames
-from softcalc.calibration.methods import METHODS, TARGETS, CalibrationData, CalibrationMethod, Fit
-from softcalc.calibration.verdict import Verdict, energy_error_summary, error_summary, judge
+from softcalc.calibration.methods import METHODS, TARGETS, CalibrationData, CalibrationMethod, Fit, ScaleFit
+from softcalc.calibration.verdict import Reason, Verdict, energy_error_summary, error_summary, judge
 from softcalc.correction import Correction
 from softcalc.data.dataset import ForceDataset
 from softcalc.energies import EnergyComparison, energy_deviations
@@ -36,7 +38,13 @@ from softcalc.model import ModelCalculator
 from softcalc.registry import load_model
 from softcalc.version import __version__
 
-__all__ = ["ORDERS", "Calibration", "calibrate", "select_frames"]
+if TYPE_CHECKING:
+    from softcalc.finetune.settings import FineTuneSettings
+
+#: every calibration method by name (``calibrate(method=...)``, ``--method``)
+ALL_METHODS = ("scale", "per-species", "finetune", "auto")
+
+__all__ = ["ALL_METHODS", "ORDERS", "Calibration", "calibrate", "select_frames"]
 
 
 @dataclass
@@ -45,6 +53,23 @@ class Calibration:
 
     correction: Correction
     report: dict[str, Any]
+
+    def save(self, path: str | Path) -> Correction:
+        """Write the correction JSON to ``path``; a fine-tuned one with its weights beside it.
+
+        The weights go to ``<path stem>.weights.pt`` (written first, each file atomically), and the JSON
+        names that file relative to itself with its sha256. Returns the correction as saved.
+        """
+        path = Path(path)
+        correction = self.correction
+        if correction.tuned is not None:
+            from softcalc.finetune.weights import save_tuned_weights
+
+            weights = path.with_name(path.name.removesuffix(".json") + ".weights.pt")
+            sha = save_tuned_weights(correction.tuned, weights)
+            correction = replace(correction, weights={"file": weights.name, "sha256": sha}, tuned=None)
+        correction.save(path)
+        return replace(correction, path=path, source=f"correction file {path}")
 
 
 def _compare(
@@ -55,15 +80,15 @@ def _compare(
 
 
 def _energy_errors(
-    fitted: Fit, fit: EnergyComparison, held: EnergyComparison | None
+    fitted: Fit, split: FrameSplit, fit: EnergyComparison, held: EnergyComparison | None
 ) -> dict[str, Any] | None:
     """Errors of energy differences before/after: held-out frames against the calibration means."""
-    after_fit = fitted.apply_energies(fit)
+    after_fit = fitted.apply_energies(split.fit, fit)
     if held is None:
         return energy_error_summary(
             energy_deviations(fit), None if after_fit is None else energy_deviations(after_fit)
         )
-    after_held = fitted.apply_energies(held)
+    after_held = fitted.apply_energies(split.heldout, held)
     before = energy_deviations(held, fit.means())
     after = None
     if after_held is not None and after_fit is not None:
@@ -82,6 +107,8 @@ def calibrate(
     strain: tuple[float, float] | None = None,
     per_species: bool = False,
     target: str = "forces",
+    method: str | None = None,
+    finetune: FineTuneSettings | None = None,
     n_bootstrap: int = 1000,
     seed: int = 0,
     regime: str = "own-material",
@@ -107,6 +134,10 @@ def calibrate(
         target: what a global λ is fitted on: ``forces`` (hot MD), ``energy`` (energy differences
             between frames of one composition: strain, surfaces, i.e. the curvature that elastic and
             phonon properties need) or ``forces+energy`` (see :mod:`softcalc.calibration.methods`).
+        method: ``scale`` (default; ``per-species`` when ``per_species``), ``per-species``, ``finetune``
+            (tune the weights; see :mod:`softcalc.calibration.finetuning`) or ``auto`` (the method with
+            the lowest validation error).
+        finetune: fine-tuning settings of ``finetune`` and ``auto`` (defaults when None).
         n_bootstrap: bootstrap replicas for the uncertainty of λ.
         regime: ``own-material`` or ``transfer`` (recorded in the correction).
     Returns:
@@ -121,16 +152,9 @@ def calibrate(
             f"n_bootstrap = {n_bootstrap}: the uncertainty of λ needs at least one bootstrap replica. "
             "Fix: use the default 1000 (or any positive number)."
         )
-    if target not in TARGETS:
-        raise DataError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
-    if per_species and target != "forces":
-        raise DataError(
-            f"per-species λ_Z are fitted on forces only, not on target {target!r}. "
-            "Fix: drop --per-species (one λ on energies) or use --target forces."
-        )
+    chosen_method = _method(method or ("per-species" if per_species else "scale"), target, finetune)
     calc = load_model(model, device=device, dtype=dtype) if isinstance(model, (str, Path)) else model
-    method: CalibrationMethod = METHODS["per-species"]() if per_species else TARGETS[target]()
-    method.check(calc)
+    chosen_method.check(calc)
     split = split_frames(data, frames, test, FrameFilter(groups, order, temperature, strain))
     if target != "forces" and not any(f.energy is not None for d in split.fit for f in d.frames):
         raise DataError(
@@ -142,19 +166,23 @@ def calibrate(
     fit_bare, fit_energy = _compare(calc, split.fit, progress)
     held_bare, held_energy = _compare(calc, split.heldout, progress) if split.heldout else (None, None)
     data_in = CalibrationData(calc, split.fit, fit_bare, progress, fit_energy)
-    fitted = method.fit(data_in, n_bootstrap, rng)
+    fitted = chosen_method.fit(data_in, n_bootstrap, rng)
     if held_bare is not None:
         errors = error_summary(held_bare, fitted.apply(split.heldout, held_bare))
     else:
         errors = error_summary(fit_bare, fitted.apply(split.fit, fit_bare))
-    errors["energy"] = _energy_errors(fitted, fit_energy, held_energy)
+    errors["energy"] = _energy_errors(fitted, split, fit_energy, held_energy)
     fit_metrics = fit_bare.metrics()
     verdict = judge(
         errors, held_bare is not None, fitted.supported, fit_metrics, fitted.estimates, split.overlap, target
     )
+    extra = _tuning_checks(calc, fitted, split, (fit_bare, held_bare), (fit_energy, held_energy))
+    if isinstance(fitted, AutoFit) and fitted.chosen is None:
+        verdict = replace(verdict, reasons=(BARE_BEST, *verdict.reasons))
     report: dict[str, Any] = {
         "model": calc.info.name if isinstance(calc, ModelCalculator) else type(calc).__name__,
-        "kind": method.kind,
+        "method": chosen_method.name,
+        "kind": chosen_kind(fitted),
         "target": target,
         **fitted.summary,
         "softening_scale_fit": fit_metrics.softening_scale,
@@ -172,6 +200,7 @@ def calibrate(
         "warnings": verdict.warnings,
         "reasons": verdict.as_dicts(),
         "verdict": verdict.text,
+        **extra,
     }
     settings = {
         "frames": frames,
@@ -180,11 +209,68 @@ def calibrate(
         "temperature_K": list(temperature) if temperature else None,
         "strain": list(strain) if strain else None,
         "target": target,
+        "method": chosen_method.name,
         "n_bootstrap": n_bootstrap,
         "seed": seed,
     }
     correction = _correction(calc, fitted, verdict, report, split, regime, settings, provenance or {})
     return Calibration(correction, report)
+
+
+#: the reason ``auto`` gives when the bare model validates best
+BARE_BEST = Reason(
+    "bare-best",
+    True,
+    "no correction: the bare model had the lowest validation error of every method tried (see 'auto'). "
+    "Fix: keep the bare model, or calibrate on frames that resemble the intended simulation.",
+)
+
+
+def _method(name: str, target: str, finetune: FineTuneSettings | None) -> CalibrationMethod:
+    """The calibration method ``name`` for ``target``, or a :class:`DataError` naming what is possible."""
+    if target not in TARGETS:
+        raise DataError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    if name not in ALL_METHODS:
+        raise DataError(f"method must be one of {', '.join(ALL_METHODS)}, not {name!r}")
+    if name in ("per-species", "auto") and target != "forces":
+        what = "per-species λ_Z are" if name == "per-species" else "auto compares methods"
+        raise DataError(
+            f"{what} fitted on forces only, not on target {target!r}. "
+            "Fix: use --method scale (one λ on energies) or --target forces."
+        )
+    if name == "scale":
+        return TARGETS[target]()
+    if name in ("finetune", "auto"):
+        return (FineTune if name == "finetune" else Auto)(finetune)
+    return METHODS[name]()
+
+
+def _tuning_checks(
+    calc: Calculator,
+    fitted: Fit,
+    split: FrameSplit,
+    forces: tuple[ForceComparison, ForceComparison | None],
+    energies: tuple[EnergyComparison, EnergyComparison | None],
+) -> dict[str, Any]:
+    """Report entries of fine-tuned weights (forgetting check) and of ``auto`` (every method's force and
+    energy-difference errors, the bare model as ``none``)."""
+    (fit_bare, held_bare), (fit_energy, held_energy) = forces, energies
+    out: dict[str, Any] = {}
+    chosen = fitted.chosen if isinstance(fitted, AutoFit) else fitted
+    if isinstance(chosen, TunedFit) and isinstance(calc, ModelCalculator):
+        out["forgetting"] = forgetting_check(calc, chosen.calc, chosen.summary["elements"])
+    if isinstance(fitted, AutoFit):
+        sets, bare = (split.heldout, held_bare) if held_bare is not None else (split.fit, fit_bare)
+        identity = ScaleFit({}, True, (), value=1.0)
+        out["methods"] = {
+            name: {
+                "validation_mae": fitted.summary["auto"]["validation_mae"][name],
+                "mae_after": (fit or identity).apply(sets, bare).metrics().mae,
+                "energy": _energy_errors(fit or identity, split, fit_energy, held_energy),
+            }
+            for name, fit in fitted.candidates.items()
+        }
+    return out
 
 
 def _correction(
@@ -198,7 +284,9 @@ def _correction(
     extra: dict[str, Any],
 ) -> Correction:
     """The correction with its provenance: model fingerprint, data hashes, settings, version, time, extra."""
+    chosen = fitted.chosen if isinstance(fitted, AutoFit) else fitted
     return Correction(
+        tuned=chosen.adapter if isinstance(chosen, TunedFit) else None,
         scale=fitted.scale,
         species_scales=fitted.species_scales,
         model=calc.info.fingerprint if isinstance(calc, ModelCalculator) else None,

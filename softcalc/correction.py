@@ -7,6 +7,12 @@ The anchored scaling (docs/design.md): with reference energies μ_Z and per-atom
 With one global λ this is E' = E_ref + λ (E - E_ref), F' = λF, σ' = λσ, E_ref = Σ_i μ_Zi.
 Files are JSON (schema ``softcalc.correction/1``), validated on load.
 
+A fine-tuned correction (``kind`` ``"finetune"``, from ``softcalc calibrate --method finetune``) replaces
+the model's weights instead of scaling them: its ``weights`` block names the tuned weights file (a path
+relative to the JSON file) and that file's sha256, and its ``model`` block is the fingerprint of the
+base model the weights were tuned from. :class:`~softcalc.calculator.SoftCorrectedCalc` checks the base
+model, then loads the file and refuses a missing or altered one (sha256 mismatch).
+
 Which model a correction may be applied to (:meth:`Correction.check_model`, run by
 ``SoftCorrectedCalc`` on softcalc models):
 
@@ -30,10 +36,11 @@ an error naming the elements.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +58,10 @@ REGIMES = {
     "transfer": "fitted on other materials and transferred (may hurt other chemistries)",
     "manual": "set by hand",
 }
+
+
+#: fields of :class:`Correction` that describe where it came from in this process, never written
+_NOT_SAVED = frozenset({"source", "path", "tuned"})
 
 
 def _check_scale(value: Any, what: str) -> float:
@@ -75,7 +86,11 @@ class Correction:
         recommended: False when calibration found that the correction does not help held-out data.
         statistics: fit statistics (softening scale, λ uncertainty, errors before/after...).
         provenance: data files and hashes, softcalc version, creation time, command.
+        weights: for a fine-tuned correction, ``{"file": path relative to the JSON, "sha256": hex}``.
         source: where it was read from (``"correction file PATH"``), for messages; not saved.
+        path: the file it was read from (weights files are relative to it); not saved.
+        tuned: the tuned model adapter of a fine-tune not yet saved (``softcalc calibrate`` in Python);
+            not saved: :meth:`softcalc.calibrate.Calibration.save` writes it as the weights file.
     """
 
     scale: float = 1.0
@@ -86,7 +101,10 @@ class Correction:
     recommended: bool = True
     statistics: Mapping[str, Any] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    weights: Mapping[str, str] | None = None
     source: str | None = field(default=None, compare=False, repr=False)
+    path: Path | None = field(default=None, compare=False, repr=False)
+    tuned: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _check_scale(self.scale, "scale")
@@ -97,20 +115,42 @@ class Correction:
 
     @property
     def kind(self) -> str:
-        """``"per-species"`` or ``"global"``."""
+        """``"finetune"`` (tuned weights), ``"per-species"`` or ``"global"``."""
+        if self.weights is not None or self.tuned is not None:
+            return "finetune"
         return "per-species" if self.species_scales else "global"
 
     def parameters(self) -> dict[str, Any]:
-        """The scales for a report: ``scale`` (λ) and, for a per-species correction, ``species_scales``."""
+        """The scales for a report: ``scale`` (λ) and, for a per-species correction, ``species_scales``;
+        for a fine-tuned one, the sha256 of its weights."""
         out: dict[str, Any] = {"scale": self.scale}
         if self.species_scales:
             out["species_scales"] = dict(self.species_scales)
+        if self.weights is not None:
+            out["weights_sha256"] = self.weights.get("sha256")
         return out
+
+    def weights_file(self) -> Path:
+        """The tuned weights file of a fine-tuned correction, resolved against the JSON's folder.
+
+        Raises:
+            CorrectionFileError: the correction has no ``weights`` block.
+        """
+        if self.weights is None:
+            raise CorrectionFileError(f"{self.source or 'this correction'} holds no tuned weights")
+        file = Path(self.weights["file"])
+        if not file.is_absolute() and self.path is not None:
+            file = self.path.parent / file
+        return file
 
     @property
     def is_identity(self) -> bool:
-        """True when the correction changes nothing (λ = 1 everywhere)."""
-        return self.scale == 1.0 and all(v == 1.0 for v in self.species_scales.values())
+        """True when the correction changes nothing (λ = 1 everywhere, no tuned weights)."""
+        return (
+            self.kind != "finetune"
+            and self.scale == 1.0
+            and all(v == 1.0 for v in self.species_scales.values())
+        )
 
     @property
     def fitted(self) -> bool:
@@ -169,11 +209,15 @@ class Correction:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict including the schema tag."""
-        data = asdict(self)
-        del data["source"]
+        data = {f: getattr(self, f) for f in self.__dataclass_fields__ if f not in _NOT_SAVED}
+        data["statistics"] = copy.deepcopy(dict(self.statistics))
+        data["provenance"] = copy.deepcopy(dict(self.provenance))
         data["species_scales"] = dict(self.species_scales)
         data["reference_energies"] = dict(self.reference_energies)
         data["model"] = None if self.model is None else dict(self.model)
+        data["weights"] = None if self.weights is None else dict(self.weights)
+        if self.weights is None:
+            del data["weights"]  # files of scale corrections stay as before
         return {"schema": SCHEMA, "kind": self.kind, **data}
 
     def save(self, path: str | Path) -> None:
@@ -181,9 +225,9 @@ class Correction:
         write_json(path, self.to_dict())
 
     @classmethod
-    def from_dict(cls, data: Any, source: str | None = None) -> Correction:
+    def from_dict(cls, data: Any, source: str | None = None, path: Path | None = None) -> Correction:
         """Build from a dict, validating the schema; errors name ``source`` (e.g. ``"correction file
-        PATH"``, kept as :attr:`source`) and the problem."""
+        PATH"``, kept as :attr:`source`) and the problem. ``path`` is the file it came from."""
         try:
             if not isinstance(data, dict):
                 raise CorrectionFileError("top level must be a JSON object")
@@ -191,7 +235,7 @@ class Correction:
                 raise CorrectionFileError(f"schema must be {SCHEMA!r}, found {data.get('schema')!r}")
             if "scale" not in data:
                 raise CorrectionFileError("required field 'scale' is missing")
-            known = {f for f in cls.__dataclass_fields__} - {"source"}
+            known = set(cls.__dataclass_fields__) - _NOT_SAVED
             unknown = set(data) - known - {"schema", "kind"}
             if unknown:
                 raise CorrectionFileError(f"unknown field(s) {sorted(unknown)}")
@@ -204,7 +248,14 @@ class Correction:
                     raise CorrectionFileError(f"reference energy of {symbol} must be a finite number")
             if data.get("model") is not None and not isinstance(data["model"], dict):
                 raise CorrectionFileError("field 'model' must be an object or null")
-            return cls(**{k: v for k, v in data.items() if k in known}, source=source)
+            weights = data.get("weights")
+            if weights is not None and not (
+                isinstance(weights, dict)
+                and isinstance(weights.get("file"), str)
+                and isinstance(weights.get("sha256"), str)
+            ):
+                raise CorrectionFileError("field 'weights' needs the strings 'file' and 'sha256'")
+            return cls(**{k: v for k, v in data.items() if k in known}, source=source, path=path)
         except CorrectionFileError as exc:
             raise CorrectionFileError(
                 f"{source or 'correction'} is not a valid softcalc correction: {exc}. "
@@ -226,4 +277,4 @@ class Correction:
                 f"correction file {path} is corrupt (not valid JSON: {exc}). "
                 "Fix: recreate it with `softcalc calibrate`."
             ) from None
-        return cls.from_dict(data, source=f"correction file {path}")
+        return cls.from_dict(data, source=f"correction file {path}", path=path)

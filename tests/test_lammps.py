@@ -220,7 +220,11 @@ def test_toy_decomposed_module(tmp_path: Path, plugin: Path, si64: Atoms) -> Non
     ids=["1rank-species", "2x1x1-global", "2x1x1-species", "1x1x2-species"],
 )
 def test_toy_decomposed_lmp(
-    tmp_path: Path, plugin: Path, sige_triclinic: Atoms, nprocs: int, processors: str | None,
+    tmp_path: Path,
+    plugin: Path,
+    sige_triclinic: Atoms,
+    nprocs: int,
+    processors: str | None,
     per_species: bool,
 ) -> None:
     """Triclinic SiGe split between ranks: ghost forces summed onto owners, fdotr virial, pe/atom."""
@@ -230,8 +234,9 @@ def test_toy_decomposed_lmp(
         options: dict[str, object] = {"correction": path}
     else:
         options = {"scale": 1.15}
-    got = run_lmp(tmp_path, sige_triclinic, "toy-morse", plugin, nprocs, processors, decompose=True,
-                  **options)
+    got = run_lmp(
+        tmp_path, sige_triclinic, "toy-morse", plugin, nprocs, processors, decompose=True, **options
+    )
     assert_agree(got, reference(sige_triclinic, "toy-morse", **options), len(sige_triclinic))
 
 
@@ -254,8 +259,14 @@ def test_mace_decomposed_lmp(tmp_path: Path, plugin: Path, nprocs: int) -> None:
         (lambda c: [*c[:-2], "pair_style softcalc toy-morse scale", c[-1]], "needs a value"),
         (lambda c: [*c[:-2], "newton off on", c[-2] + " decompose yes", c[-1]], "requires newton pair on"),
     ],
-    ids=["units", "missing-element", "element-not-in-model", "bad-symbol", "bad-keyword",
-         "decompose-newton-off"],
+    ids=[
+        "units",
+        "missing-element",
+        "element-not-in-model",
+        "bad-symbol",
+        "bad-keyword",
+        "decompose-newton-off",
+    ],
 )
 def test_setup_errors_are_lammps_errors(
     tmp_path: Path, plugin: Path, si64: Atoms, change, message: str
@@ -286,3 +297,52 @@ def test_anonymous_correction_needs_check_model_no(tmp_path: Path, plugin: Path,
     got = run_module(tmp_path, si64, "toy-morse", plugin, correction=path, check_model=False)
     assert_agree(got, reference(si64, "toy-morse", correction=path, check_model=False), len(si64))
 
+
+@pytest.fixture(scope="module")
+def tuned_correction(tmp_path_factory: pytest.TempPathFactory, sige_triclinic: Atoms) -> Path:
+    """A toy model fine-tuned towards 25 % stiffer labels, saved with its weights file."""
+    from softcalc.calibrate import calibrate
+    from softcalc.data import ForceDataset, ForceFrame
+    from softcalc.finetune.settings import FineTuneSettings
+
+    label = SoftCorrectedCalc("toy-morse", scale=1.25)
+    frames = []
+    for k in range(4):
+        atoms = sige_triclinic.copy()
+        atoms.rattle(0.05, seed=20 + k)
+        atoms.calc = label
+        frames.append(ForceFrame(atoms.copy(), atoms.get_forces(), atoms.get_potential_energy()))
+    result = calibrate(
+        "toy-morse",
+        ForceDataset(frames, source="synthetic"),
+        frames=3,
+        method="finetune",
+        finetune=FineTuneSettings(epochs=4, lr=0.05),
+        n_bootstrap=20,
+    )
+    path = tmp_path_factory.mktemp("tuned") / "tuned.json"
+    result.save(path)
+    return path
+
+
+@pytest.mark.parametrize("route", ["module", "mpirun-np-2-decomposed"])
+def test_tuned_weights_agree_with_soft_corrected_calc(
+    tmp_path: Path, plugin: Path, sige_triclinic: Atoms, tuned_correction: Path, route: str
+) -> None:
+    """pair_style softcalc toy-morse correction tuned.json runs the tuned weights, on every rank."""
+    ref = reference(sige_triclinic, "toy-morse", correction=tuned_correction)
+    bare = reference(sige_triclinic, "toy-morse")
+    assert np.abs(ref.forces - bare.forces).max() > 1e-3  # the tuned weights change the forces
+    if route == "module":
+        got = run_module(tmp_path, sige_triclinic, "toy-morse", plugin, correction=tuned_correction)
+    else:
+        got = run_lmp(
+            tmp_path,
+            sige_triclinic,
+            "toy-morse",
+            plugin,
+            nprocs=2,
+            decompose=True,
+            correction=tuned_correction,
+        )
+    assert_agree(got, ref, len(sige_triclinic))

@@ -143,6 +143,7 @@ def split_frames(
 
 def _drop_overlap(split: FrameSplit) -> FrameSplit:
     """``split`` without the held-out frames that are calibration frames, and their count."""
+
     def key(frame: ForceFrame) -> str:
         return structure_key(frame.atoms, IDENTITY_DECIMALS)
 

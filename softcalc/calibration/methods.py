@@ -114,8 +114,8 @@ class Fit(ABC):
     def apply(self, sets: Sequence[ForceDataset], bare: ForceComparison) -> ForceComparison:
         """Corrected model forces on ``sets``, whose bare comparison is ``bare``."""
 
-    def apply_energies(self, bare: EnergyComparison) -> EnergyComparison | None:
-        """Corrected model energies of frames whose bare energies are ``bare`` (None: not available)."""
+    def apply_energies(self, sets: Sequence[ForceDataset], bare: EnergyComparison) -> EnergyComparison | None:
+        """Corrected model energies on ``sets``, whose bare energies are ``bare`` (None: not available)."""
         return None
 
 
@@ -136,7 +136,7 @@ class ScaleFit(Fit):
     def apply(self, sets: Sequence[ForceDataset], bare: ForceComparison) -> ForceComparison:
         return bare.scaled(self.value)
 
-    def apply_energies(self, bare: EnergyComparison) -> EnergyComparison:
+    def apply_energies(self, sets: Sequence[ForceDataset], bare: EnergyComparison) -> EnergyComparison:
         return bare.scaled(self.value)
 
 

@@ -1,0 +1,117 @@
+"""Forgetting check of fine-tuned weights: how far they moved the model on structures it was not tuned on.
+
+Fine-tuning on a handful of frames can pull a universal model away from what it knew (catastrophic
+forgetting). The check compares the bare and the tuned model on structures outside the calibration
+data, without any DFT reference (the drift itself is the finding):
+
+- the ground state of every element tuned on (ASE's reference crystal structure and lattice constant),
+  which the tuned model must still describe;
+- the shared phonopy unit cells of other chemistries (``phonons/phonopy-examples/*/POSCAR-unitcell``
+  under ``SOFTCALC_DATA_DIR``) whose elements the model covers.
+
+Each structure is evaluated as given and rattled (0.05 Å, fixed seed) in a supercell of at least 8 Å,
+and the report gives the energy drift per atom (meV/atom), the force drift (MAE of the force
+difference, eV/Å) and the pressure drift (GPa). Drifts above :data:`ENERGY_DRIFT` or
+:data:`FORCE_DRIFT` on another chemistry are flagged: the tuned weights should then be used only for
+the tuned chemistry (SoftCorrectedCalc also warns when it meets elements the weights were not tuned on).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.build import bulk
+from ase.io import read
+from ase.units import GPa
+
+from softcalc.data.paths import DATA_DIR_ENV
+from softcalc.forces import ForceEvaluator
+from softcalc.model import ModelCalculator
+
+#: flag an energy drift above this on structures outside the tuning data (eV/atom)
+ENERGY_DRIFT = 0.05
+#: flag a force drift (MAE of the force difference) above this (eV/Å)
+FORCE_DRIFT = 0.1
+#: rattle amplitude (Å) and smallest supercell edge (Å) of the rattled copies
+RATTLE, MIN_EDGE = 0.05, 8.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A structure of the check: ``kind`` is ``ground state`` (an element tuned on) or ``other chemistry``."""
+
+    name: str
+    kind: str
+    atoms: Atoms
+
+
+def probes(elements: Sequence[str], covered: frozenset[str]) -> tuple[list[Probe], list[str]]:
+    """The structures of the check and, for elements without an ASE ground state, why they are missing."""
+    out, skipped = [], []
+    for el in elements:
+        try:
+            out.append(Probe(f"{el} ground state", "ground state", bulk(el)))
+        except (ValueError, KeyError, RuntimeError) as exc:
+            skipped.append(f"{el}: no reference crystal in ASE ({exc})")
+    root = os.environ.get(DATA_DIR_ENV)
+    folder = Path(root) / "phonons" / "phonopy-examples" if root else None
+    if folder is not None and folder.is_dir():
+        for path in sorted(folder.glob("*/POSCAR-unitcell")):
+            atoms = read(path, format="vasp")
+            symbols = set(atoms.get_chemical_symbols())
+            if symbols <= covered and not symbols <= set(elements):
+                out.append(Probe(path.parent.name, "other chemistry", atoms))
+    return out, skipped
+
+
+def _rattled(atoms: Atoms, seed: int) -> Atoms:
+    lengths = atoms.cell.lengths()
+    rep = [max(1, int(np.ceil(MIN_EDGE / x))) for x in lengths]
+    big = atoms.repeat(rep)
+    big.rattle(RATTLE, seed=seed)
+    return big
+
+
+def forgetting_check(
+    bare: ModelCalculator, tuned: ModelCalculator, elements: Sequence[str]
+) -> dict[str, Any]:
+    """Drifts of ``tuned`` from ``bare`` on structures outside the tuning data (see the module docstring).
+
+    Returns:
+        ``structures``: one entry per probe with ``energy_drift_meV_atom``, ``force_drift`` (eV/Å),
+        ``pressure_drift_GPa``; ``flagged``: names of other-chemistry probes beyond the thresholds;
+        ``skipped``: elements without a ground state to check.
+    """
+    found, skipped = probes(sorted(elements), bare.info.elements)
+    rows = []
+    for k, probe in enumerate(found):
+        pair = [probe.atoms, _rattled(probe.atoms, seed=k)]
+        results = [ForceEvaluator(calc).results(pair) for calc in (bare, tuned)]
+        stress = []
+        for calc in (bare, tuned):
+            atoms = probe.atoms.copy()
+            atoms.calc = calc
+            stress.append(-np.mean(atoms.get_stress()[:3]) / GPa)
+        n = len(probe.atoms)
+        rows.append(
+            {
+                "name": probe.name,
+                "kind": probe.kind,
+                "energy_drift_meV_atom": 1e3 * (results[1][0]["energy"] - results[0][0]["energy"]) / n,
+                "force_drift": float(np.mean(np.abs(results[1][1]["forces"] - results[0][1]["forces"]))),
+                "pressure_drift_GPa": float(stress[1] - stress[0]),
+            }
+        )
+    flagged = [
+        r["name"]
+        for r in rows
+        if r["kind"] == "other chemistry"
+        and (abs(r["energy_drift_meV_atom"]) > 1e3 * ENERGY_DRIFT or r["force_drift"] > FORCE_DRIFT)
+    ]
+    return {"structures": rows, "flagged": flagged, "skipped": skipped}
