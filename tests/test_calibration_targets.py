@@ -101,6 +101,11 @@ def test_energy_target_errors_name_the_problem() -> None:
         mixed.append(ForceFrame(atoms, f.forces, energy=f.energy, group="Elastic"))
     with pytest.raises(DataError, match="no composition .* has two calibration frames"):
         calibrate("toy-morse", ForceDataset(mixed, source="m"), target="energy", n_bootstrap=50)
+    flipped = ForceDataset(
+        [ForceFrame(f.atoms, f.forces, energy=-f.energy, group=f.group) for f in data.frames], source="f"
+    )
+    with pytest.raises(DataError, match="energy differences between the calibration frames anti-correlate"):
+        calibrate("toy-morse", flipped, frames=3, target="energy", n_bootstrap=50)
     with pytest.raises(DataError, match="per-species λ_Z are fitted on forces only"):
         calibrate("toy-morse", data, frames=2, target="energy", per_species=True)
     with pytest.raises(DataError, match="target must be one of"):

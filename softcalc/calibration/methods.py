@@ -51,15 +51,26 @@ def bootstrap_weights(
     return w
 
 
-def check_fitted(value: float, what: str) -> None:
-    """A fitted scale must be positive and finite; otherwise the frames carry no usable signal."""
-    if not np.isfinite(value) or value <= 0:
+def check_fitted(value: float, what: str, energies: bool = False) -> None:
+    """A fitted scale must be positive and finite; otherwise the frames carry no usable signal.
+
+    ``energies``: the fit used energy differences (the message then says so).
+    """
+    if np.isfinite(value) and value > 0:
+        return
+    if energies:
         raise DataError(
-            f"the fitted {what} = {value:.4g} is not positive: the DFT forces of the calibration frames "
-            "carry no usable signal (all zero, as in perfect or uniformly strained crystals) or "
-            "anti-correlate with the model. Fix: calibrate on frames with non-zero forces (AIMD "
-            "snapshots, rattled or displaced structures)."
+            f"the fitted {what} = {value:.4g} is not positive: the model's energy differences between the "
+            "calibration frames anti-correlate with DFT's or vanish (e.g. strains too small for the "
+            "model's resolution). Fix: calibrate on frames with larger energy differences (larger strains, "
+            "surfaces, snapshots) or use --target forces."
         )
+    raise DataError(
+        f"the fitted {what} = {value:.4g} is not positive: the DFT forces of the calibration frames "
+        "carry no usable signal (all zero, as in perfect or uniformly strained crystals) or "
+        "anti-correlate with the model. Fix: calibrate on frames with non-zero forces (AIMD "
+        "snapshots, rattled or displaced structures)."
+    )
 
 
 def _require_samples(samples: np.ndarray) -> np.ndarray:
@@ -261,8 +272,10 @@ def _energy_term(energies: EnergyComparison | None) -> _NormalTerm:
     return _NormalTerm(dev.weights * dev.model * dev.dft, dev.weights * dev.model**2, np.arange(n), 1)
 
 
-def _fit_global(terms: Sequence[_NormalTerm], n_bootstrap: int, rng: np.random.Generator) -> ScaleFit:
-    """λ = Σ_t c_t Σ a_t / Σ_t c_t Σ b_t with its Poisson-bootstrap interval."""
+def _fit_global(
+    terms: Sequence[_NormalTerm], n_bootstrap: int, rng: np.random.Generator, energies: bool = False
+) -> ScaleFit:
+    """λ = Σ_t c_t Σ a_t / Σ_t c_t Σ b_t with its Poisson-bootstrap interval (``energies``: a term is one)."""
     den_total = sum(t.weight * t.b.sum() for t in terms)
     if den_total <= 0:
         raise DataError(
@@ -270,7 +283,7 @@ def _fit_global(terms: Sequence[_NormalTerm], n_bootstrap: int, rng: np.random.G
             "no scale can be fitted"
         )
     scale = float(sum(t.weight * t.a.sum() for t in terms) / den_total)
-    check_fitted(scale, "λ")
+    check_fitted(scale, "λ", energies)
     boots = []
     for start in range(0, n_bootstrap, BOOTSTRAP_BLOCK):
         reps = min(BOOTSTRAP_BLOCK, n_bootstrap - start)
@@ -306,7 +319,7 @@ class EnergyScale(GlobalScale):
     target = "energy"
 
     def fit(self, data: CalibrationData, n_bootstrap: int, rng: np.random.Generator) -> ScaleFit:
-        return _fit_global([_energy_term(data.bare_energies)], n_bootstrap, rng)
+        return _fit_global([_energy_term(data.bare_energies)], n_bootstrap, rng, energies=True)
 
 
 class JointScale(GlobalScale):
@@ -331,7 +344,7 @@ class JointScale(GlobalScale):
             _NormalTerm(forces.a, forces.b, forces.owner, forces.n_units, 1.0 / f_norm),
             _NormalTerm(energy.a, energy.b, energy.owner, energy.n_units, 1.0 / e_norm),
         ]
-        return _fit_global(terms, n_bootstrap, rng)
+        return _fit_global(terms, n_bootstrap, rng, energies=True)
 
 
 class PerSpeciesScales(CalibrationMethod):
