@@ -1,4 +1,5 @@
-"""`softcalc bench`: benchmarks of softening and its correction (`bench softening`, `bench phonons`)."""
+"""`softcalc bench`: benchmarks of softening and its correction (`bench softening`, `bench phonons`,
+`bench properties`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     benchmarks = p.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
     register_softening(benchmarks)
     register_phonons(benchmarks)
+    register_properties(benchmarks)
 
 
 def _frame_counts(text: str) -> list[int]:
@@ -148,5 +150,71 @@ def run_phonons_cli(args: argparse.Namespace) -> int:
                 f"{name:14s}{material:10s}{r['functional'] or '?':>7s}{slope:>9s}"
                 f"{b['freq_slope']:9.3f}{b['freq_mae_thz']:8.3f}{b['max_freq_ratio']:9.3f}{tail}"
             )
+    print(f"results in {args.out}")
+    return 0
+
+
+def _paths(text: str) -> list[str]:
+    """The paths of a comma-separated value, blanks dropped."""
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def register_properties(benchmarks: argparse._SubParsersAction) -> None:
+    """`softcalc bench properties`."""
+    p = add_command(benchmarks, "properties", run_properties_cli)
+    add_model_options(p, correction=False, several=True)
+    p.add_argument(
+        "--corrections", type=_paths, default=[], help="comma-separated correction JSON files to compare too"
+    )
+    p.add_argument("--data", nargs="+", default=[MLEARN], help=f"data files or folders (default {MLEARN})")
+    p.add_argument(
+        "--phonons", nargs="+", default=[], metavar="DIR", help="phonopy force set(s) of materials of --data"
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap replicas per calibration")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    _add_output_options(p)
+
+
+def _print_properties(summary: dict[str, Any]) -> None:
+    """The bare models' headline: s (test), γ slope, slabs underestimated, curvature ratios."""
+    header = ("s", "γ slope", "γ under", "curv. normal", "shear")
+    print(f"{'model':34s}{'material':10s}" + "".join(f"{h:>13s}" for h in header))
+    for r in summary["headline"]:
+        under = "—" if r["n_slabs"] is None else f"{r['surface_under']}/{r['n_slabs']}"
+        s, slope, normal, shear = (
+            "—" if v is None else f"{v:.3f}"
+            for v in (r["softening_scale"], r["surface_slope"], r["curvature_normal"], r["curvature_shear"])
+        )
+        cells = "".join(f"{c:>13s}" for c in (s, slope, under, normal, shear))
+        print(f"{r['model']:34s}{r['material']:10s}{cells}")
+
+
+def run_properties_cli(args: argparse.Namespace) -> int:
+    """surface energies, energy-strain curvature, held-out forces and phonons, bare and corrected
+
+    For each model and material: surface energies (slope of model vs DFT, MAE, slabs underestimated),
+    the energy-strain curvature ratio model/DFT per strain mode, held-out force errors and, with
+    --phonons, phonon frequency errors; for the bare model, λ fitted on forces (all, or hot AIMD
+    frames), on energies (all, or strain frames), on the phonon force set, and for --corrections
+    files. Writes summary.json, summary.md, predictions.h5 and PNG plots into --out.
+    """
+    from softcalc.bench.properties import run_properties
+
+    check_outputs({"--out": args.out}, inputs=args.corrections, folders={"--out"})
+    summary = run_properties(
+        model_names(args.models),
+        args.data,
+        args.out,
+        corrections=args.corrections,
+        phonons=args.phonons,
+        n_bootstrap=args.bootstrap,
+        seed=args.seed,
+        device=args.device,
+        dtype=args.dtype,
+        progress=not args.quiet,
+        plots=args.plots,
+    )
+    _print_properties(summary)
     print(f"results in {args.out}")
     return 0
