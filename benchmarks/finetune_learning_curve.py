@@ -17,7 +17,8 @@ where it stopped. Corrections of the largest K are saved as ``<out>/<model>/<mat
 
 Usage:
     python benchmarks/finetune_learning_curve.py --models chgnet --materials Si,Ge,Li,Mo --out bench_out/ft
-Results: <out>/learning_curve.json, <out>/learning_curve.png.
+Results: <out>/learning_curve.json, <out>/learning_curve.md (table), <out>/learning_curve.png.
+``--table`` rewrites the table and plot from the JSON without running anything.
 """
 
 from __future__ import annotations
@@ -115,6 +116,38 @@ def run(args: argparse.Namespace) -> None:
                 write_json(path, {"settings": {**settings.to_dict(), "ks": ks}, "rows": rows})
                 print(json.dumps({k: v for k, v in rows[-1].items() if k != "forgetting"}))
     plot(rows, out / "learning_curve.png")
+    (out / "learning_curve.md").write_text(table(rows))
+    print(table(rows))
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: held-out force MAE (eV/Å) per model and material, bare, λ and fine-tuned by K, λ on all
+    frames, and what ``auto`` chose with its held-out MAE."""
+    ks = sorted({r["k"] for r in rows if r["method"] in ("scale", "finetune")})
+    head = ["model", "material", "bare"]
+    head += [f"λ K={k}" for k in ks] + [f"tuned K={k}" for k in ks]
+    head += ["λ all frames", f"auto (K={max(ks)})", f"tuned K={max(ks)}: drop, time"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for model, material in sorted({(r["model"], r["material"]) for r in rows}):
+        mine = {(r["k"], r["method"]): r for r in rows if r["model"] == model and r["material"] == material}
+        any_row = next(iter(mine.values()))
+
+        def cell(key: tuple[int, str], mine: dict = mine) -> str:
+            return f"{mine[key]['force_mae']:.3f}" if key in mine else "—"
+
+        cells = [model, material, f"{any_row['force_mae_bare']:.3f}"]
+        cells += [cell((k, "scale")) for k in ks] + [cell((k, "finetune")) for k in ks]
+        cells += [next((f"{r['force_mae']:.3f}" for (_, m), r in mine.items() if m == "scale-all"), "—")]
+        auto = mine.get((max(ks), "auto"))
+        cells.append("—" if auto is None else f"{auto['auto_chosen']} {auto['force_mae']:.3f}")
+        tuned = mine.get((max(ks), "finetune"))
+        if tuned is None:
+            cells.append("—")
+        else:
+            drop = 1 - tuned["force_mae"] / tuned["force_mae_bare"]
+            cells.append(f"{100 * drop:.0f} %, {tuned['train_seconds']:.0f} s")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
@@ -154,7 +187,14 @@ def main() -> None:
     )
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--table", action="store_true", help="only rewrite table and plot from the JSON")
     args = parser.parse_args()
+    if args.table:
+        rows = json.loads((Path(args.out) / "learning_curve.json").read_text())["rows"]
+        plot(rows, Path(args.out) / "learning_curve.png")
+        (Path(args.out) / "learning_curve.md").write_text(table(rows))
+        print(table(rows))
+        return
     import torch
 
     torch.set_num_threads(args.threads)
