@@ -25,7 +25,7 @@ import numpy as np
 from ase.calculators.calculator import Calculator
 
 from softcalc.calibration.finetuning import Auto, AutoFit, FineTune, TunedFit, chosen_kind
-from softcalc.calibration.forgetting import forgetting_check
+from softcalc.calibration.forgetting import forgetting_check, forgetting_reason
 from softcalc.calibration.frames import ORDERS, DataLike, FrameFilter, FrameSplit, select_frames, split_frames
 from softcalc.calibration.methods import METHODS, TARGETS, CalibrationData, CalibrationMethod, Fit, ScaleFit
 from softcalc.calibration.verdict import Reason, Verdict, energy_error_summary, error_summary, judge
@@ -179,6 +179,8 @@ def calibrate(
     extra = _tuning_checks(calc, fitted, split, (fit_bare, held_bare), (fit_energy, held_energy))
     if isinstance(fitted, AutoFit) and fitted.chosen is None:
         verdict = replace(verdict, reasons=(BARE_BEST, *verdict.reasons))
+    if extra.get("forgetting", {}).get("flagged"):
+        verdict = replace(verdict, reasons=(*verdict.reasons, forgetting_reason(extra["forgetting"])))
     report: dict[str, Any] = {
         "model": calc.info.name if isinstance(calc, ModelCalculator) else type(calc).__name__,
         "method": chosen_method.name,

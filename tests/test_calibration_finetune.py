@@ -68,6 +68,10 @@ def test_finetune_lowers_held_out_errors_and_reports_training(tuned: Calibration
     names = [s["name"] for s in r["forgetting"]["structures"]]
     assert "Si ground state" in names and "Ge ground state" in names
     assert all(np.isfinite(s["energy_drift_meV_atom"]) for s in r["forgetting"]["structures"])
+    # the toy's tuned μ_Z shift every Si-containing structure: SiO2 drifts and is flagged, as a warning
+    assert "SiO2-HP" in r["forgetting"]["flagged"]
+    codes = {x["code"]: x["blocking"] for x in r["reasons"]}
+    assert codes.get("forgetting") is False and any("SiO2-HP (" in w for w in r["warnings"])
 
 
 def test_saved_weights_give_the_same_predictions(tuned: Calibration, tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from ase.build import bulk
 from ase.io import read
 from ase.units import GPa
 
+from softcalc.calibration.verdict import Reason
 from softcalc.data.paths import DATA_DIR_ENV
 from softcalc.forces import ForceEvaluator
 from softcalc.model import ModelCalculator
@@ -115,3 +116,19 @@ def forgetting_check(
         and (abs(r["energy_drift_meV_atom"]) > 1e3 * ENERGY_DRIFT or r["force_drift"] > FORCE_DRIFT)
     ]
     return {"structures": rows, "flagged": flagged, "skipped": skipped}
+
+
+def forgetting_reason(check: dict[str, Any]) -> Reason:
+    """The warning for other chemistries the tuned weights moved beyond the thresholds."""
+    rows = {r["name"]: r for r in check["structures"]}
+    worst = ", ".join(
+        f"{name} ({rows[name]['energy_drift_meV_atom']:+.0f} meV/atom, {rows[name]['force_drift']:.3f} eV/Å)"
+        for name in check["flagged"]
+    )
+    return Reason(
+        "forgetting",
+        False,
+        f"the tuned weights moved the model on other chemistries beyond {1e3 * ENERGY_DRIFT:.0f} meV/atom or "
+        f"{FORCE_DRIFT} eV/Å: {worst}. Use them for the tuned chemistry only (SoftCorrectedCalc warns "
+        "for other elements), or tune with --freeze all-but-readout or fewer --epochs to stay closer.",
+    )
