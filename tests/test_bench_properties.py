@@ -16,6 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 from ase import Atoms
 from ase.build import bulk, fcc100, fcc111
 from ase.calculators.calculator import Calculator, all_changes
@@ -25,6 +26,7 @@ from ase.io import read, write
 
 from softcalc.bench.properties import run_properties
 from softcalc.calculator import SoftCorrectedCalc
+from softcalc.calibrate import Calibration
 from softcalc.cli import main
 from softcalc.correction import Correction
 from softcalc.data.dataset import ForceFrame
@@ -383,9 +385,15 @@ def test_cli_end_to_end_with_phonons_and_a_correction_file(data_dir: Path, tmp_p
     Correction(scale=2.0).save(tmp_path / "double.json")
     other = {"family": "chgnet", "name": "chgnet-0.3.0", "weights_sha256": None}
     Correction(scale=1.1, model=other, regime="own-material").save(tmp_path / "chgnet.json")
+    tuned = load_adapter("toy-morse")  # "fine-tuned" weights with 1.5x deeper wells: curvatures x1.5
+    tuned.tuned_from = tuned.info.fingerprint
+    with torch.no_grad():
+        tuned.module.depth.mul_(1.5)
+    tuned_file = Correction(model=tuned.info.fingerprint, regime="own-material", tuned=tuned)
+    Calibration(tuned_file, {}).save(tmp_path / "tuned.json")
     out = tmp_path / "out"
     phonons = data_dir / "phonons" / "phonopy-examples" / "Si"
-    files = f"{tmp_path / 'double.json'},{tmp_path / 'chgnet.json'}"
+    files = f"{tmp_path / 'double.json'},{tmp_path / 'chgnet.json'},{tmp_path / 'tuned.json'}"
     args = ["bench", "properties", "--models", "toy-morse", "--data", str(tmp_path / "data")]
     args += ["--out", str(out), "--corrections", files, "--phonons", str(phonons), "--bootstrap", "20"]
     args += ["--quiet", "--no-plots"]
@@ -399,6 +407,8 @@ def test_cli_end_to_end_with_phonons_and_a_correction_file(data_dir: Path, tmp_p
         2 * C, rel=1e-9
     )
     assert "chgnet" in corrections["file:chgnet.json"]["skipped"]  # fitted for another model: refused
+    tuned_ratio = corrections["file:tuned.json"]["strain"]["modes"]["mode 0"]["ratio"]
+    assert tuned_ratio == pytest.approx(1.5 * C, rel=1e-9)  # the tuned weights ran, not the stored bare
     assert corrections["forces"]["scale"] == pytest.approx(1 / C, rel=TOL)
     bare_phonons, fitted = corrections["bare"]["phonons"], corrections["phonons"]
     assert bare_phonons["freq_mae_thz"] > 0 and fitted["scale"] > 0

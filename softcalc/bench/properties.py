@@ -397,12 +397,22 @@ def candidates(
 
 
 def corrected(calc: ModelCalculator, candidate: Candidate) -> Calculator:
-    """The model with the candidate's correction (a not-recommended one is applied all the same)."""
+    """The model with the candidate's correction (a not-recommended one is applied all the same).
+
+    Fine-tuned weights replace the model, so they run on the adapter behind the benchmark's store of
+    bare results (whose entries they must not reuse); scale corrections reuse the stored bare results.
+    """
     if candidate.correction is None:
         return calc
+    correction = candidate.correction
+    if not isinstance(correction, Correction):
+        correction = Correction.load(correction)
+    base = calc
+    if correction.kind == "finetune" and isinstance(calc.model, StoredForces) and calc.model.base is not None:
+        base = ModelCalculator(calc.model.base)
     with warnings.catch_warnings():  # measuring a not-recommended correction is the point here
         warnings.simplefilter("ignore")
-        return SoftCorrectedCalc(calc, correction=candidate.correction)
+        return SoftCorrectedCalc(base, correction=correction)
 
 
 @dataclass
