@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase.build import bulk
+from labelled_frames import write_extxyz
 
 from softcalc import SoftCorrectedCalc
 from softcalc.calibrate import Calibration, calibrate
@@ -168,15 +169,7 @@ def test_method_errors_are_clear() -> None:
 
 
 def test_cli_finetune_writes_weights_and_loads_them(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from ase.io import write
-
-    images = []
-    for f in stiffer(8).frames:
-        atoms = f.atoms.copy()
-        atoms.info.update(energy=f.energy, group="AIMD")
-        atoms.arrays["forces"] = f.forces
-        images.append(atoms)
-    write(tmp_path / "d.extxyz", images)
+    write_extxyz(tmp_path / "d.extxyz", stiffer(8), "AIMD")
     out = tmp_path / "c.json"
     args = ["calibrate", "--model", "toy-morse", "--data", str(tmp_path / "d.extxyz"), "--frames", "6"]
     tune = ["--method", "finetune", "--epochs", "3", "--lr", "0.01", "--freeze", "none", "--quiet"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ase.build import bulk
+from labelled_frames import write_extxyz
 
 from softcalc import SoftCorrectedCalc
 from softcalc.calibrate import calibrate
@@ -121,16 +122,7 @@ def test_energy_target_without_held_out_energies_is_not_recommended() -> None:
 
 
 def test_cli_target_energy(tmp_path, capsys) -> None:  # noqa: ANN001
-    from ase.io import write
-
-    data = frames(6, 1.4, 1.1)
-    images = []
-    for f in data.frames:
-        atoms = f.atoms.copy()
-        atoms.info.update(energy=f.energy, group="Elastic")
-        atoms.arrays["forces"] = f.forces
-        images.append(atoms)
-    write(tmp_path / "d.extxyz", images)
+    write_extxyz(tmp_path / "d.extxyz", frames(6, 1.4, 1.1), "Elastic")
     out = tmp_path / "c.json"
     args = ["calibrate", "--model", "toy-morse", "--data", str(tmp_path / "d.extxyz"), "--frames", "4"]
     assert main([*args, "--target", "energy", "--bootstrap", "50", "--out", str(out), "--quiet"]) == 0
