@@ -30,10 +30,9 @@ from softcalc.calibration.frames import ORDERS, DataLike, FrameFilter, FrameSpli
 from softcalc.calibration.methods import METHODS, TARGETS, CalibrationData, CalibrationMethod, Fit, ScaleFit
 from softcalc.calibration.verdict import Reason, Verdict, energy_error_summary, error_summary, judge
 from softcalc.correction import Correction
-from softcalc.data.dataset import ForceDataset
 from softcalc.energies import EnergyComparison, energy_deviations
 from softcalc.errors import DataError
-from softcalc.evaluation import ForceComparison, compare_frames, merge_comparisons
+from softcalc.evaluation import ForceComparison, compare_sets
 from softcalc.model import ModelCalculator
 from softcalc.registry import load_model
 from softcalc.version import __version__
@@ -70,13 +69,6 @@ class Calibration:
             correction = replace(correction, weights={"file": weights.name, "sha256": sha}, tuned=None)
         correction.save(path)
         return replace(correction, path=path, source=f"correction file {path}")
-
-
-def _compare(
-    calc: Calculator, sets: Sequence[ForceDataset], progress: bool
-) -> tuple[ForceComparison, EnergyComparison]:
-    pairs = [compare_frames(calc, d, progress=progress) for d in sets]
-    return merge_comparisons([f for f, _ in pairs]), EnergyComparison.merge([e for _, e in pairs])
 
 
 def _energy_errors(
@@ -163,8 +155,8 @@ def calibrate(
             "have none) or use --target forces."
         )
     rng = np.random.default_rng(seed)
-    fit_bare, fit_energy = _compare(calc, split.fit, progress)
-    held_bare, held_energy = _compare(calc, split.heldout, progress) if split.heldout else (None, None)
+    fit_bare, fit_energy = compare_sets(calc, split.fit, progress)
+    held_bare, held_energy = compare_sets(calc, split.heldout, progress) if split.heldout else (None, None)
     data_in = CalibrationData(calc, split.fit, fit_bare, progress, fit_energy)
     fitted = chosen_method.fit(data_in, n_bootstrap, rng)
     if held_bare is not None:

@@ -10,8 +10,9 @@ these differences: for frames k of one reduced composition c, E_ref/N is the sam
 reduced composition and the anchor energy E_ref = Σ_i μ_Zi of the model. :func:`energy_deviations`
 turns them into per-atom deviations from the mean of the frames of the same composition, either of the
 frames themselves (calibration) or of another set (held-out frames against the calibration means, so a
-held-out check never sees the held-out DFT mean). Frames without DFT energy, and compositions with a
-single frame and no means to refer to, carry no difference and are left out (and counted).
+held-out check never sees the held-out DFT mean). Frames without a DFT (or model) energy, and
+compositions with a single frame and no means to refer to, carry no difference and are left out (and
+counted).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class EnergyComparison:
     """Model and DFT energies per frame.
 
     Attributes:
-        model: model total energies (B,) in eV.
+        model: model total energies (B,) in eV; NaN from a calculator that gives forces only.
         dft: DFT total energies (B,) in eV; NaN where the frame has none.
         n_atoms: atoms per frame (B,).
         composition: reduced formula per frame.
@@ -53,9 +54,9 @@ class EnergyComparison:
         return len(self.model)
 
     @property
-    def has_dft(self) -> np.ndarray:
-        """(B,) True where the frame has a DFT energy."""
-        return np.isfinite(self.dft)
+    def paired(self) -> np.ndarray:
+        """(B,) True where the frame has a DFT energy and the model gave one (not a forces-only model)."""
+        return np.isfinite(self.dft) & np.isfinite(self.model)
 
     def scaled(self, factor: float) -> EnergyComparison:
         """The same comparison with the anchored global correction E' = E_ref + λ (E − E_ref) applied."""
@@ -68,9 +69,9 @@ class EnergyComparison:
         return EnergyComparison(model, self.dft, self.n_atoms, self.composition, self.reference, self.groups)
 
     def means(self) -> dict[str, tuple[float, float]]:
-        """(model, DFT) mean energy per atom (eV/atom) of each composition, over frames with a DFT energy."""
+        """(model, DFT) mean energy per atom (eV/atom) of each composition, over :attr:`paired` frames."""
         out = {}
-        ok = self.has_dft
+        ok = self.paired
         for comp in dict.fromkeys(self.composition):
             sel = ok & (np.array(self.composition) == comp)
             if sel.any():
@@ -126,10 +127,10 @@ def energy_deviations(
     """
     own = frames.means()
     counts: dict[str, int] = {}
-    for comp, ok in zip(frames.composition, frames.has_dft):
+    for comp, ok in zip(frames.composition, frames.paired):
         counts[comp] = counts.get(comp, 0) + int(ok)
     keep = []
-    for k, (comp, ok) in enumerate(zip(frames.composition, frames.has_dft)):
+    for k, (comp, ok) in enumerate(zip(frames.composition, frames.paired)):
         if ok and ((means is not None and comp in means) or counts[comp] >= 2):
             keep.append(k)
     idx = np.array(keep, dtype=int)

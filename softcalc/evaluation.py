@@ -112,6 +112,14 @@ def compare_frames(
     return pair_forces(dataset, forces), energies
 
 
+def compare_sets(
+    calc: Calculator, sets: Sequence[ForceDataset], progress: bool = False
+) -> tuple[ForceComparison, EnergyComparison]:
+    """:func:`compare_frames` of several data sets, merged in order."""
+    pairs = [compare_frames(calc, d, progress=progress) for d in sets]
+    return merge_comparisons([f for f, _ in pairs]), EnergyComparison.merge([e for _, e in pairs])
+
+
 def pair_forces(dataset: ForceDataset, forces: Sequence[np.ndarray]) -> ForceComparison:
     """Pair precomputed model forces (one per frame, then the reference if any) with DFT forces."""
     frames = dataset.frames

@@ -42,8 +42,8 @@ class ForceEvaluator:
         """True when structures go to the model in batches."""
         return bool(getattr(self.calculator, "batched", False))
 
-    def _chunk(self, chunk: list[Atoms]) -> list[dict[str, np.ndarray | float]]:
-        if self.batched:
+    def _chunk(self, chunk: list[Atoms], energy: bool) -> list[dict[str, np.ndarray | float]]:
+        if self.batched:  # the batched path returns the energy with the forces at no cost
             results = self.calculator.compute_many(chunk, ("energy", "forces"))
             return [
                 {"energy": float(r["energy"]), "forces": np.asarray(r["forces"], dtype=float)}
@@ -53,9 +53,17 @@ class ForceEvaluator:
         for atoms in chunk:
             atoms = atoms.copy()
             atoms.calc = self.calculator
-            forces = np.asarray(atoms.get_forces(), dtype=float)
-            out.append({"energy": float(atoms.get_potential_energy()), "forces": forces})
+            result: dict[str, np.ndarray | float] = {"forces": np.asarray(atoms.get_forces(), dtype=float)}
+            if energy:
+                result["energy"] = self._energy(atoms)
+            out.append(result)
         return out
+
+    def _energy(self, atoms: Atoms) -> float:
+        """The energy (eV) of ``atoms`` with its calculator attached, NaN for a forces-only calculator."""
+        if "energy" not in getattr(self.calculator, "implemented_properties", ("energy",)):
+            return float("nan")
+        return float(atoms.get_potential_energy())
 
     def results(
         self,
@@ -63,6 +71,7 @@ class ForceEvaluator:
         total: int | None = None,
         progress: bool = False,
         desc: str = "forces",
+        energy: bool = True,
     ) -> list[dict[str, np.ndarray | float]]:
         """Energy (eV) and forces ((n_atoms, 3) eV/Å) per structure, from the same model call.
 
@@ -71,8 +80,10 @@ class ForceEvaluator:
             total: their number, for the progress bar (taken from ``structures`` when it has a length).
             progress: show a progress bar (structures evaluated).
             desc: label of the progress bar.
+            energy: also return the energy (NaN from a calculator that gives forces only); False asks a
+                calculator that is not batched for forces only.
         Returns:
-            one dict per structure with ``energy`` and ``forces``.
+            one dict per structure with ``forces`` and, with ``energy``, ``energy``.
         """
         if total is None and hasattr(structures, "__len__"):
             total = len(structures)  # type: ignore[arg-type]
@@ -81,7 +92,7 @@ class ForceEvaluator:
         size = self.batch_size if self.batched else 1
         with tqdm(total=total, disable=not progress, unit="structure", desc=desc, leave=False) as bar:
             while chunk := list(islice(it, size)):
-                out.extend(self._chunk(chunk))
+                out.extend(self._chunk(chunk, energy))
                 bar.update(len(chunk))
         return out
 
@@ -93,4 +104,5 @@ class ForceEvaluator:
         desc: str = "forces",
     ) -> list[np.ndarray]:
         """Forces, one (n_atoms, 3) array in eV/Å per structure (see :meth:`results`)."""
-        return [r["forces"] for r in self.results(structures, total, progress, desc)]  # type: ignore[misc]
+        results = self.results(structures, total, progress, desc, energy=False)
+        return [r["forces"] for r in results]  # type: ignore[misc]

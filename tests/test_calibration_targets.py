@@ -129,3 +129,26 @@ def test_cli_target_energy(tmp_path, capsys) -> None:  # noqa: ANN001
     text = capsys.readouterr().out
     assert "λ = 1.4000" in text and "energy differences within a composition" in text
     assert "recommended: held-out energy MAE" in text
+
+
+def test_a_calculator_without_energies_still_calibrates_on_forces() -> None:
+    """A foreign ASE calculator that gives forces only: forces are fitted, energies are not asked for."""
+    from ase.calculators.calculator import Calculator, all_changes
+
+    toy = SoftCorrectedCalc("toy-morse")
+
+    class ForcesOnly(Calculator):
+        implemented_properties = ["forces"]
+        calls: list[tuple[str, ...]] = []
+
+        def calculate(self, atoms=None, properties=("forces",), system_changes=all_changes) -> None:  # noqa: ANN001
+            super().calculate(atoms, properties, system_changes)
+            self.calls.append(tuple(properties))
+            self.results = {"forces": toy.get_forces(self.atoms)}
+
+    data = frames(6, energy_scale=1.2, force_scale=1.2)
+    r = calibrate(ForcesOnly(), data, frames=4, n_bootstrap=50).report
+    assert r["scale"] == pytest.approx(1.2, rel=1e-9) and r["errors"]["energy"] is None
+    assert all(c == ("forces",) for c in ForcesOnly.calls)
+    with pytest.raises(DataError, match="needs DFT energies and model energies"):
+        calibrate(ForcesOnly(), data, frames=4, target="energy", n_bootstrap=50)

@@ -31,10 +31,10 @@ from softcalc.calibration.methods import (
     Fit,
     ScaleFit,
 )
-from softcalc.data.dataset import ForceDataset
+from softcalc.data.dataset import ForceDataset, ForceFrame
 from softcalc.energies import EnergyComparison
 from softcalc.errors import DataError, SoftcalcError
-from softcalc.evaluation import ForceComparison, compare_frames, merge_comparisons
+from softcalc.evaluation import ForceComparison, compare_sets
 from softcalc.model import ModelCalculator
 
 #: one validation frame per this many calibration frames (at least five frames for any validation)
@@ -65,13 +65,8 @@ def validation_split(
     return train, val
 
 
-def _frames(sets: Sequence[ForceDataset]) -> list:  # noqa: ANN401 - list[ForceFrame]
+def _frames(sets: Sequence[ForceDataset]) -> list[ForceFrame]:
     return [f for d in sets for f in d.frames]
-
-
-def _evaluate(calc: Calculator, sets: Sequence[ForceDataset], progress: bool) -> tuple[ForceComparison, Any]:
-    pairs = [compare_frames(calc, d, progress=progress) for d in sets]
-    return merge_comparisons([f for f, _ in pairs]), EnergyComparison.merge([e for _, e in pairs])
 
 
 @dataclass
@@ -97,7 +92,7 @@ class TunedFit(Fit):
 
     def _run(self, sets: Sequence[ForceDataset]) -> tuple[ForceComparison, EnergyComparison]:
         if id(sets) not in self._cache:
-            self._cache[id(sets)] = _evaluate(self.calc, sets, self.progress)
+            self._cache[id(sets)] = compare_sets(self.calc, sets, self.progress)
         return self._cache[id(sets)]
 
     def apply(self, sets: Sequence[ForceDataset], bare: ForceComparison) -> ForceComparison:
@@ -207,8 +202,8 @@ class Auto(CalibrationMethod):
     def fit(self, data: CalibrationData, n_bootstrap: int, rng: np.random.Generator) -> AutoFit:
         calc = data.calc
         train, val = validation_split(data.sets, rng, at_least=1)
-        train_bare, train_energy = _evaluate(calc, train, data.progress)
-        val_bare, _ = _evaluate(calc, val, data.progress)
+        train_bare, train_energy = compare_sets(calc, train, data.progress)
+        val_bare, _ = compare_sets(calc, val, data.progress)
         fits: dict[str, Fit | None] = {"none": None}
         for name in self.CANDIDATES:
             if name == "per-species" and not calc.model.supports_per_atom_energies:

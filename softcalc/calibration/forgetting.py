@@ -18,10 +18,8 @@ the tuned chemistry (SoftCorrectedCalc also warns when it meets elements the wei
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,7 +29,8 @@ from ase.io import read
 from ase.units import GPa
 
 from softcalc.calibration.verdict import Reason
-from softcalc.data.paths import DATA_DIR_ENV
+from softcalc.data.paths import resolve_data_path
+from softcalc.errors import DataError
 from softcalc.forces import ForceEvaluator
 from softcalc.model import ModelCalculator
 
@@ -39,6 +38,8 @@ from softcalc.model import ModelCalculator
 ENERGY_DRIFT = 0.05
 #: flag a force drift (MAE of the force difference) above this (eV/Å)
 FORCE_DRIFT = 0.1
+#: unit cells of other chemistries (phonopy examples), under ``$SOFTCALC_DATA_DIR``
+OTHER_CHEMISTRIES = "phonons/phonopy-examples"
 #: rattle amplitude (Å) and smallest supercell edge (Å) of the rattled copies
 RATTLE, MIN_EDGE = 0.05, 8.0
 
@@ -60,9 +61,11 @@ def probes(elements: Sequence[str], covered: frozenset[str]) -> tuple[list[Probe
             out.append(Probe(f"{el} ground state", "ground state", bulk(el)))
         except (ValueError, KeyError, RuntimeError) as exc:
             skipped.append(f"{el}: no reference crystal in ASE ({exc})")
-    root = os.environ.get(DATA_DIR_ENV)
-    folder = Path(root) / "phonons" / "phonopy-examples" if root else None
-    if folder is not None and folder.is_dir():
+    try:
+        folder = resolve_data_path(OTHER_CHEMISTRIES)
+    except DataError:  # no shared data here: only the ground states are checked
+        folder = None
+    if folder is not None:
         for path in sorted(folder.glob("*/POSCAR-unitcell")):
             atoms = read(path, format="vasp")
             symbols = set(atoms.get_chemical_symbols())

@@ -248,12 +248,13 @@ def _force_term(bare: ForceComparison) -> _NormalTerm:
 
 def calibration_deviations(energies: EnergyComparison | None) -> EnergyDeviations:
     """Energy deviations of the calibration frames, or a :class:`DataError` saying why there are none."""
-    if energies is None or not energies.has_dft.any():
+    if energies is None or not energies.paired.any():
         n = 0 if energies is None else len(energies)
         raise DataError(
-            f"the energy target needs DFT energies, and none of the {n} calibration frame(s) has one. "
-            "Fix: calibrate on data with energies (mlearn outputs.energy, extxyz energy=...; phonopy "
-            "force sets have none) or use --target forces."
+            f"the energy target needs DFT energies and model energies, and none of the {n} calibration "
+            "frame(s) has both. Fix: calibrate on data with energies (mlearn outputs.energy, extxyz "
+            "energy=...; phonopy force sets have none) with a model that gives energies, or use --target "
+            "forces."
         )
     dev = energy_deviations(energies)
     if not len(dev.model):
@@ -266,8 +267,7 @@ def calibration_deviations(energies: EnergyComparison | None) -> EnergyDeviation
     return dev
 
 
-def _energy_term(energies: EnergyComparison | None) -> _NormalTerm:
-    dev = calibration_deviations(energies)
+def _energy_term(dev: EnergyDeviations) -> _NormalTerm:
     n = len(dev.model)
     return _NormalTerm(dev.weights * dev.model * dev.dft, dev.weights * dev.model**2, np.arange(n), 1)
 
@@ -319,7 +319,8 @@ class EnergyScale(GlobalScale):
     target = "energy"
 
     def fit(self, data: CalibrationData, n_bootstrap: int, rng: np.random.Generator) -> ScaleFit:
-        return _fit_global([_energy_term(data.bare_energies)], n_bootstrap, rng, energies=True)
+        term = _energy_term(calibration_deviations(data.bare_energies))
+        return _fit_global([term], n_bootstrap, rng, energies=True)
 
 
 class JointScale(GlobalScale):
@@ -328,8 +329,8 @@ class JointScale(GlobalScale):
     target = "forces+energy"
 
     def fit(self, data: CalibrationData, n_bootstrap: int, rng: np.random.Generator) -> ScaleFit:
-        forces, energy = _force_term(data.bare), _energy_term(data.bare_energies)
         dev = calibration_deviations(data.bare_energies)
+        forces, energy = _force_term(data.bare), _energy_term(dev)
         f_dft = np.concatenate([d.ravel() for d in data.bare.dft])
         f_norm = len(f_dft) * float(np.mean(f_dft**2))
         e_norm = float(np.sum(dev.weights * dev.dft**2))
