@@ -23,7 +23,9 @@ calculation, and are raised before any calculator exists or outside one (CLI inp
 correction files, weights, plugins). Their builtin bases are what a caller checks:
 :class:`UnknownModelError` (a name no plugin serves, ``ValueError``), :class:`WeightsNotFoundError`
 (``FileNotFoundError``), :class:`MissingDependencyError` (``ImportError``), :class:`DataError`
-(reference data) and :class:`CorrectionFileError` (a corrupt correction file).
+(reference data), :class:`SettingsError` (an option out of range or a combination that cannot work:
+a bad method, target, order, bootstrap count or fine-tuning setting) and :class:`CorrectionFileError`
+(a corrupt correction file).
 """
 
 from __future__ import annotations
@@ -88,6 +90,11 @@ class InvalidStructureError(CalculationSetupError, ValueError):
 
 class DataError(SoftcalcError, ValueError):
     """Reference data are unusable: empty, without forces, inconsistent shapes, unreadable."""
+
+
+class SettingsError(SoftcalcError, ValueError):
+    """An option is out of range or options contradict each other (method, target, order, bootstrap
+    count, fine-tuning settings); the message names the option, the allowed values and the fix."""
 
 
 class CorrectionFileError(SoftcalcError, ValueError):
