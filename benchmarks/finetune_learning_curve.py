@@ -49,29 +49,29 @@ def draws(n: int, k: int, seed: int) -> list[int]:
 def row(model: str, material: str, k: int, method: str, result: Any, seconds: float) -> dict[str, Any]:
     """The figures of one calibration: held-out force and energy-difference errors, and what was fitted."""
     r = result.report
-    energy = r["errors"].get("energy") or {}
+    energy = r.errors.get("energy") or {}
     out = {
         "model": model,
         "material": material,
         "k": k,
         "method": method,
-        "kind": r["kind"],
-        "force_mae_bare": r["mae_before"],
-        "force_mae": r["mae_after"],
+        "kind": r.kind,
+        "force_mae_bare": r.mae_before,
+        "force_mae": r.mae_after,
         "energy_mae_bare": energy.get("mae_before"),
         "energy_mae": energy.get("mae_after"),
-        "recommended": r["recommended"],
+        "recommended": r.recommended,
         "seconds": seconds,
     }
-    if "scale" in r:
-        out["scale"] = r["scale"]
-    if "finetune" in r:
-        out["best_epoch"] = r["finetune"]["best_epoch"]
-        out["train_seconds"] = r["finetune"]["seconds"]
-    if "auto" in r:
-        out["auto_chosen"] = r["auto"]["chosen"]
-    if "forgetting" in r:
-        out["forgetting"] = r["forgetting"]["structures"]
+    if r.scale is not None:
+        out["scale"] = r.scale
+    if "finetune" in r.parameters:
+        out["best_epoch"] = r.parameters["finetune"]["best_epoch"]
+        out["train_seconds"] = r.parameters["finetune"]["seconds"]
+    if "auto" in r.parameters:
+        out["auto_chosen"] = r.parameters["auto"]["chosen"]
+    if "forgetting" in r.checks:
+        out["forgetting"] = r.checks["forgetting"]["structures"]
     return out
 
 

@@ -24,15 +24,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from ase.calculators.calculator import Calculator
 
-from softcalc.calibration.finetuning import Auto, AutoFit, FineTune, TunedFit, chosen_kind
-from softcalc.calibration.forgetting import forgetting_check, forgetting_reason
+from softcalc.calibration import finetuning as _finetuning  # noqa: F401 - registers finetune and auto
 from softcalc.calibration.frames import ORDERS, DataLike, FrameFilter, FrameSplit, select_frames, split_frames
-from softcalc.calibration.methods import METHODS, TARGETS, CalibrationData, CalibrationMethod, Fit, ScaleFit
-from softcalc.calibration.verdict import Reason, Verdict, energy_error_summary, error_summary, judge
+from softcalc.calibration.methods import CalibrationData, CheckedFrames, Fit
+from softcalc.calibration.registry import MethodOptions, check_target, method_names, method_spec
+from softcalc.calibration.report import CalibrationReport
+from softcalc.calibration.verdict import Verdict, energy_error_summary, error_summary, judge
 from softcalc.correction import Correction
 from softcalc.energies import EnergyComparison, energy_deviations
-from softcalc.errors import DataError
-from softcalc.evaluation import ForceComparison, compare_sets
+from softcalc.errors import DataError, SettingsError
+from softcalc.evaluation import compare_sets
 from softcalc.model import ModelCalculator
 from softcalc.registry import load_model
 from softcalc.version import __version__
@@ -40,10 +41,7 @@ from softcalc.version import __version__
 if TYPE_CHECKING:
     from softcalc.finetune.settings import FineTuneSettings
 
-#: every calibration method by name (``calibrate(method=...)``, ``--method``)
-ALL_METHODS = ("scale", "per-species", "finetune", "auto")
-
-__all__ = ["ALL_METHODS", "ORDERS", "Calibration", "calibrate", "select_frames"]
+__all__ = ["ORDERS", "Calibration", "calibrate", "method_names", "select_frames"]
 
 
 @dataclass
@@ -51,7 +49,7 @@ class Calibration:
     """A fitted correction and the report that justifies (or rejects) it."""
 
     correction: Correction
-    report: dict[str, Any]
+    report: CalibrationReport
 
     def save(self, path: str | Path) -> Correction:
         """Write the correction JSON to ``path``; a fine-tuned one with its weights beside it.
@@ -62,7 +60,7 @@ class Calibration:
         path = Path(path)
         correction = self.correction
         if correction.tuned is not None:
-            from softcalc.finetune.weights import save_tuned_weights
+            from softcalc.tuned_weights import save_tuned_weights
 
             weights = path.with_name(path.name.removesuffix(".json") + ".weights.pt")
             sha = save_tuned_weights(correction.tuned, weights)
@@ -91,6 +89,7 @@ def _energy_errors(
 def calibrate(
     model: str | Path | Calculator,
     data: DataLike,
+    *,
     frames: int | None = None,
     test: DataLike | None = None,
     groups: Sequence[str] | None = None,
@@ -126,27 +125,32 @@ def calibrate(
         target: what a global λ is fitted on: ``forces`` (hot MD), ``energy`` (energy differences
             between frames of one composition: strain, surfaces, i.e. the curvature that elastic and
             phonon properties need) or ``forces+energy`` (see :mod:`softcalc.calibration.methods`).
-        method: ``scale`` (default; ``per-species`` when ``per_species``), ``per-species``, ``finetune``
-            (tune the weights; see :mod:`softcalc.calibration.finetuning`) or ``auto`` (the method with
-            the lowest validation error).
+        method: a registered method (:func:`softcalc.calibration.registry.method_names`): ``scale``
+            (default; ``per-species`` when ``per_species``), ``per-species``, ``finetune`` (tune the
+            weights; see :mod:`softcalc.calibration.finetuning`) or ``auto`` (the method with the lowest
+            validation error).
         finetune: fine-tuning settings of ``finetune`` and ``auto`` (defaults when None).
         n_bootstrap: bootstrap replicas for the uncertainty of λ.
         regime: ``own-material`` or ``transfer`` (recorded in the correction).
     Returns:
         :class:`Calibration` with the correction (``recommended`` False when it does not help) and a
-        report: scale, scale_std, scale_ci95, softening scale, force errors (eV/Å) and energy-difference
-        errors (``errors["energy"]``, eV/atom) before/after (held-out when available), n_heldout_overlap
-        (held-out frames dropped as calibration frames), warnings, reasons
-        and a verdict.
+        :class:`~softcalc.calibration.report.CalibrationReport`: the fitted parameters (``scale``,
+        ``scale_std``, ``scale_ci95``, ...), softening scale, force errors (eV/Å) and energy-difference
+        errors (``errors["energy"]``, eV/atom) before/after (held-out when available),
+        n_heldout_overlap (held-out frames dropped as calibration frames), reasons and a verdict.
+    Raises:
+        SettingsError: an unknown method or target, a target the method cannot fit, n_bootstrap < 1.
     """
     if n_bootstrap < 1:
-        raise DataError(
+        raise SettingsError(
             f"n_bootstrap = {n_bootstrap}: the uncertainty of λ needs at least one bootstrap replica. "
             "Fix: use the default 1000 (or any positive number)."
         )
-    chosen_method = _method(method or ("per-species" if per_species else "scale"), target, finetune)
+    check_target(target)
+    spec = method_spec(method or ("per-species" if per_species else "scale"))
+    chosen_method = spec.build(MethodOptions(target, finetune))
     calc = load_model(model, device=device, dtype=dtype) if isinstance(model, (str, Path)) else model
-    chosen_method.check(calc)
+    spec.check(calc)
     split = split_frames(data, frames, test, FrameFilter(groups, order, temperature, strain))
     if target != "forces" and not any(f.energy is not None for d in split.fit for f in d.frames):
         raise DataError(
@@ -159,43 +163,43 @@ def calibrate(
     held_bare, held_energy = compare_sets(calc, split.heldout, progress) if split.heldout else (None, None)
     data_in = CalibrationData(calc, split.fit, fit_bare, progress, fit_energy)
     fitted = chosen_method.fit(data_in, n_bootstrap, rng)
-    if held_bare is not None:
-        errors = error_summary(held_bare, fitted.apply(split.heldout, held_bare))
-    else:
-        errors = error_summary(fit_bare, fitted.apply(split.fit, fit_bare))
+    sets, bare = (split.heldout, held_bare) if held_bare is not None else (split.fit, fit_bare)
+    checked = CheckedFrames(calc, sets, bare, lambda f: _energy_errors(f, split, fit_energy, held_energy))
+    errors = error_summary(checked.bare, fitted.apply(checked.sets, checked.bare))
     errors["energy"] = _energy_errors(fitted, split, fit_energy, held_energy)
     fit_metrics = fit_bare.metrics()
     verdict = judge(
-        errors, held_bare is not None, fitted.supported, fit_metrics, fitted.estimates, split.overlap, target
+        errors,
+        heldout=held_bare is not None,
+        supported=fitted.supported,
+        fit_metrics=fit_metrics,
+        estimates=fitted.estimates,
+        overlap=split.overlap,
+        target=target,
     )
-    extra = _tuning_checks(calc, fitted, split, (fit_bare, held_bare), (fit_energy, held_energy))
-    if isinstance(fitted, AutoFit) and fitted.chosen is None:
-        verdict = replace(verdict, reasons=(BARE_BEST, *verdict.reasons))
-    if extra.get("forgetting", {}).get("flagged"):
-        verdict = replace(verdict, reasons=(*verdict.reasons, forgetting_reason(extra["forgetting"])))
-    report: dict[str, Any] = {
-        "model": calc.info.name if isinstance(calc, ModelCalculator) else type(calc).__name__,
-        "method": chosen_method.name,
-        "kind": chosen_kind(fitted),
-        "target": target,
-        **fitted.summary,
-        "softening_scale_fit": fit_metrics.softening_scale,
-        "scale_opt_fit": fit_metrics.scale_opt,
-        "correlation_fit": fit_metrics.correlation,
-        "n_frames": fit_metrics.n_frames,
-        "n_heldout": 0 if held_bare is None else len(held_bare.model),
-        "n_heldout_overlap": split.overlap,
-        "errors_on": verdict.errors_on,
-        "softening_scale": errors["softening_scale"],
-        "mae_before": errors["mae_before"],
-        "mae_after": errors["mae_after"],
-        "errors": errors,
-        "recommended": verdict.recommended,
-        "warnings": verdict.warnings,
-        "reasons": verdict.as_dicts(),
-        "verdict": verdict.text,
-        **extra,
-    }
+    checks = fitted.checks(checked)
+    own = fitted.reasons(checks)
+    reasons = (*(r for r in own if r.blocking), *verdict.reasons, *(r for r in own if not r.blocking))
+    verdict = replace(verdict, reasons=reasons)
+    report = CalibrationReport(
+        model=calc.info.name if isinstance(calc, ModelCalculator) else type(calc).__name__,
+        method=spec.name,
+        kind=fitted.kind,
+        target=target,
+        parameters=fitted.summary,
+        softening_scale_fit=fit_metrics.softening_scale,
+        scale_opt_fit=fit_metrics.scale_opt,
+        correlation_fit=fit_metrics.correlation,
+        n_frames=fit_metrics.n_frames,
+        n_heldout=0 if held_bare is None else len(held_bare.model),
+        n_heldout_overlap=split.overlap,
+        errors_on=verdict.errors_on,
+        errors=errors,
+        recommended=verdict.recommended,
+        reasons=verdict.as_dicts(),
+        verdict=verdict.text,
+        checks=checks,
+    )
     settings = {
         "frames": frames,
         "groups": list(groups) if groups else None,
@@ -203,7 +207,7 @@ def calibrate(
         "temperature_K": list(temperature) if temperature else None,
         "strain": list(strain) if strain else None,
         "target": target,
-        "method": chosen_method.name,
+        "method": spec.name,
         "n_bootstrap": n_bootstrap,
         "seed": seed,
     }
@@ -211,82 +215,25 @@ def calibrate(
     return Calibration(correction, report)
 
 
-#: the reason ``auto`` gives when the bare model validates best
-BARE_BEST = Reason(
-    "bare-best",
-    True,
-    "no correction: the bare model had the lowest validation error of every method tried (see 'auto'). "
-    "Fix: keep the bare model, or calibrate on frames that resemble the intended simulation.",
-)
-
-
-def _method(name: str, target: str, finetune: FineTuneSettings | None) -> CalibrationMethod:
-    """The calibration method ``name`` for ``target``, or a :class:`DataError` naming what is possible."""
-    if target not in TARGETS:
-        raise DataError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
-    if name not in ALL_METHODS:
-        raise DataError(f"method must be one of {', '.join(ALL_METHODS)}, not {name!r}")
-    if name in ("per-species", "auto") and target != "forces":
-        what = "per-species λ_Z are" if name == "per-species" else "auto compares methods"
-        raise DataError(
-            f"{what} fitted on forces only, not on target {target!r}. "
-            "Fix: use --method scale (one λ on energies) or --target forces."
-        )
-    if name == "scale":
-        return TARGETS[target]()
-    if name in ("finetune", "auto"):
-        return (FineTune if name == "finetune" else Auto)(finetune)
-    return METHODS[name]()
-
-
-def _tuning_checks(
-    calc: Calculator,
-    fitted: Fit,
-    split: FrameSplit,
-    forces: tuple[ForceComparison, ForceComparison | None],
-    energies: tuple[EnergyComparison, EnergyComparison | None],
-) -> dict[str, Any]:
-    """Report entries of fine-tuned weights (forgetting check) and of ``auto`` (every method's force and
-    energy-difference errors, the bare model as ``none``)."""
-    (fit_bare, held_bare), (fit_energy, held_energy) = forces, energies
-    out: dict[str, Any] = {}
-    chosen = fitted.chosen if isinstance(fitted, AutoFit) else fitted
-    if isinstance(chosen, TunedFit) and isinstance(calc, ModelCalculator):
-        out["forgetting"] = forgetting_check(calc, chosen.calc, chosen.summary["elements"])
-    if isinstance(fitted, AutoFit):
-        sets, bare = (split.heldout, held_bare) if held_bare is not None else (split.fit, fit_bare)
-        identity = ScaleFit({}, True, (), value=1.0)
-        out["methods"] = {
-            name: {
-                "validation_mae": fitted.summary["auto"]["validation_mae"][name],
-                "mae_after": (fit or identity).apply(sets, bare).metrics().mae,
-                "energy": _energy_errors(fit or identity, split, fit_energy, held_energy),
-            }
-            for name, fit in fitted.candidates.items()
-        }
-    return out
-
-
 def _correction(
     calc: Calculator,
     fitted: Fit,
     verdict: Verdict,
-    report: dict[str, Any],
+    report: CalibrationReport,
     split: FrameSplit,
     regime: str,
     settings: dict[str, Any],
     extra: dict[str, Any],
 ) -> Correction:
     """The correction with its provenance: model fingerprint, data hashes, settings, version, time, extra."""
-    chosen = fitted.chosen if isinstance(fitted, AutoFit) else fitted
     return Correction(
-        tuned=chosen.adapter if isinstance(chosen, TunedFit) else None,
+        tuned=fitted.tuned_adapter,
         scale=fitted.scale,
         species_scales=fitted.species_scales,
         model=calc.info.fingerprint if isinstance(calc, ModelCalculator) else None,
         regime=regime,
         recommended=verdict.recommended,
-        statistics={k: v for k, v in report.items() if k not in {"errors", "warnings", "reasons"}},
+        statistics=report.statistics(),
         provenance={
             "data": [{"source": d.source, "sha256": d.sha256, "material": d.material} for d in split.fit],
             "heldout": [{"source": d.source, "sha256": d.sha256} for d in split.heldout],

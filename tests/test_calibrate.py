@@ -51,11 +51,11 @@ def test_global_scale_recovered_and_checked_on_held_out_frames() -> None:
     data = synthetic(6, Correction(scale=1.2))
     result = calibrate("toy-morse", data, frames=1, n_bootstrap=300)
     r = result.report
-    assert r["scale"] == pytest.approx(1.2, abs=0.01)
-    assert r["scale_ci95"][0] < r["scale"] < r["scale_ci95"][1]
-    assert r["n_frames"] == 1 and r["n_heldout"] == 5 and r["errors_on"] == "held-out"
-    assert r["mae_after"] < 0.3 * r["mae_before"]
-    assert r["recommended"] and result.correction.recommended
+    assert r.scale == pytest.approx(1.2, abs=0.01)
+    assert r.scale_ci95[0] < r.scale < r.scale_ci95[1]
+    assert r.n_frames == 1 and r.n_heldout == 5 and r.errors_on == "held-out"
+    assert r.mae_after < 0.3 * r.mae_before
+    assert r.recommended and result.correction.recommended
     assert result.correction.model["name"] == "toy-morse"
     assert result.correction.provenance["frames"] == 1
 
@@ -65,9 +65,9 @@ def test_correction_that_hurts_held_out_frames_is_rejected() -> None:
     fit = synthetic(2, Correction(scale=1.3), seed=1)
     test = synthetic(3, Correction(scale=1.0), seed=2)
     result = calibrate("toy-morse", fit, test=test, n_bootstrap=200)
-    assert not result.report["recommended"]
+    assert not result.report.recommended
     assert not result.correction.recommended
-    assert any("WORSE" in w for w in result.report["warnings"])
+    assert any("WORSE" in w for w in result.report.warnings)
     with pytest.warns(UserWarning, match="not recommended"):
         SoftCorrectedCalc("toy-morse", correction=result.correction)
 
@@ -75,32 +75,32 @@ def test_correction_that_hurts_held_out_frames_is_rejected() -> None:
 def test_unsupported_correction_when_lambda_is_one_within_noise() -> None:
     data = synthetic(2, Correction(scale=1.0), noise=0.3, seed=4)
     r = calibrate("toy-morse", data, frames=1, n_bootstrap=400).report
-    assert r["scale_ci95"][0] <= 1.0 <= r["scale_ci95"][1]
-    assert not r["recommended"]
-    assert any("do not support" in w for w in r["warnings"])
+    assert r.scale_ci95[0] <= 1.0 <= r.scale_ci95[1]
+    assert not r.recommended
+    assert any("do not support" in w for w in r.warnings)
 
 
 def test_single_frame_without_held_out_data_warns() -> None:
     r = calibrate("toy-morse", synthetic(1, Correction(scale=1.2)), n_bootstrap=100).report
-    assert r["errors_on"] == "calibration"
-    assert any("no held-out frames" in w for w in r["warnings"])
+    assert r.errors_on == "calibration"
+    assert any("no held-out frames" in w for w in r.warnings)
 
 
 def test_per_species_scales_recovered() -> None:
     data = synthetic(4, Correction(species_scales={"Si": 1.25, "Ge": 0.85}), noise=0.005)
     result = calibrate("toy-morse", data, frames=2, per_species=True, n_bootstrap=100)
-    scales = result.report["species_scales"]
+    scales = result.report.species_scales
     assert scales["Si"] == pytest.approx(1.25, abs=0.01)
     assert scales["Ge"] == pytest.approx(0.85, abs=0.03)
     assert result.correction.kind == "per-species"
-    assert result.report["mae_after"] < 0.2 * result.report["mae_before"]
+    assert result.report.mae_after < 0.2 * result.report.mae_before
 
 
 def test_group_selection_and_order() -> None:
     data = synthetic(4, Correction(scale=1.1))
     r = calibrate("toy-morse", data, frames=1, groups=["aimd"], order="largest-force", n_bootstrap=50).report
-    assert r["n_frames"] == 1 and r["n_heldout"] == 1
-    assert set(r["errors"]["by_group"]) == {"AIMD"}
+    assert r.n_frames == 1 and r.n_heldout == 1
+    assert set(r.errors["by_group"]) == {"AIMD"}
     with pytest.raises(DataError, match="group"):
         calibrate("toy-morse", data, groups=["Surface"])
 
@@ -219,9 +219,9 @@ def test_temperature_and_strain_selection(tmp_path, capsys) -> None:
         frame.temperature = [300.0, 900.0, None][k % 3]
         frame.strain = [None, None, 0.01 * k][k % 3]
     r = calibrate("toy-morse", data, temperature=(200, 400), n_bootstrap=20).report
-    assert r["n_frames"] == 2  # frames 0 and 3
+    assert r.n_frames == 2  # frames 0 and 3
     r = calibrate("toy-morse", data, strain=(0.0, 0.03), n_bootstrap=20).report
-    assert r["n_frames"] == 1  # frame 2 (strain 0.02); frame 5 has 0.05
+    assert r.n_frames == 1  # frame 2 (strain 0.02); frame 5 has 0.05
     stated = r"\(4 frame\(s\) state a temperature: from 300 to 900 K\)"
     with pytest.raises(DataError, match=r"temperature in \[1000, 2000\] K " + stated):
         calibrate("toy-morse", data, temperature=(1000, 2000))

@@ -58,21 +58,21 @@ def corrected_forces(calc: SoftCorrectedCalc, frame: ForceFrame) -> np.ndarray:
 
 def test_finetune_lowers_held_out_errors_and_reports_training(tuned: Calibration) -> None:
     r = tuned.report
-    assert r["method"] == "finetune" and r["kind"] == "finetune"
-    assert r["errors_on"] == "held-out" and r["n_heldout"] == 4
-    assert r["mae_after"] < 0.8 * r["mae_before"]
-    assert r["recommended"] and tuned.correction.kind == "finetune"
-    ft = r["finetune"]
+    assert r.method == "finetune" and r.kind == "finetune"
+    assert r.errors_on == "held-out" and r.n_heldout == 4
+    assert r.mae_after < 0.8 * r.mae_before
+    assert r.recommended and tuned.correction.kind == "finetune"
+    ft = r.parameters["finetune"]
     assert ft["n_train"] == 7 and ft["n_validation"] == 1  # one frame in ten, rounded (8 -> 1)
     assert len(ft["loss_curve"]) == 16 and 0 <= ft["best_epoch"] <= 15  # epoch 0: before training
-    assert ft["settings"]["lr"] == 0.05 and r["elements"] == ["Ge", "Si"]
-    names = [s["name"] for s in r["forgetting"]["structures"]]
+    assert ft["settings"]["lr"] == 0.05 and r.parameters["elements"] == ["Ge", "Si"]
+    names = [s["name"] for s in r.checks["forgetting"]["structures"]]
     assert "Si ground state" in names and "Ge ground state" in names
-    assert all(np.isfinite(s["energy_drift_meV_atom"]) for s in r["forgetting"]["structures"])
+    assert all(np.isfinite(s["energy_drift_meV_atom"]) for s in r.checks["forgetting"]["structures"])
     # the toy's tuned μ_Z shift every Si-containing structure: SiO2 drifts and is flagged, as a warning
-    assert "SiO2-HP" in r["forgetting"]["flagged"]
-    codes = {x["code"]: x["blocking"] for x in r["reasons"]}
-    assert codes.get("forgetting") is False and any("SiO2-HP (" in w for w in r["warnings"])
+    assert "SiO2-HP" in r.checks["forgetting"]["flagged"]
+    codes = {x["code"]: x["blocking"] for x in r.reasons}
+    assert codes.get("forgetting") is False and any("SiO2-HP (" in w for w in r.warnings)
 
 
 def test_saved_weights_give_the_same_predictions(tuned: Calibration, tmp_path: Path) -> None:
@@ -142,25 +142,25 @@ def test_auto_picks_the_method_that_validates_best() -> None:
     r = calibrate(
         "toy-morse", stiffer(12), frames=10, method="auto", finetune=FineTuneSettings(epochs=3)
     ).report
-    assert r["auto"]["chosen"] in ("scale", "per-species")
-    assert set(r["methods"]) == {"none", "scale", "per-species", "finetune"}
-    assert r["methods"]["scale"]["mae_after"] < 1e-6 < r["methods"]["none"]["mae_after"]
-    assert r["scale"] == pytest.approx(1.3, rel=1e-9)  # refitted on all calibration frames
+    assert r.parameters["auto"]["chosen"] in ("scale", "per-species")
+    assert set(r.checks["methods"]) == {"none", "scale", "per-species", "finetune"}
+    assert r.checks["methods"]["scale"]["mae_after"] < 1e-6 < r.checks["methods"]["none"]["mae_after"]
+    assert r.scale == pytest.approx(1.3, rel=1e-9)  # refitted on all calibration frames
 
 
 def test_auto_keeps_the_bare_model_when_nothing_helps() -> None:
     r = calibrate(
         "toy-morse", stiffer(12, scale=1.0), frames=10, method="auto", finetune=FineTuneSettings(epochs=2)
     ).report
-    assert r["auto"]["chosen"] == "none" and r["kind"] == "none"
-    assert not r["recommended"] and r["reasons"][0]["code"] == "bare-best"
+    assert r.parameters["auto"]["chosen"] == "none" and r.kind == "none"
+    assert not r.recommended and r.reasons[0]["code"] == "bare-best"
 
 
 def test_method_errors_are_clear() -> None:
     data = stiffer(4)
     with pytest.raises(SoftcalcError, match="method must be one of"):
         calibrate("toy-morse", data, method="magic")
-    with pytest.raises(SoftcalcError, match="auto compares methods fitted on forces only"):
+    with pytest.raises(SoftcalcError, match="method .auto. fits on forces only"):
         calibrate("toy-morse", data, method="auto", target="energy")
     from ase.calculators.emt import EMT
 

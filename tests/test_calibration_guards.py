@@ -20,11 +20,11 @@ from softcalc.metrics import force_metrics
 
 
 def _codes(report: dict) -> list[str]:
-    return [r["code"] for r in report["reasons"]]
+    return [r["code"] for r in report.reasons]
 
 
 def _blocking(report: dict, code: str) -> dict:
-    (reason,) = [r for r in report["reasons"] if r["code"] == code]
+    (reason,) = [r for r in report.reasons if r["code"] == code]
     return reason
 
 
@@ -34,10 +34,10 @@ def test_lambda_whose_interval_reaches_zero_is_not_recommended() -> None:
     for frame in data.frames:
         frame.forces[1:] = 0.0
     r = calibrate("toy-morse", data, frames=1, n_bootstrap=300).report
-    assert r["scale"] > 0 and r["scale_ci95"][0] <= 0
-    assert not r["recommended"]
+    assert r.scale > 0 and r.scale_ci95[0] <= 0
+    assert not r.recommended
     assert _blocking(r, "undetermined")["blocking"]
-    assert r["verdict"] == "not recommended: the data do not determine λ"
+    assert r.verdict == "not recommended: the data do not determine λ"
     assert "95% interval" in _blocking(r, "undetermined")["message"]
 
 
@@ -46,19 +46,19 @@ def test_lambda_outside_the_physical_range_is_not_recommended(per_species: bool)
     scales = {"species_scales": {"Si": 1.2, "Ge": 3.5}} if per_species else {"scale": 3.5}
     data = synthetic(3, Correction(**scales), noise=0.005)
     r = calibrate("toy-morse", data, frames=2, per_species=per_species, n_bootstrap=100).report
-    assert r["mae_after"] < r["mae_before"]  # the fit itself is fine: only the range rejects it
-    assert not r["recommended"]
+    assert r.mae_after < r.mae_before  # the fit itself is fine: only the range rejects it
+    assert not r.recommended
     assert _codes(r)[0] == "unphysical" and _blocking(r, "unphysical")["blocking"]
     low, high = PHYSICAL_SCALE_RANGE
     name = "λ_Ge" if per_species else "λ"
-    assert r["verdict"].startswith(f"not recommended: {name} = 3.50")
-    assert f"outside [{low:g}, {high:g}]" in r["verdict"]
-    assert "λ_Si" not in r["verdict"]
+    assert r.verdict.startswith(f"not recommended: {name} = 3.50")
+    assert f"outside [{low:g}, {high:g}]" in r.verdict
+    assert "λ_Si" not in r.verdict
 
 
 def test_lambda_inside_the_range_with_a_positive_interval_stays_recommended() -> None:
     r = calibrate("toy-morse", synthetic(3, Correction(scale=2.2)), frames=1, n_bootstrap=100).report
-    assert r["recommended"] and not {"undetermined", "unphysical"} & set(_codes(r))
+    assert r.recommended and not {"undetermined", "unphysical"} & set(_codes(r))
 
 
 def test_per_species_interval_skips_replicas_that_drew_no_atom_of_an_element() -> None:
@@ -66,9 +66,9 @@ def test_per_species_interval_skips_replicas_that_drew_no_atom_of_an_element() -
     data = synthetic(3, Correction(species_scales={"Si": 1.25, "Ge": 0.85}), noise=0.005)
     r = calibrate("toy-morse", data, frames=2, per_species=True, n_bootstrap=100).report
     for z, lam in {"Si": 1.25, "Ge": 0.85}.items():
-        low, high = r["species_uncertainty"][z]["ci95"]
+        low, high = r.parameters["species_uncertainty"][z]["ci95"]
         assert lam - 0.02 < low < high < lam + 0.02
-    assert r["recommended"] and "undetermined" not in _codes(r)
+    assert r.recommended and "undetermined" not in _codes(r)
 
 
 def test_judge_checks_every_species_scale() -> None:
@@ -87,10 +87,10 @@ def test_test_data_equal_to_the_calibration_data_are_not_held_out(tmp_path) -> N
     write(tmp_path / "copy.extxyz", [_labelled(f) for f in data.frames])  # the same frames, another file
     for test in (data, tmp_path / "copy.extxyz"):
         r = calibrate("toy-morse", data, test=test, n_bootstrap=100).report
-        assert r["errors_on"] == "calibration" and r["n_heldout"] == 0 and r["n_heldout_overlap"] == 3
-        assert not r["recommended"]
+        assert r.errors_on == "calibration" and r.n_heldout == 0 and r.n_heldout_overlap == 3
+        assert not r.recommended
         assert "no-heldout" not in _codes(r) and _blocking(r, "heldout-overlap")["blocking"]
-        assert r["verdict"] == "not recommended: the held-out frames are the calibration frames"
+        assert r.verdict == "not recommended: the held-out frames are the calibration frames"
 
 
 def test_partly_overlapping_test_frames_are_dropped_from_the_held_out_check() -> None:
@@ -100,10 +100,10 @@ def test_partly_overlapping_test_frames_are_dropped_from_the_held_out_check() ->
     assert split.overlap == 2
     assert [f.label for d in split.heldout for f in d.frames] == ["f2", "f3", "f4"]
     r = calibrate("toy-morse", data, frames=2, test=data, n_bootstrap=100).report
-    assert r["errors_on"] == "held-out" and r["n_heldout"] == 3 and r["n_heldout_overlap"] == 2
+    assert r.errors_on == "held-out" and r.n_heldout == 3 and r.n_heldout_overlap == 2
     reason = _blocking(r, "heldout-overlap")
     assert not reason["blocking"] and reason["message"].startswith("2 held-out frame(s) are identical")
-    assert r["recommended"]
+    assert r.recommended
 
 
 def test_duplicate_frames_within_one_data_set_are_not_held_out() -> None:

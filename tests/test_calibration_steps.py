@@ -11,7 +11,7 @@ from softcalc.bench.stored import StoredForces
 from softcalc.calibrate import calibrate
 from softcalc.calibration.verdict import judge
 from softcalc.data import ForceDataset, ForceFrame
-from softcalc.errors import DataError
+from softcalc.errors import SettingsError
 from softcalc.metrics import force_metrics
 
 
@@ -55,15 +55,15 @@ def _frames(n: int) -> ForceDataset:
 
 @pytest.mark.parametrize("n_bootstrap", [0, -5])
 def test_calibrate_rejects_bootstrap_below_one(n_bootstrap: int) -> None:
-    with pytest.raises(DataError, match=rf"n_bootstrap = {n_bootstrap}: .*Fix"):
+    with pytest.raises(SettingsError, match=rf"n_bootstrap = {n_bootstrap}: .*Fix"):
         calibrate("toy-morse", _frames(2), frames=1, n_bootstrap=n_bootstrap)
 
 
 def test_report_carries_reasons_as_data() -> None:
     report = calibrate("toy-morse", _frames(3), frames=1, n_bootstrap=100).report
-    assert report["recommended"]
-    assert all(set(r) == {"code", "blocking", "message"} for r in report["reasons"])
-    assert [r["message"] for r in report["reasons"]] == report["warnings"]
+    assert report.recommended
+    assert all(set(r) == {"code", "blocking", "message"} for r in report.reasons)
+    assert [r["message"] for r in report.reasons] == report.warnings == report.to_dict()["warnings"]
 
 
 def test_stored_forces_keep_the_adapter_contract() -> None:

@@ -17,7 +17,7 @@ from softcalc.calibrate import calibrate
 from softcalc.cli import main
 from softcalc.data import ForceDataset, ForceFrame
 from softcalc.energies import EnergyComparison, energy_deviations
-from softcalc.errors import DataError
+from softcalc.errors import DataError, SettingsError
 
 #: DFT energy per atom minus the model's (eV/atom): any constant must drop out of energy differences
 OFFSET = -0.37
@@ -51,20 +51,20 @@ def test_energy_target_recovers_the_energy_scale_and_forces_target_the_force_sca
     assert by_forces.correction.scale == pytest.approx(1.2, rel=1e-9)
     assert 1.2 < joint.correction.scale < 1.6
     r = by_energy.report
-    assert r["target"] == "energy" and by_energy.correction.statistics["target"] == "energy"
+    assert r.target == "energy" and by_energy.correction.statistics["target"] == "energy"
     assert by_energy.correction.provenance["target"] == "energy"
-    energy = r["errors"]["energy"]
+    energy = r.errors["energy"]
     assert energy["n_frames"] == 3 and energy["mae_after"] < 1e-9 < energy["mae_before"]
-    assert r["recommended"]
+    assert r.recommended
     # the energy-fitted λ over-corrects these forces: a warning naming the regime, not a block
-    codes = {x["code"]: x["blocking"] for x in r["reasons"]}
+    codes = {x["code"]: x["blocking"] for x in r.reasons}
     assert codes == {"forces-worse": False}
-    assert by_forces.report["reasons"] == []
+    assert by_forces.report.reasons == []
     # energies the bare model gets right and forces it softens: the force λ makes energies worse
     hot = frames(8, energy_scale=1.0, force_scale=1.3, seed=2)
     r = calibrate("toy-morse", hot, frames=5, n_bootstrap=200).report
-    assert r["errors"]["energy"]["mae_after"] > r["errors"]["energy"]["mae_before"]
-    assert r["recommended"] and {x["code"]: x["blocking"] for x in r["reasons"]} == {"energy-worse": False}
+    assert r.errors["energy"]["mae_after"] > r.errors["energy"]["mae_before"]
+    assert r.recommended and {x["code"]: x["blocking"] for x in r.reasons} == {"energy-worse": False}
 
 
 def test_energy_differences_are_taken_within_a_composition_with_atom_weights() -> None:
@@ -107,9 +107,9 @@ def test_energy_target_errors_name_the_problem() -> None:
     )
     with pytest.raises(DataError, match="energy differences between the calibration frames anti-correlate"):
         calibrate("toy-morse", flipped, frames=3, target="energy", n_bootstrap=50)
-    with pytest.raises(DataError, match="per-species λ_Z are fitted on forces only"):
+    with pytest.raises(SettingsError, match="method 'per-species' fits on forces only"):
         calibrate("toy-morse", data, frames=2, target="energy", per_species=True)
-    with pytest.raises(DataError, match="target must be one of"):
+    with pytest.raises(SettingsError, match="target must be one of"):
         calibrate("toy-morse", data, frames=2, target="stress")
 
 
@@ -117,8 +117,8 @@ def test_energy_target_without_held_out_energies_is_not_recommended() -> None:
     data = frames(6, 1.5, 1.5)
     test = ForceDataset([ForceFrame(f.atoms, f.forces, group=f.group) for f in frames(3, 1.5, 1.5, 1).frames])
     r = calibrate("toy-morse", data, test=test, target="energy", n_bootstrap=100).report
-    assert r["scale"] == pytest.approx(1.5, rel=1e-9)
-    assert not r["recommended"] and r["reasons"][0]["code"] == "no-energy-check"
+    assert r.scale == pytest.approx(1.5, rel=1e-9)
+    assert not r.recommended and r.reasons[0]["code"] == "no-energy-check"
 
 
 def test_cli_target_energy(tmp_path, capsys) -> None:  # noqa: ANN001
@@ -148,7 +148,7 @@ def test_a_calculator_without_energies_still_calibrates_on_forces() -> None:
 
     data = frames(6, energy_scale=1.2, force_scale=1.2)
     r = calibrate(ForcesOnly(), data, frames=4, n_bootstrap=50).report
-    assert r["scale"] == pytest.approx(1.2, rel=1e-9) and r["errors"]["energy"] is None
+    assert r.scale == pytest.approx(1.2, rel=1e-9) and r.errors["energy"] is None
     assert all(c == ("forces",) for c in ForcesOnly.calls)
     with pytest.raises(DataError, match="needs DFT energies and model energies"):
         calibrate(ForcesOnly(), data, frames=4, target="energy", n_bootstrap=50)

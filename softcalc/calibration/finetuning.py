@@ -19,23 +19,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase.calculators.calculator import Calculator
 
-from softcalc.calibration.methods import (
-    METHODS,
-    CalibrationData,
-    CalibrationMethod,
-    Fit,
-    ScaleFit,
+from softcalc.calibration.forgetting import forgetting_check, forgetting_reason
+from softcalc.calibration.methods import CalibrationData, CalibrationMethod, CheckedFrames, Fit, ScaleFit
+from softcalc.calibration.registry import (
+    MethodOptions,
+    MethodSpec,
+    Requirement,
+    method_spec,
+    methods,
+    register_method,
 )
+from softcalc.calibration.verdict import Reason
 from softcalc.data.dataset import ForceDataset, ForceFrame
 from softcalc.energies import EnergyComparison
 from softcalc.errors import DataError, SoftcalcError
 from softcalc.evaluation import ForceComparison, compare_sets
 from softcalc.model import ModelCalculator
+
+if TYPE_CHECKING:
+    from softcalc.calibration.report import CalibrationReport
 
 #: one validation frame per this many calibration frames (at least five frames for any validation)
 VALIDATION_EVERY = 10
@@ -75,7 +82,14 @@ class TunedFit(Fit):
 
     calc: ModelCalculator | None = None
     progress: bool = False
-    _cache: dict[int, tuple[ForceComparison, EnergyComparison]] = field(default_factory=dict)
+    #: (sets, results) evaluated so far; the sets are kept, so an identity match is never a reused id
+    _evaluated: list[tuple[Sequence[ForceDataset], tuple[ForceComparison, EnergyComparison]]] = field(
+        default_factory=list
+    )
+
+    @property
+    def kind(self) -> str:
+        return "finetune"
 
     @property
     def scale(self) -> float:
@@ -86,14 +100,16 @@ class TunedFit(Fit):
         return {}
 
     @property
-    def adapter(self) -> Any:  # noqa: ANN401 - the tuned TorchAdapter
-        """The tuned model adapter."""
+    def tuned_adapter(self) -> Any:  # noqa: ANN401 - the tuned TorchAdapter
         return self.calc.model if self.calc is not None else None
 
     def _run(self, sets: Sequence[ForceDataset]) -> tuple[ForceComparison, EnergyComparison]:
-        if id(sets) not in self._cache:
-            self._cache[id(sets)] = compare_sets(self.calc, sets, self.progress)
-        return self._cache[id(sets)]
+        for seen, results in self._evaluated:
+            if seen is sets:
+                return results
+        results = compare_sets(self.calc, sets, self.progress)
+        self._evaluated.append((sets, results))
+        return results
 
     def apply(self, sets: Sequence[ForceDataset], bare: ForceComparison) -> ForceComparison:
         return self._run(sets)[0]
@@ -101,15 +117,23 @@ class TunedFit(Fit):
     def apply_energies(self, sets: Sequence[ForceDataset], bare: EnergyComparison) -> EnergyComparison:
         return self._run(sets)[1]
 
+    def checks(self, checked: CheckedFrames) -> dict[str, Any]:
+        """The forgetting check: drift against the bare model off the tuned data (see forgetting)."""
+        if not isinstance(checked.calc, ModelCalculator):
+            return {}
+        return {"forgetting": forgetting_check(checked.calc, self.calc, self.summary["elements"])}
+
+    def reasons(self, checks: dict[str, Any]) -> tuple[Reason, ...]:
+        forgetting = checks.get("forgetting", {})
+        return (forgetting_reason(forgetting),) if forgetting.get("flagged") else ()
+
 
 def check_tunable(calc: Calculator, name: str) -> None:
     """A clear error before any model call when ``calc`` cannot be fine-tuned."""
-    if not isinstance(calc, ModelCalculator) or not callable(getattr(calc.model, "tunable_parts", None)):
-        raise SoftcalcError(
-            f"method {name!r} fine-tunes the model's weights, which needs a softcalc torch model (CHGNet, "
-            f"matgl M3GNet/TensorNet, MACE), not {calc!r}. Fix: pass the model by name (--model chgnet) "
-            "or use --method scale."
-        )
+    from softcalc.model import require_fine_tuning
+
+    fix = "pass the model by name (--model chgnet) or use --method scale"
+    require_fine_tuning(calc, f"method {name!r}", fix)
 
 
 class FineTune(CalibrationMethod):
@@ -119,32 +143,21 @@ class FineTune(CalibrationMethod):
         settings: a :class:`softcalc.finetune.settings.FineTuneSettings` (defaults when None).
     """
 
-    name = "finetune"
-    kind = "finetune"
-
     def __init__(self, settings: Any = None) -> None:  # noqa: ANN401 - FineTuneSettings
         from softcalc.finetune.settings import FineTuneSettings
 
         self.settings = settings if settings is not None else FineTuneSettings()
 
-    def check(self, calc: Calculator) -> None:
-        check_tunable(calc, self.name)
-
     def fit(self, data: CalibrationData, n_bootstrap: int, rng: np.random.Generator) -> TunedFit:
-        train, val = validation_split(data.sets, rng)
-        return self.tune(data.calc, train, val, data.progress)
-
-    def tune(
-        self,
-        calc: ModelCalculator,
-        train: Sequence[ForceDataset],
-        val: Sequence[ForceDataset],
-        progress: bool,
-    ) -> TunedFit:
-        """Fine-tune ``calc``'s model on ``train``, stopping early on ``val``."""
+        """Tune on ``data.sets``, stopping early on ``data.validation`` (drawn from the sets when None)."""
         from softcalc.finetune.training import fine_tune
 
-        result = fine_tune(calc.model, _frames(train), _frames(val), self.settings, progress=progress)
+        if data.validation is None:
+            train, val = validation_split(data.sets, rng)
+        else:
+            train, val = list(data.sets), list(data.validation)
+        progress = data.progress
+        result = fine_tune(data.calc.model, _frames(train), _frames(val), self.settings, progress=progress)
         elements = sorted({s for d in train for s in d.elements})
         summary = {
             "finetune": {
@@ -171,6 +184,10 @@ class AutoFit(Fit):
     candidates: dict[str, Fit | None] = field(default_factory=dict)
 
     @property
+    def kind(self) -> str:
+        return "none" if self.chosen is None else self.chosen.kind
+
+    @property
     def scale(self) -> float:
         return self.chosen.scale if self.chosen else 1.0
 
@@ -178,52 +195,72 @@ class AutoFit(Fit):
     def species_scales(self) -> dict[str, float]:
         return self.chosen.species_scales if self.chosen else {}
 
+    @property
+    def tuned_adapter(self) -> Any:  # noqa: ANN401 - the tuned TorchAdapter of a chosen fine-tune
+        return self.chosen.tuned_adapter if self.chosen else None
+
     def apply(self, sets: Sequence[ForceDataset], bare: ForceComparison) -> ForceComparison:
         return self.chosen.apply(sets, bare) if self.chosen else bare
 
     def apply_energies(self, sets: Sequence[ForceDataset], bare: EnergyComparison) -> EnergyComparison | None:
         return self.chosen.apply_energies(sets, bare) if self.chosen else bare
 
+    def checks(self, checked: CheckedFrames) -> dict[str, Any]:
+        """The chosen method's checks, and every candidate's force and energy-difference errors on the
+        checked frames (``methods``; the bare model as ``none``)."""
+        identity = ScaleFit({}, True, (), value=1.0)
+        rows = {
+            name: {
+                "validation_mae": self.summary["auto"]["validation_mae"][name],
+                "mae_after": (fit or identity).apply(checked.sets, checked.bare).metrics().mae,
+                "energy": checked.energy_errors(fit or identity),
+            }
+            for name, fit in self.candidates.items()
+        }
+        return {**(self.chosen.checks(checked) if self.chosen else {}), "methods": rows}
+
+    def reasons(self, checks: dict[str, Any]) -> tuple[Reason, ...]:
+        return self.chosen.reasons(checks) if self.chosen else (BARE_BEST,)
+
+
+#: the reason ``auto`` gives when the bare model validates best
+BARE_BEST = Reason(
+    "bare-best",
+    True,
+    "no correction: the bare model had the lowest validation error of every method tried (see 'auto'). "
+    "Fix: keep the bare model, or calibrate on frames that resemble the intended simulation.",
+)
+
 
 class Auto(CalibrationMethod):
-    """Fit every applicable method, keep the one with the lowest validation force MAE (module docstring)."""
-
-    name = "auto"
-    kind = "auto"
-    #: method names tried, in order (per-species only where the model has per-atom energies)
-    CANDIDATES: ClassVar[tuple[str, ...]] = ("scale", "per-species", "finetune")
+    """Fit every registered candidate the model can take, keep the one with the lowest validation force
+    MAE (module docstring)."""
 
     def __init__(self, settings: Any = None) -> None:  # noqa: ANN401 - FineTuneSettings
-        self.settings = settings
-
-    def check(self, calc: Calculator) -> None:
-        check_tunable(calc, self.name)
+        self.options = MethodOptions("forces", settings)
 
     def fit(self, data: CalibrationData, n_bootstrap: int, rng: np.random.Generator) -> AutoFit:
         calc = data.calc
         train, val = validation_split(data.sets, rng, at_least=1)
         train_bare, train_energy = compare_sets(calc, train, data.progress)
         val_bare, _ = compare_sets(calc, val, data.progress)
+        part = CalibrationData(calc, train, train_bare, data.progress, train_energy, validation=val)
         fits: dict[str, Fit | None] = {"none": None}
-        for name in self.CANDIDATES:
-            if name == "per-species" and not calc.model.supports_per_atom_energies:
+        for spec in methods():
+            if not spec.in_auto or not spec.available(calc):
                 continue
-            if name == "finetune":
-                fits[name] = FineTune(self.settings).tune(calc, train, val, data.progress)
-            else:
-                part = CalibrationData(calc, train, train_bare, data.progress, train_energy)
-                try:
-                    fits[name] = METHODS[name]().fit(part, n_bootstrap, rng)
-                except DataError:  # e.g. no force signal for a scale: the method cannot compete
-                    continue
+            try:
+                fits[spec.name] = spec.build(self.options).fit(part, n_bootstrap, rng)
+            except DataError:  # e.g. no force signal for a scale: the method cannot compete
+                continue
         scores = {
             name: (val_bare if fit is None else fit.apply(val, val_bare)).metrics().mae
             for name, fit in fits.items()
         }
         best = min(scores, key=scores.__getitem__)
         chosen = fits[best]
-        if best in ("scale", "per-species"):
-            chosen = METHODS[best]().fit(data, n_bootstrap, rng)
+        if chosen is not None and method_spec(best).refit_after_auto:
+            chosen = method_spec(best).build(self.options).fit(data, n_bootstrap, rng)
         summary = {
             **(chosen.summary if chosen is not None else {}),
             "auto": {"chosen": best, "validation_mae": scores, "n_validation": len(_frames(val))},
@@ -233,10 +270,57 @@ class Auto(CalibrationMethod):
         return AutoFit(summary, supported, estimates, chosen, fits)
 
 
-def chosen_kind(fit: Fit) -> str:
-    """The correction kind a fit produces (``auto`` resolves to the method it chose)."""
-    if isinstance(fit, AutoFit):
-        return "none" if fit.chosen is None else chosen_kind(fit.chosen)
-    if isinstance(fit, TunedFit):
-        return "finetune"
-    return "global" if isinstance(fit, ScaleFit) else "per-species"
+#: a method tunes the model's weights (a softcalc torch model)
+FINE_TUNING = Requirement("fine-tunable weights", check_tunable)
+
+
+def describe_finetune(report: CalibrationReport) -> list[str]:
+    """What the fine-tune did (parameters, frames, best epoch, time) and the forgetting drifts."""
+    tune = report.parameters["finetune"]
+    lines = [
+        f"fine-tuned {tune['n_parameters']} parameters on {tune['n_train']} frame(s), "
+        f"{tune['n_validation']} for validation: best epoch {tune['best_epoch']} of "
+        f"{len(tune['loss_curve'])}, {tune['seconds']:.0f} s"
+    ]
+    for row in report.checks.get("forgetting", {}).get("structures", []):
+        lines.append(
+            f"  drift on {row['name']:22s} {row['energy_drift_meV_atom']:8.2f} meV/atom "
+            f"{row['force_drift']:7.4f} eV/Å {row['pressure_drift_GPa']:7.3f} GPa"
+        )
+    return lines
+
+
+def describe_auto(report: CalibrationReport) -> list[str]:
+    """What ``auto`` compared and chose, then the chosen method's own lines."""
+    auto = report.parameters["auto"]
+    lines = [
+        f"auto: chose {auto['chosen']} ({auto['n_validation']} validation frame(s))",
+        f"  {'method':12s}{'validation MAE':>16s}{report.errors_on + ' MAE':>18s}  (eV/Å)",
+    ]
+    for name, m in report.checks["methods"].items():
+        lines.append(f"  {name:12s}{m['validation_mae']:16.4f}{m['mae_after']:18.4f}")
+    if auto["chosen"] != "none":
+        lines += method_spec(auto["chosen"]).describe(report)
+    return lines
+
+
+register_method(
+    MethodSpec(
+        "finetune",
+        lambda options: FineTune(options.finetune),
+        kind="finetune",
+        help="tune the weights, saved beside --out",
+        needs=(FINE_TUNING,),
+        describe=describe_finetune,
+    )
+)
+register_method(
+    MethodSpec(
+        "auto",
+        lambda options: Auto(options.finetune),
+        kind="chosen",
+        help="the method with the lowest validation error, the bare model competing",
+        in_auto=False,
+        describe=describe_auto,
+    )
+)

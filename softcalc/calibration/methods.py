@@ -18,7 +18,9 @@ verdict judges), whether the data support a correction at all, and a way to appl
   so forces and energies count equally whatever their number and units.
 
 Uncertainty comes from a Poisson bootstrap over frames and atoms (forces) and frames (energies).
-Corrections from fine-tuned weights plug in as further :class:`CalibrationMethod` subclasses.
+Each method registers itself with :func:`softcalc.calibration.registry.register_method` at the end of
+its module (``scale`` for every target, ``per-species`` here; ``finetune`` and ``auto`` in
+:mod:`softcalc.calibration.finetuning`).
 """
 
 from __future__ import annotations
@@ -26,16 +28,21 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from ase.calculators.calculator import Calculator
 
+from softcalc.calibration.registry import TARGETS, MethodSpec, Requirement, register_method
 from softcalc.data.dataset import ForceDataset
 from softcalc.energies import EnergyComparison, EnergyDeviations, energy_deviations
 from softcalc.errors import DataError, PerAtomEnergyNotSupportedError
 from softcalc.evaluation import ForceComparison, merge_comparisons, species_force_components
 from softcalc.model import ModelCalculator
+
+if TYPE_CHECKING:
+    from softcalc.calibration.report import CalibrationReport
+    from softcalc.calibration.verdict import Reason
 
 #: bootstrap replicas drawn per vectorised block (bounds memory)
 BOOTSTRAP_BLOCK = 200
@@ -129,12 +136,51 @@ class Fit(ABC):
         """Corrected model energies on ``sets``, whose bare energies are ``bare`` (None: not available)."""
         return None
 
+    @property
+    @abstractmethod
+    def kind(self) -> str:
+        """The :class:`~softcalc.correction.Correction` kind this fit is (``none``: no correction)."""
+
+    @property
+    def tuned_adapter(self) -> Any:  # noqa: ANN401 - a TorchAdapter with tuned weights
+        """The model adapter with tuned weights the correction carries (None: the base model's)."""
+        return None
+
+    def checks(self, checked: CheckedFrames) -> dict[str, Any]:
+        """Report entries of the method's own checks on ``checked`` (e.g. the forgetting check)."""
+        return {}
+
+    def reasons(self, checks: dict[str, Any]) -> tuple[Reason, ...]:
+        """Verdict reasons of the method's own checks (``checks`` from :meth:`checks`)."""
+        return ()
+
+
+@dataclass
+class CheckedFrames:
+    """What a fit's own checks are measured on: the frames the verdict judges.
+
+    Attributes:
+        calc: the bare model.
+        sets: the held-out sets (the calibration sets when there are none).
+        bare: the bare model's forces on ``sets``.
+        energy_errors: energy-difference errors before/after of a fit on those frames (eV/atom).
+    """
+
+    calc: Calculator
+    sets: Sequence[ForceDataset]
+    bare: ForceComparison
+    energy_errors: Callable[[Fit], dict[str, Any] | None]
+
 
 @dataclass
 class ScaleFit(Fit):
     """One global λ."""
 
     value: float = 1.0
+
+    @property
+    def kind(self) -> str:
+        return "global"
 
     @property
     def scale(self) -> float:
@@ -161,6 +207,10 @@ class SpeciesFit(Fit):
     #: the calibration sets and their components, computed once during the fit
     fit_sets: Sequence[ForceDataset] = ()
     fit_parts: dict[str, ForceComparison] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return "per-species"
 
     @property
     def scale(self) -> float:
@@ -195,31 +245,30 @@ class CalibrationData:
     progress: bool = False
     #: the bare model's energies on the calibration frames (None when not evaluated)
     bare_energies: EnergyComparison | None = None
+    #: frames set aside for validation (early stopping) by the caller, e.g. ``auto``; None: a method
+    #: that needs some takes them from ``sets`` itself
+    validation: Sequence[ForceDataset] | None = None
 
 
 class CalibrationMethod(ABC):
-    """One way of fitting a correction on calibration frames (see the module docstring)."""
-
-    #: name used on the command line and in reports
-    name: ClassVar[str]
-    #: kind of :class:`~softcalc.correction.Correction` it produces
-    kind: ClassVar[str]
-
-    #: the method differentiates per-atom energies (plugins that expose them)
-    per_atom_energies: ClassVar[bool] = False
-
-    def check(self, calc: Calculator) -> None:
-        """Raise a clear error before any model call when ``calc`` cannot take this correction."""
-        supported = isinstance(calc, ModelCalculator) and calc.model.supports_per_atom_energies
-        if self.per_atom_energies and not supported:
-            raise PerAtomEnergyNotSupportedError(
-                f"{self.name} calibration needs a model with differentiable per-atom energies. "
-                "Fix: calibrate a global scale (method 'scale', i.e. omit per_species)."
-            )
+    """One way of fitting a correction on calibration frames (see the module docstring); registered
+    with a :class:`~softcalc.calibration.registry.MethodSpec` that names it."""
 
     @abstractmethod
     def fit(self, data: CalibrationData, n_bootstrap: int, rng: np.random.Generator) -> Fit:
         """Fit on the calibration ``data`` with ``n_bootstrap`` bootstrap replicas drawn from ``rng``."""
+
+
+def _check_per_atom_energies(calc: Calculator, method: str) -> None:
+    if not (isinstance(calc, ModelCalculator) and calc.model.supports_per_atom_energies):
+        raise PerAtomEnergyNotSupportedError(
+            f"{method} calibration needs a model with differentiable per-atom energies. "
+            "Fix: calibrate a global scale (method 'scale', i.e. omit per_species)."
+        )
+
+
+#: a method differentiates per-atom energies (plugins that expose them)
+PER_ATOM_ENERGIES = Requirement("differentiable per-atom energies", _check_per_atom_energies)
 
 
 @dataclass(frozen=True)
@@ -304,8 +353,6 @@ def _fit_global(
 class GlobalScale(CalibrationMethod):
     """One λ for every atom: F' = λF, fitted on forces (see the module docstring)."""
 
-    name = "scale"
-    kind = "global"
     #: what the method fits: ``forces``, ``energy`` or ``forces+energy``
     target: ClassVar[str] = "forces"
 
@@ -350,10 +397,6 @@ class JointScale(GlobalScale):
 
 class PerSpeciesScales(CalibrationMethod):
     """λ_Z per element on per-atom energies (see the module docstring)."""
-
-    name = "per-species"
-    kind = "per-species"
-    per_atom_energies = True
 
     def fit(self, data: CalibrationData, n_bootstrap: int, rng: np.random.Generator) -> SpeciesFit:
         species = sorted({s for syms in data.bare.symbols for s in syms})
@@ -404,7 +447,47 @@ class PerSpeciesScales(CalibrationMethod):
         )
 
 
-#: calibration methods by name
-METHODS: dict[str, type[CalibrationMethod]] = {m.name: m for m in (GlobalScale, PerSpeciesScales)}
 #: global-scale methods by what they fit (``calibrate(target=...)``)
-TARGETS: dict[str, type[GlobalScale]] = {m.target: m for m in (GlobalScale, EnergyScale, JointScale)}
+SCALE_BY_TARGET: dict[str, type[GlobalScale]] = {m.target: m for m in (GlobalScale, EnergyScale, JointScale)}
+
+
+def describe_scale(report: CalibrationReport) -> list[str]:
+    """λ with its bootstrap uncertainty, one line."""
+    lo, hi = report.scale_ci95
+    return [
+        f"λ = {report.scale:.4f} ± {report.scale_std:.4f} (95% CI {lo:.4f}-{hi:.4f}), "
+        f"fitted on {report.n_frames} frame(s)"
+    ]
+
+
+def describe_species(report: CalibrationReport) -> list[str]:
+    """λ_Z with their bootstrap uncertainty, one line per element."""
+    lines = []
+    for z, lam in report.species_scales.items():
+        u = report.parameters["species_uncertainty"][z]
+        lines.append(f"λ_{z} = {lam:.4f} ± {u['std']:.4f} (95% CI {u['ci95'][0]:.4f}-{u['ci95'][1]:.4f})")
+    return lines
+
+
+register_method(
+    MethodSpec(
+        "scale",
+        lambda options: SCALE_BY_TARGET[options.target](),
+        kind="global",
+        help="one λ (default)",
+        targets=TARGETS,
+        refit_after_auto=True,
+        describe=describe_scale,
+    )
+)
+register_method(
+    MethodSpec(
+        "per-species",
+        lambda options: PerSpeciesScales(),
+        kind="per-species",
+        help="λ per element (needs per-atom energies)",
+        needs=(PER_ATOM_ENERGIES,),
+        refit_after_auto=True,
+        describe=describe_species,
+    )
+)

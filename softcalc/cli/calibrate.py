@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from softcalc.calibrate import ALL_METHODS, ORDERS, Calibration, calibrate
-from softcalc.calibration.methods import TARGETS
+from softcalc.calibrate import ORDERS, Calibration, calibrate
+from softcalc.calibration.registry import TARGETS, method_names, method_spec, methods
 from softcalc.cli.common import add_command, add_model_options, build_calculator, command_line
 from softcalc.cli.values import non_negative_float, non_negative_int, positive_float, positive_int
-from softcalc.errors import DataError
+from softcalc.errors import SettingsError
 from softcalc.fileio import check_outputs, write_json
+from softcalc.finetune.settings import FineTuneSettings
+
+#: fine-tuning options: (flag, FineTuneSettings field, type, help); defaults come from FineTuneSettings
+TUNING_OPTIONS = (
+    ("--epochs", "epochs", positive_int, "training epochs"),
+    ("--lr", "lr", positive_float, "first Adam learning rate"),
+    ("--lr-final", "lr_final", positive_float, "last learning rate of the cosine decay"),
+    ("--batch-size", "batch_size", positive_int, "structures per step"),
+    (
+        "--freeze",
+        "freeze",
+        str,
+        "none (train everything), all-but-readout, or all-but-last:K (readout and the last K interaction "
+        "blocks train)",
+    ),
+    ("--energy-weight", "energy_weight", non_negative_float, "per (eV/atom)²"),
+    ("--force-weight", "force_weight", non_negative_float, "per (eV/Å)²"),
+    ("--stress-weight", "stress_weight", non_negative_float, "per GPa²"),
+    ("--patience", "patience", positive_int, "stop after this many epochs without validation gain"),
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,9 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--method",
-        choices=ALL_METHODS,
-        help="scale (one λ; default), per-species (λ per element), finetune (tune the weights, saved "
-        "beside --out) or auto (the method with the lowest validation error)",
+        choices=method_names(),
+        help="; ".join(f"{spec.name}: {spec.help}" for spec in methods()),
     )
     p.add_argument(
         "--per-species", action="store_true", help="same as --method per-species (needs per-atom energies)"
@@ -60,24 +78,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--seed", type=non_negative_int, default=0, help="bootstrap, validation split and training"
     )
     tune = p.add_argument_group("fine-tuning (--method finetune or auto)")
-    tune.add_argument("--epochs", type=positive_int, default=30, help="training epochs (default 30)")
-    tune.add_argument("--lr", type=positive_float, default=1e-3, help="first Adam learning rate (1e-3)")
-    tune.add_argument(
-        "--lr-final", type=positive_float, default=1e-5, help="last learning rate of the cosine decay (1e-5)"
-    )
-    tune.add_argument("--batch-size", type=positive_int, default=2, help="structures per step (default 2)")
-    tune.add_argument(
-        "--freeze",
-        default="none",
-        help="none (train everything; default), all-but-readout, or all-but-last:K (readout and the last "
-        "K interaction blocks train)",
-    )
-    tune.add_argument("--energy-weight", type=non_negative_float, default=1.0, help="per (eV/atom)² (1)")
-    tune.add_argument("--force-weight", type=non_negative_float, default=1.0, help="per (eV/Å)² (1)")
-    tune.add_argument("--stress-weight", type=non_negative_float, default=0.1, help="per GPa² (0.1)")
-    tune.add_argument(
-        "--patience", type=positive_int, help="stop after this many epochs without validation gain"
-    )
+    defaults = FineTuneSettings()
+    for flag, name, kind, text in TUNING_OPTIONS:
+        default = getattr(defaults, name)
+        tune.add_argument(flag, dest=name, type=kind, help=f"{text} (default {default})")
     tune.add_argument(
         "--no-refit-references",
         action="store_true",
@@ -91,21 +95,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def print_report(result: Calibration) -> None:
-    """Human-readable summary: scale with uncertainty, errors before/after, warnings."""
+    """Human-readable summary: the method's parameters, errors before/after, warnings, the verdict."""
     r = result.report
-    _print_method(r)
-    if r["kind"] == "global":
-        lo, hi = r["scale_ci95"]
-        print(
-            f"λ = {r['scale']:.4f} ± {r['scale_std']:.4f} (95% CI {lo:.4f}-{hi:.4f}), "
-            f"fitted on {r['n_frames']} frame(s)"
-        )
-    elif r["kind"] == "per-species":
-        for z, lam in r["species_scales"].items():
-            u = r["species_uncertainty"][z]
-            print(f"λ_{z} = {lam:.4f} ± {u['std']:.4f} (95% CI {u['ci95'][0]:.4f}-{u['ci95'][1]:.4f})")
-    e = r["errors"]
-    print(f"softening scale s = {r['softening_scale']:.4f} on {r['errors_on']} frames ({e['n_frames']})")
+    for line in method_spec(r.method).describe(r):
+        print(line)
+    e = r.errors
+    print(f"softening scale s = {r.softening_scale:.4f} on {r.errors_on} frames ({e['n_frames']})")
     print(f"{'':14s}{'MAE (eV/Å)':>12s}{'RMSE (eV/Å)':>13s}")
     print(f"{'before':14s}{e['mae_before']:12.4f}{e['rmse_before']:13.4f}")
     print(f"{'after':14s}{e['mae_after']:12.4f}{e['rmse_after']:13.4f}")
@@ -118,30 +113,9 @@ def print_report(result: Calibration) -> None:
             f"energy differences within a composition, MAE (meV/atom): {1e3 * en['mae_before']:.2f} -> "
             f"{after} ({en['n_frames']} frames)"
         )
-    for w in r["warnings"]:
+    for w in r.warnings:
         print(f"WARNING: {w}")
-    print(r["verdict"])
-
-
-def _print_method(r: dict[str, Any]) -> None:
-    """What ``auto`` compared and chose, and what a fine-tune did (epochs, time, forgetting check)."""
-    if "methods" in r:
-        print(f"auto: chose {r['auto']['chosen']} ({r['auto']['n_validation']} validation frame(s))")
-        print(f"  {'method':12s}{'validation MAE':>16s}{r['errors_on'] + ' MAE':>18s}  (eV/Å)")
-        for name, m in r["methods"].items():
-            print(f"  {name:12s}{m['validation_mae']:16.4f}{m['mae_after']:18.4f}")
-    tune = r.get("finetune")
-    if tune is not None:
-        print(
-            f"fine-tuned {tune['n_parameters']} parameters on {tune['n_train']} frame(s), "
-            f"{tune['n_validation']} for validation: best epoch {tune['best_epoch']} of "
-            f"{len(tune['loss_curve'])}, {tune['seconds']:.0f} s"
-        )
-    for row in r.get("forgetting", {}).get("structures", []):
-        print(
-            f"  drift on {row['name']:22s} {row['energy_drift_meV_atom']:8.2f} meV/atom "
-            f"{row['force_drift']:7.4f} eV/Å {row['pressure_drift_GPa']:7.3f} GPa"
-        )
+    print(r.verdict)
 
 
 def value_range(text: str) -> tuple[float, float]:
@@ -165,8 +139,8 @@ def run(args: argparse.Namespace) -> int:
     """
     method = args.method or ("per-species" if args.per_species else "scale")
     if args.per_species and method != "per-species":
-        raise DataError(f"--per-species contradicts --method {method}. Fix: give one of them.")
-    settings = _finetune_settings(args) if method in ("finetune", "auto") else None
+        raise SettingsError(f"--per-species contradicts --method {method}. Fix: give one of them.")
+    settings = _finetune_settings(args)
     outputs = {"--out": args.out, "--json": args.json, "--plot": args.plot}
     check_outputs(outputs, inputs=[*args.data, *(args.test or [])])
     calc = build_calculator(args)  # the bare model: calibrate has no --correction / --scale
@@ -189,9 +163,8 @@ def run(args: argparse.Namespace) -> int:
         provenance={"command": command_line()},
     )
     saved = result.save(args.out)
-    report: dict[str, Any] = dict(result.report)
     if args.json:
-        write_json(args.json, report)
+        write_json(args.json, result.report.to_dict())
     if args.plot:
         _plot(calc, args, result)
     print_report(result)
@@ -203,27 +176,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _finetune_settings(args: argparse.Namespace):  # noqa: ANN202 - FineTuneSettings
-    """The fine-tuning options as settings; invalid combinations are a one-line error."""
-    from softcalc.finetune.settings import FineTuneSettings
-
+def _finetune_settings(args: argparse.Namespace) -> FineTuneSettings:
+    """The fine-tuning options given, over FineTuneSettings' defaults; invalid ones are a one-line error."""
+    given = {name: getattr(args, name) for _, name, _, _ in TUNING_OPTIONS if getattr(args, name) is not None}
+    given.update(seed=args.seed, device=args.device, refit_references=not args.no_refit_references)
     try:
-        return FineTuneSettings(
-            epochs=args.epochs,
-            lr=args.lr,
-            lr_final=args.lr_final,
-            batch_size=args.batch_size,
-            freeze=args.freeze,
-            energy_weight=args.energy_weight,
-            force_weight=args.force_weight,
-            stress_weight=args.stress_weight,
-            seed=args.seed,
-            device=args.device,
-            patience=args.patience,
-            refit_references=not args.no_refit_references,
-        )
+        return FineTuneSettings(**given)
     except ValueError as exc:
-        raise DataError(str(exc)) from None
+        raise SettingsError(str(exc)) from None
 
 
 def _plot(calc, args: argparse.Namespace, result: Calibration) -> None:  # noqa: ANN001

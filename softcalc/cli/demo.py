@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         )
         r = result.report
         result.correction.save(out / f"{args.model}-{material}.correction.json")
-        write_json(out / f"{args.model}-{material}.report.json", r)
+        write_json(out / f"{args.model}-{material}.report.json", r.to_dict())
         rows.append((material, r))
     print(
         f"\n{args.model}: λ fitted on 1 DFT frame (largest forces) of mlearn training, tested on mlearn test"
@@ -56,12 +56,12 @@ def run(args: argparse.Namespace) -> int:
     print("-" * len(header))
     for material, r in rows:
         print(
-            f"{material:9s}{r['softening_scale']:9.3f}{r['scale']:8.3f}{r['scale_std']:7.3f}"
-            f"{r['mae_before']:10.4f}{r['mae_after']:10.4f}  {'applies' if r['recommended'] else 'REJECTED'}"
+            f"{material:9s}{r.softening_scale:9.3f}{r.scale:8.3f}{r.scale_std:7.3f}"
+            f"{r.mae_before:10.4f}{r.mae_after:10.4f}  {'applies' if r.recommended else 'REJECTED'}"
         )
     for material, r in rows:
-        for w in r["warnings"]:
+        for w in r.warnings:
             print(f"{material}: WARNING: {w}")
-    write_json(out / "summary.json", {m: r for m, r in rows})
+    write_json(out / "summary.json", {m: r.to_dict() for m, r in rows})
     print(f"\ncorrections and reports in {out}/ (MAE in eV/Å on the held-out test frames)")
     return 0
