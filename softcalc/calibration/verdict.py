@@ -146,6 +146,7 @@ _NO_HELDOUT = Reason(
 
 def judge(
     errors: dict[str, Any],
+    *,
     heldout: bool,
     supported: bool,
     fit_metrics: ForceMetrics,
