@@ -28,6 +28,16 @@ Which model a correction may be applied to (:meth:`Correction.check_model`, run 
 The explicit override skips both refusals: ``check_model=False`` in Python, ``--allow-any-model``
 on the command line, ``PairBridge(..., check_model=False)`` for LAMMPS.
 
+Which scales a correction may hold (checked once, when a :class:`Correction` is built, so Python,
+every CLI command and ``pair_style softcalc`` refuse the same values): every λ is a finite number
+> 0, and a λ set by hand (a manual correction: ``--scale``, ``scale=``, ``pair_style ... scale``, a
+manual file) lies in :data:`MANUAL_SCALE_RANGE` = [0.1, 10]. Softening corrections are λ ≈ 0.9-2.0 and
+calibration recommends λ only in [0.5, 2.5] (``softcalc.calibration.verdict.PHYSICAL_SCALE_RANGE``);
+the wider manual range leaves room for sensitivity checks while refusing typos such as ``1e308``,
+which would turn every energy, force and error into ``inf``. A fitted λ is not held to the manual
+range: calibration judges it (outside [0.5, 2.5] it is marked not recommended, and
+``SoftCorrectedCalc`` warns before using it), and refusing it here would hide that verdict.
+
 Which elements a per-species correction covers (:meth:`Correction.atom_scales`): every element of
 the structure needs its own λ_Z, unless the global ``scale`` differs from 1, which then is an explicit
 fallback for the others. An uncovered element with ``scale`` = 1 would silently run bare, so it is
@@ -64,12 +74,31 @@ REGIMES = {
 _NOT_SAVED = frozenset({"source", "path", "tuned"})
 
 
+#: (low, high) inclusive bounds of a λ set by hand (see the module docstring)
+MANUAL_SCALE_RANGE = (0.1, 10.0)
+
+
 def _check_scale(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CorrectionFileError(f"{what} must be a number, got {value!r}")
     if not math.isfinite(value) or value <= 0:
         raise CorrectionFileError(f"{what} must be a finite positive number, got {value!r}")
     return float(value)
+
+
+def manual_scale_problem(value: float, what: str = "scale") -> str | None:
+    """Why ``value`` cannot be a λ set by hand (outside :data:`MANUAL_SCALE_RANGE`), or None if it can.
+
+    The one rule behind :class:`Correction`'s check and the ``--scale`` option of the command line.
+    """
+    low, high = MANUAL_SCALE_RANGE
+    if math.isfinite(value) and low <= value <= high:
+        return None
+    return (
+        f"{what} λ = {value:g} is outside [{low:g}, {high:g}], the range of a softening scale set by hand "
+        "(softening corrections are λ ≈ 0.9-2.0; calibration recommends λ only in [0.5, 2.5]). "
+        f"Fix: give a λ between {low:g} and {high:g}, or fit one with `softcalc calibrate`."
+    )
 
 
 @dataclass(frozen=True)
@@ -107,11 +136,16 @@ class Correction:
     tuned: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        _check_scale(self.scale, "scale")
+        scales = {"scale": _check_scale(self.scale, "scale")}
         for symbol, value in self.species_scales.items():
-            _check_scale(value, f"species scale of {symbol}")
+            scales[f"species scale of {symbol}"] = _check_scale(value, f"species scale of {symbol}")
         if self.regime not in REGIMES:
             raise CorrectionFileError(f"regime must be one of {sorted(REGIMES)}, got {self.regime!r}")
+        if not self.fitted:
+            for what, value in scales.items():
+                problem = manual_scale_problem(value, what)
+                if problem is not None:
+                    raise CorrectionFileError(problem)
 
     @property
     def kind(self) -> str:

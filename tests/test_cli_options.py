@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 from ase.build import bulk
+from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
 from softcalc.cli import build_parser, main
@@ -51,6 +55,8 @@ def test_bootstrap_must_be_positive(command, value, capsys) -> None:
         ([*HESSIAN, "--delta", "-0.01"], "--delta", "> 0"),
         ([*HESSIAN, "--batch-size", "0"], "--batch-size", ">= 1"),
         ([*HESSIAN, "--scale", "0"], "--scale", "> 0"),
+        ([*HESSIAN, "--scale", "1e308"], "--scale", "outside [0.1, 10]"),
+        ([*HESSIAN, "--scale", "0.01"], "--scale", "outside [0.1, 10]"),
     ],
 )
 def test_out_of_range_values_are_rejected(argv, option, allowed, capsys) -> None:
@@ -101,3 +107,21 @@ def test_commands_report_unreadable_structures_alike(command, tmp_path, capsys) 
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"softcalc {command}: error: cannot read a structure from {bad}")
+
+
+def test_evaluate_refuses_a_scale_that_overflows(tmp_path, capsys) -> None:
+    """`softcalc evaluate --scale 1e308` used to report MAE = inf with exit 0."""
+    data = tmp_path / "dft.extxyz"
+    atoms = bulk("Si", "diamond", 5.43, cubic=True)
+    atoms.rattle(0.05, seed=1)
+    atoms.calc = SinglePointCalculator(atoms, energy=0.0, forces=np.full((len(atoms), 3), 0.1))
+    write(data, atoms, format="extxyz")
+    out = tmp_path / "out.json"
+    argv = ["evaluate", "--model", "toy-morse", "--data", str(data), "--json", str(out), "--quiet"]
+    err = rejected([*argv, "--scale", "1e308"], capsys)
+    lines = err.strip().splitlines()
+    assert "argument --scale: scale λ = 1e+308 is outside [0.1, 10]" in lines[-1]
+    assert "Fix: give a λ between 0.1 and 10" in lines[-1]
+    assert not out.exists()
+    assert main([*argv, "--scale", "1.2"]) == 0
+    assert np.isfinite(json.loads(out.read_text())["mae"])

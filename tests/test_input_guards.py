@@ -18,7 +18,12 @@ from ase.io import write
 import softcalc
 from softcalc import Correction, SoftCorrectedCalc
 from softcalc.cli import main
-from softcalc.errors import CorrectionMismatchError, InvalidStructureError
+from softcalc.errors import (
+    CorrectionFileError,
+    CorrectionMismatchError,
+    InvalidStructureError,
+    SettingsError,
+)
 from softcalc.lammps.bridge import PairBridge
 from softcalc.structure import MAX_DENSITY, check_structure
 
@@ -131,6 +136,61 @@ def test_lammps_bridge_refuses_it_unless_allowed(tmp_path: Path) -> None:
         PairBridge("toy-morse", ["Si", "Ge"], correction=path)
     bridge = PairBridge("toy-morse", ["Si", "Ge"], correction=path, check_model=False)
     assert bridge.calc.correction.scale == 1.1
+
+
+# --- the range of a scale set by hand -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [1e308, 10.5, 0.09, 1e-300])
+def test_manual_scale_outside_its_range_is_refused_everywhere(tmp_path: Path, value: float) -> None:
+    """One rule (softcalc.correction.MANUAL_SCALE_RANGE) for Python, correction files and LAMMPS."""
+    path = tmp_path / "manual.json"
+    path.write_text(json.dumps({"schema": "softcalc.correction/1", "scale": value}))
+    attempts = {
+        "Correction": lambda: Correction(scale=value),
+        "SoftCorrectedCalc": lambda: SoftCorrectedCalc("toy-morse", scale=value),
+        "per-species": lambda: Correction(species_scales={"Si": 1.1, "Ge": value}),
+        "file": lambda: SoftCorrectedCalc("toy-morse", correction=path),
+        "LAMMPS": lambda: PairBridge("toy-morse", ["Si", "Ge"], scale=value),
+    }
+    for name, attempt in attempts.items():
+        with pytest.raises(CorrectionFileError, match=r"outside \[0\.1, 10\]") as caught:
+            attempt()
+        message = str(caught.value)
+        assert f"λ = {value:g}" in message and "Fix: give a λ between 0.1 and 10" in message, name
+    assert "species scale of Ge" in str(pytest.raises(CorrectionFileError, attempts["per-species"]).value)
+    assert str(path) in str(pytest.raises(CorrectionFileError, attempts["file"]).value)
+
+
+@pytest.mark.parametrize("value", [0.1, 0.5, 2.5, 10.0])
+def test_manual_scale_inside_its_range_is_applied(toy, sige: Atoms, value: float) -> None:
+    calc = SoftCorrectedCalc(toy, scale=value)
+    forces = calc.get_forces(sige)
+    assert np.isfinite(forces).all()
+    np.testing.assert_allclose(forces, value * toy.get_forces(sige), atol=1e-12)
+
+
+def test_fitted_scale_is_judged_by_calibration_not_refused(toy, sige: Atoms) -> None:
+    """A fitted λ outside the manual range stays loadable: calibration marked it not recommended."""
+    correction = fitted(scale=12.0, recommended=False)
+    with pytest.warns(UserWarning, match="not recommended"):
+        calc = SoftCorrectedCalc(toy, correction=correction)
+    np.testing.assert_allclose(calc.get_forces(sige), 12.0 * toy.get_forces(sige), atol=1e-10)
+    with pytest.raises(CorrectionFileError, match="finite positive"):
+        fitted(scale=float("inf"))
+
+
+def test_unknown_frame_order_is_a_settings_error() -> None:
+    from softcalc.calibration.frames import ORDERS, select_frames
+    from softcalc.data import ForceDataset, ForceFrame
+
+    atoms = bulk("Si", "diamond", 5.43, cubic=True)
+    data = ForceDataset([ForceFrame(atoms, np.zeros((len(atoms), 3)))], source="one frame")
+    assert len(select_frames(data, order="largest-force")) == 1
+    with pytest.raises(SettingsError, match="unknown frame order 'biggest'") as caught:
+        select_frames(data, order="biggest")
+    assert isinstance(caught.value, ValueError)  # SettingsError keeps the builtin base callers catch
+    assert all(repr(order) in str(caught.value) for order in ORDERS) and "Fix:" in str(caught.value)
 
 
 # --- per-species corrections and the elements they cover -------------------------------------------

@@ -21,7 +21,7 @@ import numpy as np
 
 from softcalc.data.dataset import ForceDataset, ForceFrame
 from softcalc.data.readers import read_dataset
-from softcalc.errors import DataError
+from softcalc.errors import DataError, SettingsError
 from softcalc.structure import structure_key
 
 #: frame orders of :func:`select_frames`
@@ -106,7 +106,10 @@ def select_frames(
                 f"({len(stated)} frame(s) state a {name}: {span}). Fix: widen the range or drop the filter."
             )
     if order not in ORDERS:
-        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+        raise SettingsError(
+            f"unknown frame order {order!r}: the order must be one of {', '.join(ORDERS)}. "
+            f"Fix: pass order={ORDERS[0]!r} (file order) or {ORDERS[1]!r} (command line: --order)."
+        )
     if order == "largest-force":
         rms = [float(np.sqrt(np.mean(f.forces**2))) for f in dataset.frames]
         dataset = dataset.subset(list(np.argsort(rms)[::-1]))

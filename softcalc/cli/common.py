@@ -14,7 +14,7 @@ from ase.calculators.calculator import Calculator
 from ase.io import read
 
 from softcalc.calculator import SoftCorrectedCalc
-from softcalc.cli.values import positive_float
+from softcalc.cli.values import softening_scale
 from softcalc.errors import DataError
 from softcalc.registry import load_model
 
@@ -47,7 +47,9 @@ def add_model_options(
     if correction:
         group = parser.add_mutually_exclusive_group()
         group.add_argument("--correction", help="correction JSON from `softcalc calibrate`")
-        group.add_argument("--scale", type=positive_float, help="global softening correction λ")
+        group.add_argument(
+            "--scale", type=softening_scale, help="global softening correction λ, set by hand (0.1 to 10)"
+        )
         parser.add_argument(
             "--allow-any-model",
             action="store_true",

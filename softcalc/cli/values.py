@@ -10,6 +10,8 @@ import argparse
 import math
 from collections.abc import Callable
 
+from softcalc.correction import manual_scale_problem
+
 
 def _at_least(text: str, convert: Callable[[str], float], what: str, low: float, strict: bool) -> float:
     """``text`` as a finite number >= ``low`` (> ``low`` when ``strict``); ArgumentTypeError otherwise.
@@ -44,3 +46,13 @@ def positive_float(text: str) -> float:
 def non_negative_float(text: str) -> float:
     """argparse type: a finite number >= 0 (temperatures in K, friction, equilibration time)."""
     return _at_least(text, float, "a number", 0, strict=False)
+
+
+def softening_scale(text: str) -> float:
+    """argparse type: a global λ set by hand (``--scale``), in [0.1, 10] (the rule of
+    :func:`softcalc.correction.manual_scale_problem`, the check every :class:`~softcalc.Correction` makes)."""
+    value = positive_float(text)
+    problem = manual_scale_problem(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return value
