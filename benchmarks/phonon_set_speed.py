@@ -36,10 +36,10 @@ def large_set(supercell: tuple[int, int, int]):  # noqa: ANN201 - phonopy.Phonop
     """Corundum's primitive cell in a ``supercell``, ± displacements of each primitive atom, no symmetry."""
     import phonopy
 
-    from softcalc.phonons.phonopy_io import load_phonopy
+    from softcalc.phonons.phonopy_io import phonopy_object
 
     corundum = Path(os.environ["SOFTCALC_DATA_DIR"]) / "phonons/phonopy-examples/Al2O3/POSCAR-unitcell"
-    unit = load_phonopy(
+    unit = phonopy_object(
         unitcell_filename=str(corundum),
         supercell_matrix=np.eye(3, dtype=int),
         primitive_matrix="auto",
@@ -63,9 +63,9 @@ def main() -> None:
     import torch
 
     from softcalc import load_model
-    from softcalc.bench.phonon_comparison import mesh_frequencies
     from softcalc.fileio import write_json
     from softcalc.forces import ForceEvaluator
+    from softcalc.phonons.comparison import mesh_frequencies
     from softcalc.phonons.phonopy_io import fit_force_constants, from_phonopy_atoms
 
     t0 = time.perf_counter()

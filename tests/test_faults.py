@@ -250,12 +250,12 @@ MALFORMED = {
 
 @pytest.mark.parametrize("fault", MALFORMED)
 def test_malformed_phonopy_folder_is_a_data_error(si_copy, data_dir, fault) -> None:
-    from softcalc.data.phonopy_sets import load_phonopy_set
+    from softcalc.data.phonopy_sets import phonopy_force_frames
     from softcalc.phonons.phonopy_io import read_phonopy
 
     damage, problem = MALFORMED[fault]
     damage(si_copy, data_dir)
-    for load in (load_phonopy_set, read_phonopy):
+    for load in (phonopy_force_frames, read_phonopy):
         with pytest.raises(DataError, match="Fix:") as error:
             load(si_copy)
         message = str(error.value)

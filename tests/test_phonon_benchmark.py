@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from ase.calculators.calculator import Calculator, all_changes
 
-from softcalc.bench.phonon_comparison import (
+from softcalc.cli import main
+from softcalc.data import read_dataset
+from softcalc.phonons.comparison import (
     compare_phonons,
-    load_phonon_set,
+    load_phonon_reference,
     mesh_frequencies,
     phonon_comparison,
 )
-from softcalc.cli import main
-from softcalc.data import read_dataset
 
 EXAMPLES = "phonons/phonopy-examples"
 
@@ -75,7 +75,7 @@ def test_reader(
 
 @pytest.mark.parametrize("material", ["Si", "NaCl"])
 def test_dft_fed_back_gives_identity(examples: Path, material: str) -> None:
-    pset = load_phonon_set(examples / material)
+    pset = load_phonon_reference(examples / material)
     residual = np.random.default_rng(0).normal(0, 0.05, size=(len(pset.dataset.reference), 3))
     result = compare_phonons(ForceSetCalc(pset.dataset, residual), pset, model="dft")
     m = result.metrics
@@ -94,13 +94,13 @@ def test_dft_fed_back_gives_identity(examples: Path, material: str) -> None:
 def test_every_shared_force_set_gives_phonopys_own_force_constants(examples: Path) -> None:
     """The one loader and the one fit reproduce phonopy.load's full force constants on every shared set,
     the no-symmetry LiF set included (a compact fit of it is singular); the benchmark symmetrises them."""
-    from softcalc.data.phonopy_sets import load_phonopy_set
-    from softcalc.phonons.phonopy_io import fit_force_constants, load_phonopy
+    from softcalc.data.phonopy_sets import phonopy_force_frames
+    from softcalc.phonons.phonopy_io import fit_force_constants, phonopy_object
 
     folders = sorted(p.parent for p in examples.glob("*/FORCE_SETS"))
     assert len(folders) >= 8
     for folder in folders:
-        dataset, phonon = load_phonopy_set(folder)
+        dataset, phonon = phonopy_force_frames(folder)
         ours = fit_force_constants(phonon)
         structure = folder / "phonopy_disp.yaml"
         if structure.exists():
@@ -108,7 +108,7 @@ def test_every_shared_force_set_gives_phonopys_own_force_constants(examples: Pat
         else:
             where = {"unitcell_filename": str(folder / "POSCAR-unitcell"), "calculator": "vasp"}
             where["supercell_matrix"] = phonon.supercell_matrix
-        reference = load_phonopy(
+        reference = phonopy_object(
             **where,
             force_sets_filename=str(folder / "FORCE_SETS"),
             primitive_matrix="auto",
@@ -120,7 +120,7 @@ def test_every_shared_force_set_gives_phonopys_own_force_constants(examples: Pat
         n = len(dataset.reference)
         assert ours.shape == (n, n, 3, 3), folder.name
         np.testing.assert_allclose(ours, reference.force_constants, atol=1e-12, err_msg=folder.name)
-        symmetrised = load_phonon_set(folder).phonon.force_constants
+        symmetrised = load_phonon_reference(folder).phonon.force_constants
         assert symmetrised.shape == (n, n, 3, 3)
         assert np.abs(symmetrised.sum(axis=1)).max() < 1e-8  # translational invariance imposed
 
@@ -137,7 +137,7 @@ def test_mesh_frequencies_match_phonopy(examples: Path) -> None:
         log_level=0,
     )
     ref.run_mesh([8, 8, 8], is_mesh_symmetry=False, is_gamma_center=True)
-    ours = mesh_frequencies(load_phonon_set(path).phonon)
+    ours = mesh_frequencies(load_phonon_reference(path).phonon)
     assert ours.shape == (512, 6)
     np.testing.assert_allclose(np.sort(ours.ravel()), np.sort(np.ravel(ref.mesh.frequencies)), atol=1e-5)
 

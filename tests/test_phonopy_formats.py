@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from ase.calculators.lj import LennardJones
 
-from softcalc.bench.phonon_comparison import compare_phonons, load_phonon_set, mesh_frequencies
 from softcalc.bench.phonons import phonopy_dirs
 from softcalc.cli import main
 from softcalc.data import read_dataset
-from softcalc.data.phonopy_sets import load_phonopy_set
+from softcalc.data.phonopy_sets import phonopy_force_frames
 from softcalc.data.readers import read_datasets
 from softcalc.errors import DataError
+from softcalc.phonons.comparison import compare_phonons, load_phonon_reference, mesh_frequencies
 
 EXAMPLES = "phonons/phonopy-examples"
 #: the yaml files a set can come as, each in a folder of its own
@@ -104,12 +104,23 @@ def test_nacl_yaml_gives_the_force_sets_comparison(examples, yaml_sets, kind) ->
         np.testing.assert_allclose(fa.atoms.positions, fb.atoms.positions, atol=1e-12)
 
 
+def test_functional_is_recognised_by_the_forces_not_the_folder_name(examples, yaml_sets, tmp_path) -> None:
+    assert read_dataset(examples / "Al2O3").functional == "PBEsol"
+    assert read_dataset(yaml_sets / "phonopy.yaml" / "Si").functional == "PBE"  # the shared set, converted
+    phonon = _phonopy(examples / "Si")
+    phonon.forces = 0.5 * np.asarray(phonon.forces)  # other data, in a folder named Si
+    (tmp_path / "Si").mkdir()
+    phonon.save(tmp_path / "Si" / "phonopy_params.yaml", settings={"force_sets": True, "displacements": True})
+    other = read_dataset(tmp_path / "Si")
+    assert (other.material, other.functional) == ("Si", "")
+
+
 def test_phonopy_object_gives_the_force_sets_comparison(examples) -> None:
     phonon = _phonopy(examples / "NaCl")
-    dataset, same = load_phonopy_set(phonon)
+    dataset, same = phonopy_force_frames(phonon)
     assert same is phonon and len(dataset) == 2 and dataset.source == "the phonopy.Phonopy object"
     calc = LennardJones(sigma=2.5, epsilon=0.05, rc=6.0, smooth=True)
-    ours = compare_phonons(calc, load_phonon_set(phonon)).metrics
+    ours = compare_phonons(calc, load_phonon_reference(phonon)).metrics
     reference = compare_phonons(calc, examples / "NaCl").metrics
     for key in ("force_set_slope", "freq_slope", "freq_mae_thz", "max_freq_ratio"):
         assert getattr(ours, key) == pytest.approx(getattr(reference, key), abs=1e-8)
@@ -128,7 +139,7 @@ def test_born_with_and_without_nac_match_phonopy(examples, yaml_sets) -> None:
     for nac in (False, True):
         reference = _phonopy_frequencies(nacl, nac)
         for source in (nacl, yaml_sets / "phonopy_params.yaml" / "NaCl"):  # BORN; Born charges in the yaml
-            pset = load_phonon_set(source, nac=nac)
+            pset = load_phonon_reference(source, nac=nac)
             assert pset.nac is nac and pset.nac_source
             np.testing.assert_allclose(mesh_frequencies(pset.phonon), reference, atol=1e-6)
     # LO-TO: the correction raises the top (LO) branch away from Γ
@@ -138,9 +149,9 @@ def test_born_with_and_without_nac_match_phonopy(examples, yaml_sets) -> None:
 def test_nac_applies_to_model_and_dft_alike(examples) -> None:
     """DFT forces fed back as the model: identical phonons with --nac; a softer model scales its
     analytic part only, so its frequencies no longer scale by sqrt(c) exactly."""
-    from softcalc.bench.phonon_comparison import phonon_comparison
+    from softcalc.phonons.comparison import phonon_comparison
 
-    pset = load_phonon_set(examples / "NaCl", nac=True)
+    pset = load_phonon_reference(examples / "NaCl", nac=True)
     zero = np.zeros_like(pset.dataset.frames[0].forces)
     same = phonon_comparison(pset, [f.forces for f in pset.dataset.frames] + [zero]).metrics
     assert (same.freq_slope, same.freq_mae_thz, same.max_freq_ratio) == pytest.approx((1, 0, 1), abs=1e-8)
@@ -151,9 +162,9 @@ def test_nac_applies_to_model_and_dft_alike(examples) -> None:
 
 
 def test_nac_band_plot_uses_phonopy(examples, tmp_path) -> None:
-    from softcalc.bench.phonon_comparison import band_structure_plot, frequencies_at
+    from softcalc.phonons.comparison import band_structure_plot, frequencies_at
 
-    pset = load_phonon_set(examples / "NaCl", nac=True)
+    pset = load_phonon_reference(examples / "NaCl", nac=True)
     assert pset.nac_source.endswith("BORN")
     q = [[0.1, 0.0, 0.0], [0.25, 0.25, 0.0]]
     reference = _phonopy(examples / "NaCl", nac=True)
@@ -178,7 +189,7 @@ def test_phonons_command_with_and_without_nac(examples, tmp_path) -> None:
 
 def test_nac_without_born_is_a_data_error(examples, tmp_path, capsys) -> None:
     with pytest.raises(DataError, match="no BORN file and no Born charges in its yaml.*Fix:"):
-        load_phonon_set(examples / "Si", nac=True)
+        load_phonon_reference(examples / "Si", nac=True)
     argv = ["phonons", "--model", "toy-morse", "--phonopy-dir", str(examples / "Si"), "--nac"]
     assert main([*argv, "--json", str(tmp_path / "o.json"), "--quiet"]) == 2
     assert "no BORN file" in capsys.readouterr().err
@@ -201,16 +212,16 @@ def test_type2_force_sets_and_yaml(examples, tmp_path) -> None:
     write_FORCE_SETS(phonon.dataset, filename=fs_dir / "FORCE_SETS")
     phonon.save(fs_dir / "phonopy_disp.yaml", settings={"force_sets": False})
     phonon.save(yaml_dir / "phonopy_params.yaml")
-    sets = [load_phonopy_set(d)[0] for d in (fs_dir, yaml_dir)]
+    sets = [phonopy_force_frames(d)[0] for d in (fs_dir, yaml_dir)]
     for dataset in sets:
         assert len(dataset) == 6 and dataset.pairs == [(0, 3), (1, 4), (2, 5)]  # +u1 +u2 +u3 -u1 -u2 -u3
         assert dataset.frames[0].label.startswith("snapshot 1: 16 atoms displaced")
     for fa, fb in zip(*(s.frames for s in sets)):
         np.testing.assert_allclose(fa.forces, fb.forces, atol=1e-8)
         np.testing.assert_allclose(fa.atoms.positions, fb.atoms.positions, atol=1e-8)
-    reference = mesh_frequencies(load_phonon_set(examples / "Si").phonon)
+    reference = mesh_frequencies(load_phonon_reference(examples / "Si").phonon)
     for d in (fs_dir, yaml_dir):
-        np.testing.assert_allclose(mesh_frequencies(load_phonon_set(d).phonon), reference, atol=1e-3)
+        np.testing.assert_allclose(mesh_frequencies(load_phonon_reference(d).phonon), reference, atol=1e-3)
 
 
 @pytest.mark.parametrize("fc_name", ["FORCE_CONSTANTS", "force_constants.hdf5"])
@@ -219,7 +230,7 @@ def test_force_constants_only_set_is_a_frequency_reference(examples, tmp_path, f
 
     from softcalc.phonons.phonopy_io import write_force_constants
 
-    dft = load_phonon_set(examples / "NaCl")
+    dft = load_phonon_reference(examples / "NaCl")
     folder = tmp_path / "NaCl"
     folder.mkdir()
     shutil.copy(examples / "NaCl" / "phonopy_disp.yaml", folder / "phonopy_disp.yaml")
@@ -227,7 +238,7 @@ def test_force_constants_only_set_is_a_frequency_reference(examples, tmp_path, f
         write_force_constants(folder / fc_name, dft.phonon.force_constants)
     else:
         write_force_constants_to_hdf5(dft.phonon.force_constants, filename=folder / fc_name)
-    pset = load_phonon_set(folder)
+    pset = load_phonon_reference(folder)
     assert not pset.force_data and len(pset.dataset) == len(dft.dataset)
     np.testing.assert_allclose(pset.phonon.force_constants, dft.phonon.force_constants, atol=1e-10)
     calc = LennardJones(sigma=2.5, epsilon=0.05, rc=6.0, smooth=True)
@@ -288,7 +299,7 @@ def test_clear_errors(examples, yaml_sets, tmp_path, case, capsys) -> None:
     make, problem = ERRORS[case]
     (tmp_path / "set").mkdir()
     folder = make(tmp_path / "set", examples, yaml_sets)
-    for load in (load_phonopy_set, read_dataset):
+    for load in (phonopy_force_frames, read_dataset):
         with pytest.raises(DataError, match="Fix:") as error:
             load(folder)
         message = str(error.value)
@@ -302,7 +313,7 @@ def test_clear_errors(examples, yaml_sets, tmp_path, case, capsys) -> None:
 def test_supercell_matrix_that_does_not_match(yaml_sets, examples) -> None:
     for source in (yaml_sets / "phonopy.yaml" / "Si", _phonopy(examples / "Si")):
         with pytest.raises(DataError, match=r"not \[\[3, 0, 0\].*the supercell does not match.*Fix:"):
-            load_phonopy_set(source, supercell_matrix=[3, 3, 3])
+            phonopy_force_frames(source, supercell_matrix=[3, 3, 3])
 
 
 def test_mixed_folder_for_bench_calibrate_and_md(examples, yaml_sets, tmp_path) -> None:
@@ -337,7 +348,7 @@ def test_bench_phonons_over_a_mixed_folder(examples, yaml_sets, tmp_path) -> Non
     shutil.copytree(yaml_sets / "phonopy_params.yaml" / "Si", mixed / "Si-yaml")
     (mixed / "Si-fc").mkdir()
     shutil.copy(examples / "Si" / "phonopy_disp.yaml", mixed / "Si-fc" / "phonopy_disp.yaml")
-    fc = load_phonon_set(examples / "Si").phonon.force_constants
+    fc = load_phonon_reference(examples / "Si").phonon.force_constants
     write_force_constants_to_hdf5(fc, filename=mixed / "Si-fc" / "force_constants.hdf5")
     out = tmp_path / "bench"
     argv = ["bench", "phonons", "--models", "toy-morse", "--data", str(mixed), "--out", str(out)]
@@ -348,4 +359,5 @@ def test_bench_phonons_over_a_mixed_folder(examples, yaml_sets, tmp_path) -> Non
     assert results["Si-fc"]["bare"]["force_set_slope"] is None
     for key in ("freq_slope", "freq_mae_thz", "max_freq_ratio"):
         assert results["Si-fc"]["bare"][key] == pytest.approx(results["Si"]["bare"][key], abs=1e-5)
-    assert results["Si-fc"]["corrected"]["calibrated_on"] == ["Si"]  # never on force constants
+    # never on force constants; the yaml copy is the shared PBE Si set too (recognised by its forces)
+    assert results["Si-fc"]["corrected"]["calibrated_on"] == ["Si", "Si-yaml"]

@@ -1,6 +1,6 @@
 """Phonon softening benchmark on DFT force sets, bare and with a leave-one-material-out correction.
 
-For every model and phonopy force set: the metrics of :mod:`softcalc.bench.phonon_comparison`
+For every model and phonopy force set: the metrics of :mod:`softcalc.phonons.comparison`
 (force-set slope, frequency slope and MAE on an 8×8×8 mesh, max-frequency ratio) of the bare model,
 and of the model corrected by a global λ fitted with :func:`softcalc.calibrate.calibrate` on the
 force sets of the OTHER PBE materials (regime ``transfer``; materials of another or unstated
@@ -19,13 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from softcalc.bench.phonon_comparison import (
-    MESH,
-    MIN_FREQUENCY_THZ,
-    PhononComparison,
-    compare_phonons,
-    load_phonon_set,
-)
 from softcalc.bench.stored import StoredForces
 from softcalc.calculator import SoftCorrectedCalc
 from softcalc.calibrate import calibrate
@@ -34,6 +27,13 @@ from softcalc.data.phonopy_sets import is_phonopy_set
 from softcalc.errors import DataError
 from softcalc.fileio import write_json
 from softcalc.model import ModelCalculator
+from softcalc.phonons.comparison import (
+    MESH,
+    MIN_FREQUENCY_THZ,
+    PhononComparison,
+    compare_phonons,
+    load_phonon_reference,
+)
 from softcalc.plots import save_figure
 from softcalc.registry import load_adapter
 
@@ -46,7 +46,7 @@ METRICS = ("force_set_slope", "freq_slope", "freq_mae_thz", "max_freq_ratio")
 
 def phonopy_dirs(paths: Sequence[str | Path]) -> list[Path]:
     """phonopy sets: each path that is one (FORCE_SETS, or a phonopy yaml with forces; see
-    :func:`~softcalc.data.phonopy_sets.load_phonopy_set`), or its sub-folders that are (sorted)."""
+    :func:`~softcalc.data.phonopy_sets.phonopy_force_frames`), or its sub-folders that are (sorted)."""
     out: list[Path] = []
     for p in paths:
         path = resolve_data_path(p)
@@ -143,7 +143,7 @@ def run_phonon_benchmark(
         dirs = [d for d in dirs if d.name in QUICK_MATERIALS] or dirs[:2]
         models = list(models)[:1]
     n_bootstrap = n_bootstrap or (200 if quick else 1000)
-    sets = {s.material: s for s in map(load_phonon_set, dirs)}
+    sets = {s.material: s for s in map(load_phonon_reference, dirs)}
     results: dict[str, dict[str, Any]] = {}
     frequencies: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]] = {}
     for name in models:

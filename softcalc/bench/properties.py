@@ -12,7 +12,7 @@ For every model, material and correction (``softcalc bench properties``):
   and the mean ratio over the normal and over the shear modes (kind read from the cells);
 - held-out forces: s, λ*, MAE on the test split (:func:`softcalc.metrics.force_metrics`);
 - phonons, for a material whose phonopy force set is given: frequency MAE, slope and max-frequency ratio
-  through :mod:`softcalc.bench.phonon_comparison`.
+  through :mod:`softcalc.phonons.comparison`.
 
 Surfaces and curvatures use the frames of both splits; materials are split as in ``bench softening``
 (:func:`~softcalc.bench.softening.load_splits`: mlearn training/test files, else file order).
@@ -46,7 +46,6 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from tqdm.auto import tqdm
 
-from softcalc.bench.phonon_comparison import PhononSet, compare_phonons, load_phonon_set
 from softcalc.bench.predictions import Split
 from softcalc.bench.properties_report import markdown
 from softcalc.bench.softening import load_splits
@@ -62,6 +61,7 @@ from softcalc.forces import ForceEvaluator
 from softcalc.info import ModelInfo
 from softcalc.metrics import force_metrics, mae, softening_scale
 from softcalc.model import ModelAdapter, ModelCalculator
+from softcalc.phonons.comparison import PhononSet, compare_phonons, load_phonon_reference
 from softcalc.properties import (
     QuadraticFit,
     SlabGeometry,
@@ -576,7 +576,7 @@ def run_properties(
     for path in files:  # an unreadable file is the user's mistake, found before any model runs
         Correction.load(path)
     mats = load_materials(data)
-    sets = [load_phonon_set(resolve_data_path(p)) for p in phonons]
+    sets = [load_phonon_reference(resolve_data_path(p)) for p in phonons]
     names = {m.name for m in mats}
     psets = {p.material: p for p in sets if p.material in names}
     unmatched = {

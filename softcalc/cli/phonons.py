@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from softcalc.bench.phonon_comparison import (
-    band_structure_plot,
-    compare_phonons,
-    load_phonon_set,
-    nac_note,
-    residual_handling,
-)
 from softcalc.calculator import SoftCorrectedCalc
 from softcalc.cli.common import add_command, add_model_options, build_calculator
 from softcalc.fileio import check_outputs, write_json
+from softcalc.phonons.comparison import (
+    band_structure_plot,
+    compare_phonons,
+    load_phonon_reference,
+    nac_note,
+    residual_handling,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     """
     check_outputs({"--json": args.json, "--plot": args.plot}, inputs=[args.phonopy_dir])
     calc = build_calculator(args)
-    pset = load_phonon_set(args.phonopy_dir, nac=args.nac)
+    pset = load_phonon_reference(args.phonopy_dir, nac=args.nac)
     result = compare_phonons(calc, pset, model=args.model, progress=not args.quiet)
     settings = {"nac": pset.nac, "nac_note": nac_note(pset), "residual": residual_handling(pset)}
     out: dict[str, Any] = {**result.metrics.as_dict(), **settings}

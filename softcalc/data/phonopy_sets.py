@@ -11,13 +11,18 @@ supercell matrices of the file):
 - a ``phonopy.Phonopy`` object holding a dataset with forces.
 
 A set with DFT force constants and no forces (FORCE_CONSTANTS, force_constants.hdf5 beside a phonopy yaml)
-is no force data: :func:`load_phonopy_set` refuses it, and :func:`load_force_constants_set` reads it as a
-frequency reference for the phonon comparison.
+is no force data: :func:`phonopy_force_frames` refuses it, and :func:`phonopy_harmonic_frames` reads it as a
+frequency reference for the phonon comparison (:mod:`softcalc.phonons.comparison`).
 
 Each displaced supercell becomes one :class:`ForceFrame`; the undisplaced supercell is the dataset's
 ``reference`` and displacements by +u and −u (of one atom, or whole type-2 snapshots) form ``pairs``.
-:func:`load_phonopy_set` also returns the matching ``phonopy.Phonopy`` object (dataset attached, no
+:func:`phonopy_force_frames` also returns the matching ``phonopy.Phonopy`` object (dataset attached, no
 force constants).
+
+The exchange-correlation functional is not part of any phonopy format. A set is labelled with one only
+when it is one of the shared example sets, recognised by the SHA-256 of its DFT forces
+(:data:`KNOWN_FUNCTIONALS`), so a copy or a yaml conversion of a shared set keeps its label and no other
+set gets one (``functional`` is then "", unstated); nothing is inferred from a file or folder name.
 """
 
 from __future__ import annotations
@@ -33,16 +38,17 @@ from softcalc.data.paths import file_sha256, resolve_data_path
 from softcalc.errors import DataError
 from softcalc.phonons.phonopy_io import from_phonopy_atoms, has_forces, read_phonopy
 
-#: exchange-correlation functional of the shared phonopy example force sets, by folder name
-FUNCTIONALS = {
-    "Si": "PBE",
-    "NaCl": "PBE",
-    "MgO": "PBE",
-    "MgB2": "PBE",
-    "SiO2-HP": "PBE",
-    "Al2O3": "PBEsol",
-    "SnO2": "PBEsol",
-    "LiF-nosym": "",
+#: exchange-correlation functional of the shared phonopy example force sets (VASP; the comment names the
+#: folder under ``$SOFTCALC_DATA_DIR/phonons/phonopy-examples``), keyed on :func:`forces_sha256` of their
+#: DFT forces. LiF-nosym states no functional and is not listed.
+KNOWN_FUNCTIONALS: dict[str, str] = {
+    "434e72c393bf053e7b81945e3a66a1c438ca04fb79122fe1f03f65920c880d9c": "PBEsol",  # Al2O3
+    "ca3b8224fe40aaae6429036fe982a4f3a1432f4a5be4478d08e363c25ee82863": "PBE",  # MgB2
+    "99bde5bbef2228dfcbc4578b2c91bd696582964cc3a2f077767e8590f57ce9ff": "PBE",  # MgO
+    "a5903299e2a986d82095bb114b576f6921a10c64d6647007f419a429a415c447": "PBE",  # NaCl
+    "0c9ffd9a08a5580856f042bced761f5ccc40adf360824751b9a098422c68ed3f": "PBE",  # Si
+    "de9f5957d1433b05bb9bcb960251f539738ea040a042b465f1cabc87e85915a1": "PBE",  # SiO2-HP
+    "4f7debcd4ccf5014a1575d621a6d777242c42448ebb4f0cf26dd8501b6ed57f5": "PBEsol",  # SnO2
 }
 #: files that define a FORCE_SETS set, in the order they are hashed
 SET_FILES = ("phonopy_disp.yaml", "POSCAR-unitcell", "FORCE_SETS")
@@ -64,18 +70,33 @@ FIX_NO_FORCES = (
 )
 
 
+def forces_sha256(frames: list[ForceFrame]) -> str:
+    """SHA-256 of the forces of ``frames`` in order, as little-endian float64 (eV/Å): the identity of a
+    force set whatever file format or folder it comes in."""
+    digest = hashlib.sha256()
+    for frame in frames:
+        digest.update(np.ascontiguousarray(frame.forces, dtype="<f8").tobytes())
+    return digest.hexdigest()
+
+
+def known_functional(frames: list[ForceFrame]) -> str:
+    """The functional of a shared example force set (:data:`KNOWN_FUNCTIONALS`), "" for any other set."""
+    return KNOWN_FUNCTIONALS.get(forces_sha256(frames), "")
+
+
 def is_phonopy_set(path: str | Path) -> bool:
-    """Whether ``path`` is a folder (or file) :func:`load_phonopy_set` reads: FORCE_SETS or a phonopy yaml."""
+    """Whether ``path`` is a folder (or file) :func:`phonopy_force_frames` reads: FORCE_SETS or a phonopy
+    yaml."""
     path = Path(path)
     if path.is_file():
         return path.name == "FORCE_SETS" or path.name in FORCE_YAML_NAMES
     return path.is_dir() and any((path / n).is_file() for n in ("FORCE_SETS", *FORCE_YAML_NAMES))
 
 
-def load_phonopy_set(
+def phonopy_force_frames(
     source: str | Path | Any, supercell_matrix: np.ndarray | None = None, nac: bool = False
 ) -> tuple[ForceDataset, Any]:
-    """A phonopy data set as reference data and as phonopy sees it (see the module docstring).
+    """A phonopy force set as reference frames and as phonopy sees it (see the module docstring).
 
     Args:
         source: a folder, a phonopy yaml or FORCE_SETS file, or a ``phonopy.Phonopy`` object. A
@@ -165,7 +186,7 @@ def load_phonopy_set(
         material=material,
         reference=reference,
         pairs=pairs,
-        functional=FUNCTIONALS.get(material, ""),
+        functional=known_functional(frames),
     )
     return dataset, phonon
 
@@ -191,7 +212,13 @@ def _from_phonopy_object(phonon: Any, supercell_matrix: Any) -> tuple[ForceDatas
         digest.update(np.ascontiguousarray(frame.forces).tobytes())
     material = from_phonopy_atoms(phonon.primitive).get_chemical_formula(mode="metal")
     dataset = ForceDataset(
-        frames, source=where, sha256=digest.hexdigest(), material=material, reference=reference, pairs=pairs
+        frames,
+        source=where,
+        sha256=digest.hexdigest(),
+        material=material,
+        reference=reference,
+        pairs=pairs,
+        functional=known_functional(frames),
     )
     return dataset, phonon
 
@@ -293,8 +320,9 @@ def force_constants_source(source: str | Path | Any) -> Path | None:
     return next((folder / n for n in FC_FILES if (folder / n).is_file()), None)
 
 
-def load_force_constants_set(source: str | Path, nac: bool = False) -> tuple[ForceDataset, Any]:
-    """A phonopy set that holds DFT force constants instead of forces, as a reference for frequencies.
+def phonopy_harmonic_frames(source: str | Path, nac: bool = False) -> tuple[ForceDataset, Any]:
+    """A phonopy set that holds DFT force constants instead of forces, as frames with the harmonic forces
+    of those force constants: a reference for frequencies, not force data.
 
     The structure (a phonopy yaml beside the force constants) fixes the supercell; phonopy's default
     displacements (0.01 Å, symmetry-reduced, one atom each) are generated on it for the model. The
@@ -337,8 +365,7 @@ def load_force_constants_set(source: str | Path, nac: bool = False) -> tuple[For
         sha256=file_sha256([*used, fc_file]),
         material=material,
         reference=from_phonopy_atoms(phonon.supercell),
-        pairs=[],
-        functional=FUNCTIONALS.get(material, ""),
+        pairs=[],  # no DFT forces: the functional is not recognised (see the module docstring)
     )
     return dataset, phonon
 
@@ -372,8 +399,3 @@ def displacement_pairs(displacements: list[tuple[int, np.ndarray]]) -> list[tupl
                 pairs.append((i, j))
                 used.update((i, j))
     return pairs
-
-
-def read_phonopy_dir(path: str | Path, supercell_matrix: np.ndarray | None = None) -> ForceDataset:
-    """One frame per displaced supercell with its DFT forces (eV/Å); see :func:`load_phonopy_set`."""
-    return load_phonopy_set(path, supercell_matrix)[0]

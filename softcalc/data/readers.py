@@ -153,12 +153,12 @@ def read_dataset(path: str | Path, index: str = ":") -> ForceDataset:
 
     Raises :class:`DataError` for unreadable files, frames without forces and empty data sets.
     """
-    from softcalc.data.phonopy_sets import is_phonopy_set, read_phonopy_dir
+    from softcalc.data.phonopy_sets import is_phonopy_set, phonopy_force_frames
 
     path = resolve_data_path(path)
     if path.is_dir() or (path.is_file() and is_phonopy_set(path)):
         if (path / "FORCE_SETS").exists() or is_phonopy_set(path):
-            dataset = read_phonopy_dir(path)
+            dataset = phonopy_force_frames(path)[0]
         else:
             raise DataError(
                 f"{path} is a folder without FORCE_SETS or a phonopy yaml. Fix: give a data file (extxyz, "

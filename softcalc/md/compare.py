@@ -33,12 +33,13 @@ def harmonic_dos(
 ) -> Spectrum:
     """Phonon DOS (THz, unit area) of a phonopy data set: a folder with phonopy_disp.yaml + FORCE_SETS, or
     a phonopy.yaml / phonopy_params.yaml with forces (anything
-    :func:`~softcalc.data.phonopy_sets.load_phonopy_set` reads); force constants as phonopy.load fits them."""
-    from softcalc.data.phonopy_sets import load_phonopy_set
+    :func:`~softcalc.data.phonopy_sets.phonopy_force_frames` reads); force constants as phonopy.load fits
+    them."""
+    from softcalc.data.phonopy_sets import phonopy_force_frames
     from softcalc.phonons import Phonons
     from softcalc.phonons.phonopy_io import fit_force_constants
 
-    phonon = load_phonopy_set(folder)[1]
+    phonon = phonopy_force_frames(folder)[1]
     fit_force_constants(phonon, full=False)  # compact, as phonopy.load produces them
     dos = Phonons.from_phonopy(phonon).dos(mesh, sigma)
     return dos.frequency_points, dos.dos / np.trapezoid(dos.dos, dos.frequency_points)

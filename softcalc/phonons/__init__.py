@@ -2,8 +2,9 @@
 
 Modules: :mod:`~softcalc.phonons.kernels` (Numba), :mod:`~softcalc.phonons.force_constants`,
 :mod:`~softcalc.phonons.dynmat`, :mod:`~softcalc.phonons.mesh`, :mod:`~softcalc.phonons.band`,
-:mod:`~softcalc.phonons.dos`, :mod:`~softcalc.phonons.thermal`, :mod:`~softcalc.phonons.phonopy_io`
-and the :class:`Phonons` facade. Names below are loaded on first use, so that
+:mod:`~softcalc.phonons.dos`, :mod:`~softcalc.phonons.thermal`, :mod:`~softcalc.phonons.phonopy_io`,
+the :class:`Phonons` facade, and :mod:`~softcalc.phonons.comparison` (a model's phonons against a DFT
+force set, what ``softcalc phonons`` runs). Names below are loaded on first use, so that
 :mod:`softcalc.hessian` can use the kernels without importing the facade (and phonopy).
 """
 

@@ -1,10 +1,10 @@
 """The phonopy boundary: every phonopy file softcalc reads and every force-constant fit goes through here.
 
 What phonopy does: it reads its files (``phonopy.load``: phonopy*.yaml, a unit-cell POSCAR,
-FORCE_SETS, FORCE_CONSTANTS; :func:`read_phonopy` is softcalc's one loader), builds the supercell
-and the primitive cell (spglib; ``"auto"`` primitive matrix by default), chooses symmetry-reduced
-displacements, and fits force constants to a displacement dataset (:func:`fit_force_constants`, the
-one fit, optionally symmetrised).
+FORCE_SETS, FORCE_CONSTANTS; :func:`read_phonopy` is softcalc's one reader of phonopy files, through
+:func:`phonopy_object`), builds the supercell and the primitive cell (spglib; ``"auto"`` primitive
+matrix by default), chooses symmetry-reduced displacements, and fits force constants to a
+displacement dataset (:func:`fit_force_constants`, the one fit, optionally symmetrised).
 
 What softcalc does itself: finite-difference force constants with any calculator, batched
 (:mod:`softcalc.phonons.force_constants`), the dynamical matrices and their diagonalisation on
@@ -69,8 +69,10 @@ def require_phonopy() -> None:
         raise MissingDependencyError("phonopy", "phonons", "periodic phonons") from exc
 
 
-def load_phonopy(*args: Any, **kwargs: Any) -> Phonopy:
-    """``phonopy.load`` without phonopy 4's warning that the primitive matrix resolved to ``"auto"``.
+def phonopy_object(*args: Any, **kwargs: Any) -> Phonopy:
+    """A ``phonopy.Phonopy`` built by ``phonopy.load(*args, **kwargs)``, without phonopy 4's warning that
+    the primitive matrix resolved to ``"auto"``. Files are read through :func:`read_phonopy`, which calls
+    this with absolute paths in an empty folder.
 
     softcalc wants phonopy's default primitive cell on purpose (results compare with phonopy's own),
     and phonopy warns even when ``"auto"`` is asked for explicitly.
@@ -216,9 +218,9 @@ def _supercell_atoms(structure: Path, supercell_matrix: Any) -> int | None:
         with _isolated():
             if structure.name.endswith(".yaml"):
                 kwargs = {} if supercell_matrix is None else {"supercell_matrix": supercell_matrix}
-                phonon = load_phonopy(structure, produce_fc=False, log_level=0, **kwargs)
+                phonon = phonopy_object(structure, produce_fc=False, log_level=0, **kwargs)
             elif supercell_matrix is not None:
-                phonon = load_phonopy(
+                phonon = phonopy_object(
                     supercell_matrix=supercell_matrix, unitcell_filename=structure, produce_fc=False
                 )
             else:
@@ -373,7 +375,7 @@ def read_phonopy(
         if supercell_matrix is not None:
             kwargs["supercell_matrix"] = supercell_matrix
         with _phonopy_errors(path, force_sets, supercell_matrix, force_constants or born), _isolated():
-            phonon = load_phonopy(path, **kwargs)
+            phonon = phonopy_object(path, **kwargs)
     else:
         if supercell_matrix is None:
             if force_sets is None:
@@ -383,7 +385,7 @@ def read_phonopy(
             supercell_matrix = _diagonal_supercell(path, force_sets)
         with _phonopy_errors(path, force_sets, supercell_matrix, force_constants or born), _isolated():
             # a unit-cell POSCAR is VASP input: phonopy then reads FORCE_SETS in VASP's units (eV/Å)
-            phonon = load_phonopy(
+            phonon = phonopy_object(
                 supercell_matrix=supercell_matrix, unitcell_filename=path, calculator="vasp", **kwargs
             )
     if produce_fc and force_constants is None and has_forces(phonon.dataset):

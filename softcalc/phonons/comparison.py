@@ -1,5 +1,8 @@
 """Phonon softening of a model measured against a DFT finite-displacement force set.
 
+The comparison behind ``softcalc phonons`` (and, per model and material, ``softcalc bench phonons`` and
+``bench properties``, which only orchestrate it).
+
 The model is evaluated on exactly the displaced supercells of the DFT set; its forces on the
 undisplaced supercell are subtracted (the DFT-relaxed cell is not a minimum of the model). DFT and
 model force constants are built by phonopy from the same displacements (phonopy's API default: full
@@ -13,9 +16,10 @@ force constants, then symmetrised), and compared through
 - ``freq_mae_thz``: MAE of those frequencies (THz);
 - ``max_freq_ratio``: max ω_model / max ω_DFT over the mesh (paper Fig. 4b).
 
-The data set is anything :func:`~softcalc.data.phonopy_sets.load_phonopy_set` reads (FORCE_SETS,
-phonopy.yaml / phonopy_params.yaml with forces, a ``phonopy.Phonopy``), or DFT force constants
-without forces (:func:`~softcalc.data.phonopy_sets.load_force_constants_set`): the model then gets
+The reference (:func:`load_phonon_reference`) is anything
+:func:`~softcalc.data.phonopy_sets.phonopy_force_frames` reads (FORCE_SETS, phonopy.yaml /
+phonopy_params.yaml with forces, a ``phonopy.Phonopy``), or DFT force constants without forces
+(:func:`~softcalc.data.phonopy_sets.phonopy_harmonic_frames`): the model then gets
 phonopy's default displacements, the DFT frequencies come from the force constants as read, and
 ``force_set_slope`` is None (not available).
 
@@ -47,15 +51,15 @@ from ase.calculators.calculator import Calculator
 from softcalc.data.dataset import ForceDataset
 from softcalc.data.phonopy_sets import (
     force_constants_source,
-    load_force_constants_set,
-    load_phonopy_set,
     nac_source,
+    phonopy_force_frames,
+    phonopy_harmonic_frames,
 )
 from softcalc.errors import DataError
 from softcalc.evaluation import ForceComparison, pair_forces
 from softcalc.forces import DEFAULT_BATCH, ForceEvaluator
-from softcalc.phonons import Phonons, from_phonopy_atoms
-from softcalc.phonons.phonopy_io import fit_force_constants, has_forces
+from softcalc.phonons.facade import Phonons
+from softcalc.phonons.phonopy_io import fit_force_constants, from_phonopy_atoms, has_forces
 from softcalc.plots import save_figure
 
 #: q-point mesh of the frequency comparison (phonopy's default primitive cell)
@@ -119,16 +123,17 @@ def with_displacement_forces(template: Any, forces: Sequence[np.ndarray], nac_pa
     return phonon
 
 
-def load_phonon_set(source: str | Path | Any, nac: bool = False) -> PhononSet:
-    """Read a phonopy data set (folder, yaml, FORCE_SETS or ``phonopy.Phonopy``) and build its DFT force
-    constants; ``nac`` applies its Born charges and dielectric tensor (see the module docstring)."""
+def load_phonon_reference(source: str | Path | Any, nac: bool = False) -> PhononSet:
+    """The DFT reference of a phonon comparison: a phonopy data set (folder, yaml, FORCE_SETS or
+    ``phonopy.Phonopy``) as frames, with its DFT force constants built; ``nac`` applies its Born charges
+    and dielectric tensor (see the module docstring)."""
     fc_file = force_constants_source(source)
     try:
-        dataset, template = load_phonopy_set(source, nac=nac)
+        dataset, template = phonopy_force_frames(source, nac=nac)
     except DataError:
         if fc_file is None:
             raise
-        dataset, template = load_force_constants_set(source, nac=nac)
+        dataset, template = phonopy_harmonic_frames(source, nac=nac)
     where = nac_source(source)
     if nac and template.nac_params is None:
         raise DataError(
@@ -227,7 +232,7 @@ def compare_phonons(
     progress: bool = False,
 ) -> PhononComparison:
     """Evaluate ``calc`` (batched) on the displaced and undisplaced supercells and compare phonons."""
-    pset = pset if isinstance(pset, PhononSet) else load_phonon_set(pset)
+    pset = pset if isinstance(pset, PhononSet) else load_phonon_reference(pset)
     structures = [f.atoms for f in pset.dataset.frames] + [pset.dataset.reference]
     forces = ForceEvaluator(calc, batch_size).forces(structures, progress=progress, desc=pset.material)
     return phonon_comparison(pset, forces, model)
