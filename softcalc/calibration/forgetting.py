@@ -6,8 +6,8 @@ data, without any DFT reference (the drift itself is the finding):
 
 - the ground state of every element tuned on (ASE's reference crystal structure and lattice constant),
   which the tuned model must still describe;
-- the shared phonopy unit cells of other chemistries (``phonons/phonopy-examples/*/POSCAR-unitcell``
-  under ``SOFTCALC_DATA_DIR``) whose elements the model covers.
+- the shared unit cells of other chemistries (:func:`softcalc.data.paths.reference_structures`) whose
+  elements the model covers.
 
 Each structure is evaluated as given and rattled (0.05 Å, fixed seed) in a supercell of at least 8 Å,
 and the report gives the energy drift per atom (meV/atom), the force drift (MAE of the force
@@ -29,8 +29,7 @@ from ase.io import read
 from ase.units import GPa
 
 from softcalc.calibration.verdict import Reason
-from softcalc.data.paths import resolve_data_path
-from softcalc.errors import DataError
+from softcalc.data.paths import reference_structures
 from softcalc.forces import ForceEvaluator
 from softcalc.model import ModelCalculator
 
@@ -38,8 +37,6 @@ from softcalc.model import ModelCalculator
 ENERGY_DRIFT = 0.05
 #: flag a force drift (MAE of the force difference) above this (eV/Å)
 FORCE_DRIFT = 0.1
-#: unit cells of other chemistries (phonopy examples), under ``$SOFTCALC_DATA_DIR``
-OTHER_CHEMISTRIES = "phonons/phonopy-examples"
 #: rattle amplitude (Å) and smallest supercell edge (Å) of the rattled copies
 RATTLE, MIN_EDGE = 0.05, 8.0
 
@@ -61,16 +58,11 @@ def probes(elements: Sequence[str], covered: frozenset[str]) -> tuple[list[Probe
             out.append(Probe(f"{el} ground state", "ground state", bulk(el)))
         except (ValueError, KeyError, RuntimeError) as exc:
             skipped.append(f"{el}: no reference crystal in ASE ({exc})")
-    try:
-        folder = resolve_data_path(OTHER_CHEMISTRIES)
-    except DataError:  # no shared data here: only the ground states are checked
-        folder = None
-    if folder is not None:
-        for path in sorted(folder.glob("*/POSCAR-unitcell")):
-            atoms = read(path, format="vasp")
-            symbols = set(atoms.get_chemical_symbols())
-            if symbols <= covered and not symbols <= set(elements):
-                out.append(Probe(path.parent.name, "other chemistry", atoms))
+    for name, path in reference_structures().items():  # none without shared data: ground states only
+        atoms = read(path, format="vasp")
+        symbols = set(atoms.get_chemical_symbols())
+        if symbols <= covered and not symbols <= set(elements):
+            out.append(Probe(name, "other chemistry", atoms))
     return out, skipped
 
 

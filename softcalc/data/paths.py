@@ -31,3 +31,17 @@ def resolve_data_path(path: str | Path) -> Path:
         return Path(base) / path
     where = f" or under ${DATA_DIR_ENV}={base}" if base else f" (${DATA_DIR_ENV} is not set)"
     raise DataError(f"data path {path} does not exist{where}. Fix: give an existing file or folder.")
+
+
+#: the shared unit cells of several chemistries (phonopy's example sets), relative to ``$SOFTCALC_DATA_DIR``
+REFERENCE_STRUCTURES = "phonons/phonopy-examples"
+
+
+def reference_structures() -> dict[str, Path]:
+    """The shared unit cells of other chemistries, by name: ``{name: POSCAR file}`` (VASP format, sorted by
+    name), {} when the shared data is not there. The one place that knows where they lie."""
+    try:
+        folder = resolve_data_path(REFERENCE_STRUCTURES)
+    except DataError:
+        return {}
+    return {path.parent.name: path for path in sorted(folder.glob("*/POSCAR-unitcell"))}
