@@ -79,10 +79,10 @@ def compare_forces(
     calc: Calculator, dataset: ForceDataset, batch_size: int = DEFAULT_BATCH, progress: bool = False
 ) -> ForceComparison:
     """Evaluate ``calc`` on every frame of ``dataset`` and pair its forces with the DFT forces."""
-    return compare_frames(calc, dataset, batch_size, progress)[0]
+    return compare_forces_energies(calc, dataset, batch_size, progress)[0]
 
 
-def compare_frames(
+def compare_forces_energies(
     calc: Calculator, dataset: ForceDataset, batch_size: int = DEFAULT_BATCH, progress: bool = False
 ) -> tuple[ForceComparison, EnergyComparison]:
     """Forces and energies of ``calc`` on every frame of ``dataset``, paired with the DFT ones.
@@ -115,8 +115,8 @@ def compare_frames(
 def compare_sets(
     calc: Calculator, sets: Sequence[ForceDataset], progress: bool = False
 ) -> tuple[ForceComparison, EnergyComparison]:
-    """:func:`compare_frames` of several data sets, merged in order."""
-    pairs = [compare_frames(calc, d, progress=progress) for d in sets]
+    """:func:`compare_forces_energies` of several data sets, merged in order."""
+    pairs = [compare_forces_energies(calc, d, progress=progress) for d in sets]
     return merge_comparisons([f for f, _ in pairs]), EnergyComparison.merge([e for _, e in pairs])
 
 
