@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from softcalc.bench.report import _f, _table
+from softcalc.bench.report import fmt_number, markdown_table
 
 #: rows of the cross-data table: what λ was fitted on
 CROSS_DATA = ("bare", "forces:AIMD-NVT", "energy:Elastic", "phonons")
@@ -19,7 +19,7 @@ CROSS_DATA = ("bare", "forces:AIMD-NVT", "energy:Elastic", "phonons")
 
 def _ratio_pair(strain: dict[str, Any]) -> str:
     means = strain.get("mean_ratio", {})
-    return f"{_f(means.get('normal'), 2)} / {_f(means.get('shear'), 2)}" if means else "—"
+    return f"{fmt_number(means.get('normal'), 2)} / {fmt_number(means.get('shear'), 2)}" if means else "—"
 
 
 def _rows(summary: dict[str, Any], keys: Sequence[str] | None = None) -> list[list[str]]:
@@ -36,13 +36,13 @@ def _rows(summary: dict[str, Any], keys: Sequence[str] | None = None) -> list[li
                         model,
                         material,
                         key,
-                        _f(c.get("scale")),
-                        _f(c["heldout_forces"]["mae"], 4),
-                        _f(surfaces.get("slope")),
-                        _f(surfaces.get("mae"), 4),
+                        fmt_number(c.get("scale")),
+                        fmt_number(c["heldout_forces"]["mae"], 4),
+                        fmt_number(surfaces.get("slope")),
+                        fmt_number(surfaces.get("mae"), 4),
                         under,
                         _ratio_pair(strain),
-                        _f(c.get("phonons", {}).get("freq_mae_thz")),
+                        fmt_number(c.get("phonons", {}).get("freq_mae_thz")),
                     ]
                 )
     return rows
@@ -66,18 +66,18 @@ def headline_table(summary: dict[str, Any]) -> str:
         [
             r["model"],
             r["material"],
-            _f(r["softening_scale"]),
-            _f(r["force_mae"], 4),
-            _f(r["surface_slope"]),
-            _f(r["surface_mae"], 4),
+            fmt_number(r["softening_scale"]),
+            fmt_number(r["force_mae"], 4),
+            fmt_number(r["surface_slope"]),
+            fmt_number(r["surface_mae"], 4),
             "—" if r["n_slabs"] is None else f"{r['surface_under']}/{r['n_slabs']}",
-            _f(r["curvature_normal"]),
-            _f(r["curvature_shear"]),
-            _f(r["freq_mae_thz"]),
+            fmt_number(r["curvature_normal"]),
+            fmt_number(r["curvature_shear"]),
+            fmt_number(r["freq_mae_thz"]),
         ]
         for r in summary["headline"]
     ]
-    return _table(columns, rows)
+    return markdown_table(columns, rows)
 
 
 def corrections_table(summary: dict[str, Any], keys: Sequence[str] | None = None) -> str:
@@ -94,19 +94,19 @@ def corrections_table(summary: dict[str, Any], keys: Sequence[str] | None = None
         "curvature ratio normal / shear",
         "ω MAE (THz)",
     ]
-    return _table(columns, _rows(summary, keys))
+    return markdown_table(columns, _rows(summary, keys))
 
 
 def pooled_surfaces_table(summary: dict[str, Any]) -> str:
     """γ pooled over materials per model and correction: slabs, slope, MAE (eV/Å²), underestimated."""
     columns = ["model", "λ fitted on", "materials", "slabs", "γ slope", "γ MAE (eV/Å²)", "γ under"]
     rows = [
-        [model, key, ", ".join(p["materials"]), str(p["n_slabs"]), _f(p["slope"]), _f(p["mae"], 4),
-         f"{p['n_under']}/{p['n_slabs']}"]
+        [model, key, ", ".join(p["materials"]), str(p["n_slabs"]), fmt_number(p["slope"]),
+         fmt_number(p["mae"], 4), f"{p['n_under']}/{p['n_slabs']}"]
         for model, per_key in summary["pooled_surfaces"].items()
         for key, p in per_key.items()
     ]  # fmt: skip
-    return _table(columns, rows)
+    return markdown_table(columns, rows)
 
 
 def modes_table(summary: dict[str, Any]) -> str:
@@ -124,12 +124,12 @@ def modes_table(summary: dict[str, Any]) -> str:
                         mode,
                         m["kind"],
                         str(dft[mode]["n_points"]),
-                        _f(dft[mode]["curvature"]),
-                        _f(m["curvature"]),
-                        _f(m["ratio"]),
+                        fmt_number(dft[mode]["curvature"]),
+                        fmt_number(m["curvature"]),
+                        fmt_number(m["ratio"]),
                     ]
                 )
-    return _table(columns, rows)
+    return markdown_table(columns, rows)
 
 
 def skipped_table(summary: dict[str, Any]) -> str:
@@ -145,7 +145,7 @@ def skipped_table(summary: dict[str, Any]) -> str:
         for key, c in r["corrections"].items()
         if "skipped" in c
     ]
-    return _table(["material", "what", "why skipped"], rows) if rows else "nothing skipped"
+    return markdown_table(["material", "what", "why skipped"], rows) if rows else "nothing skipped"
 
 
 def markdown(summary: dict[str, Any]) -> str:

@@ -6,11 +6,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 
-def _f(value: float | None, digits: int = 3) -> str:
+def fmt_number(value: float | None, digits: int = 3) -> str:
+    """``value`` with ``digits`` decimals for a table cell; "—" for None."""
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     """A Markdown table: the header row, its separator, then one line per row of cells."""
     lines = ["| " + " | ".join(cells) + " |" for cells in [columns, *rows]]
     lines.insert(1, "|" + "---|" * len(columns))
@@ -31,10 +32,11 @@ def headline_table(summary: dict[str, Any]) -> str:
     rows = []
     for r in summary["headline"]:
         worse = "" if r["one_shot_helps"] else " ✗"
-        rows.append([r["model"], r["material"], _f(r["softening_scale"]), _f(r["scale_opt"]), _f(r["mae"], 4),
-                     _f(r["cmae"], 4), _f(r["one_shot_scale"]), _f(r["one_shot_mae"], 4) + worse,
-                     _f(r["first_frame_mae"], 4), _f(r["all_frames_scale"]), _f(r["all_frames_mae"], 4)])
-    return _table(columns, rows)
+        rows.append([r["model"], r["material"], fmt_number(r["softening_scale"]), fmt_number(r["scale_opt"]),
+                     fmt_number(r["mae"], 4), fmt_number(r["cmae"], 4), fmt_number(r["one_shot_scale"]),
+                     fmt_number(r["one_shot_mae"], 4) + worse, fmt_number(r["first_frame_mae"], 4),
+                     fmt_number(r["all_frames_scale"]), fmt_number(r["all_frames_mae"], 4)])
+    return markdown_table(columns, rows)
 
 
 def group_table(summary: dict[str, Any]) -> str:
@@ -44,9 +46,10 @@ def group_table(summary: dict[str, Any]) -> str:
     for model, material, r in _per_material(summary):
         for group, m in r["test"]["by_group"].items():
             cal = r["by_group"].get(group, {})
-            rows.append([model, material, group, str(m["n_frames"]), _f(m["softening_scale"]),
-                         _f(m["mae"], 4), _f(cal.get("scale")), _f(cal.get("mae_after"), 4)])
-    return _table(columns, rows)
+            rows.append([model, material, group, str(m["n_frames"]), fmt_number(m["softening_scale"]),
+                         fmt_number(m["mae"], 4), fmt_number(cal.get("scale")),
+                         fmt_number(cal.get("mae_after"), 4)])
+    return markdown_table(columns, rows)
 
 
 def learning_curve_table(summary: dict[str, Any]) -> str:
@@ -56,13 +59,13 @@ def learning_curve_table(summary: dict[str, Any]) -> str:
     for model, material, r in _per_material(summary):
         curve = r["learning_curve"]
         for fo, rnd in zip(curve["file-order"], curve["random"]):
-            rnd_lam = f"{_f(rnd['scale_mean'])} ± {_f(rnd['scale_std'])}"
-            rnd_mae = f"{_f(rnd['mae_after_mean'], 4)} ± {_f(rnd['mae_after_std'], 4)}"
+            rnd_lam = f"{fmt_number(rnd['scale_mean'])} ± {fmt_number(rnd['scale_std'])}"
+            rnd_mae = f"{fmt_number(rnd['mae_after_mean'], 4)} ± {fmt_number(rnd['mae_after_std'], 4)}"
             if rnd["n_failed"]:
                 rnd_mae += f" ({rnd['n_failed']} draw(s) without force)"
-            rows.append([model, material, str(fo["frames"]), _f(fo.get("scale")), _f(fo.get("mae_after"), 4),
-                         rnd_lam, rnd_mae])
-    return _table(columns, rows)
+            rows.append([model, material, str(fo["frames"]), fmt_number(fo.get("scale")),
+                         fmt_number(fo.get("mae_after"), 4), rnd_lam, rnd_mae])
+    return markdown_table(columns, rows)
 
 
 def markdown(summary: dict[str, Any]) -> str:
