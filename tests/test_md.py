@@ -1,4 +1,5 @@
-"""MD driver, kill-safe HDF5 trajectories, resume, safety checks and VDOS analysis."""
+"""MD driver, kill-safe HDF5 trajectories, resume (and the ASE integrator internals it checkpoints), safety
+checks and VDOS analysis."""
 
 from __future__ import annotations
 
@@ -23,6 +24,13 @@ from softcalc import SoftCorrectedCalc
 from softcalc.cli import main
 from softcalc.md import MDInstabilityError, Trajectory, TrajectoryFileError, run_md
 from softcalc.md.analysis import msd, rdf, vdos
+from softcalc.md.ensembles import (
+    THERMOSTATS,
+    EnsembleSettings,
+    integrator_state,
+    make_dynamics,
+    state_attributes,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 #: Cu fcc near the EMT lattice constant, 32 atoms.
@@ -109,6 +117,49 @@ def test_resume_reproduces_uninterrupted_run(tmp_path: Path, ensemble: str, ther
     if ensemble == "npt":
         with Trajectory(whole) as t:
             assert np.ptp(t.array("cell")[:, 0, 0]) > 0  # the barostat moved the cell
+
+
+#: what an ASE 3.29.0 integrator changes in a step besides the checkpointed state (INTEGRATOR_STATE): step
+#: counters, Langevin's per-step random draws, and the Nosé-Hoover/MTK working copies of the atoms'
+#: positions, momenta and cell (made from the atoms when an integrator is built)
+REBUILT_EACH_RUN = {"nsteps", "max_steps", "rnd_pos", "rnd_vel", "v", "_p", "_q", "_h"}
+
+
+def _numbers(obj: object, prefix: str = "") -> dict[str, np.ndarray]:
+    """Numeric attributes of an ASE integrator and of its thermostat and barostat, by attribute path."""
+    out = {}
+    for name, value in vars(obj).items():
+        if isinstance(value, (int, float, np.ndarray)) and not isinstance(value, bool):
+            out[prefix + name] = np.array(value, dtype=float)
+        elif name in ("_thermostat", "_barostat"):
+            out.update(_numbers(value, f"{prefix}{name}."))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("ensemble", "thermostat"), [(e, t) for e, ts in THERMOSTATS.items() for t in ts]
+)
+def test_ase_integrator_internals(ensemble: str, thermostat: str) -> None:
+    """softcalc checkpoints private variables of ASE's integrators (no public API holds them; tested with
+    ASE 3.29.0). This fails when an ASE release renames, drops or adds one: update INTEGRATOR_STATE."""
+    import ase
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    atoms = CU.copy()
+    atoms.calc = EMT()
+    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(1))
+    dyn = make_dynamics(atoms, EnsembleSettings(ensemble, thermostat, temperature_K=500.0),
+                        np.random.default_rng(0))
+    before = _numbers(dyn)
+    dyn.run(5)
+    after = _numbers(dyn)
+    changed = {k for k, v in after.items() if k not in before or not np.array_equal(before[k], v)}
+    state = set(state_attributes(dyn))
+    assert changed - REBUILT_EACH_RUN == state, (
+        f"ASE {ase.__version__} {type(dyn).__name__}: its state variables are now "
+        f"{sorted(changed - REBUILT_EACH_RUN)}, softcalc checkpoints {sorted(state)} (tested: ASE 3.29.0)"
+    )
+    assert set(integrator_state(dyn)) == state
 
 
 def test_resume_refuses_other_settings(tmp_path: Path) -> None:

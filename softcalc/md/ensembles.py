@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import ase
 import numpy as np
 from ase import Atoms, units
 from ase.md.bussi import Bussi
@@ -29,16 +30,17 @@ THERMOSTATS: dict[str, tuple[str, ...]] = {
 #: Thermostats that draw random numbers (their numpy Generator state is checkpointed).
 STOCHASTIC = frozenset({"langevin", "bussi"})
 
-#: Internal integrator variables restored on resume (attribute paths; those absent are skipped):
-#: Nosé-Hoover chain positions/momenta, MTK barostat chain and cell momenta, Bussi's energy ledger.
-STATE_ATTRIBUTES = (
-    "_thermostat._eta",
-    "_thermostat._p_eta",
-    "_barostat._xi",
-    "_barostat._p_xi",
-    "_p_g",
-    "transferred_energy",
-)
+#: Internal variables of each ASE integrator that a resume restores (attribute paths): Nosé-Hoover chain
+#: positions/momenta, MTK barostat chain and cell momenta, Bussi's energy ledger; the other integrators
+#: keep no state beyond the atoms (and the checkpointed random generator). ASE offers no public API for
+#: them: these are its private internals as of ASE 3.29.0 (tested there); tests/test_md.py::
+#: test_ase_integrator_internals fails when an ASE release renames, drops or adds one, and
+#: :func:`integrator_state` refuses an integrator that lacks one.
+INTEGRATOR_STATE: dict[type[MolecularDynamics], tuple[str, ...]] = {
+    NoseHooverChainNVT: ("_thermostat._eta", "_thermostat._p_eta"),
+    MTKNPT: ("_thermostat._eta", "_thermostat._p_eta", "_barostat._xi", "_barostat._p_xi", "_p_g"),
+    Bussi: ("transferred_energy",),
+}
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,8 @@ class EnsembleSettings:
             "timestep_fs": self.timestep_fs,
             "temperature_K": self.temperature_K,
             "pressure_GPa": self.pressure_GPa,
-            "tdamp_fs": self._tdamp,
-            "pdamp_fs": self._pdamp,
+            "tdamp_fs": self.effective_tdamp_fs,
+            "pdamp_fs": self.effective_pdamp_fs,
             "friction_per_fs": self.friction_per_fs,
             "bulk_modulus_GPa": self.bulk_modulus_GPa,
         }
@@ -120,11 +122,13 @@ class EnsembleSettings:
         return tuple(keys)
 
     @property
-    def _tdamp(self) -> float:
+    def effective_tdamp_fs(self) -> float:
+        """Thermostat time constant in fs: ``tdamp_fs``, or 100 time steps when it is None."""
         return self.tdamp_fs if self.tdamp_fs is not None else 100.0 * self.timestep_fs
 
     @property
-    def _pdamp(self) -> float:
+    def effective_pdamp_fs(self) -> float:
+        """Barostat time constant in fs: ``pdamp_fs``, or 1000 time steps when it is None."""
         return self.pdamp_fs if self.pdamp_fs is not None else 1000.0 * self.timestep_fs
 
 
@@ -132,8 +136,8 @@ def make_dynamics(atoms: Atoms, settings: EnsembleSettings, rng: np.random.Gener
     """The ASE integrator for ``settings`` acting on ``atoms`` (random numbers from ``rng``)."""
     dt = settings.timestep_fs * units.fs
     temp = settings.temperature_K
-    tdamp = settings._tdamp * units.fs
-    pdamp = settings._pdamp * units.fs
+    tdamp = settings.effective_tdamp_fs * units.fs
+    pdamp = settings.effective_pdamp_fs * units.fs
     kind = (settings.ensemble, settings.thermostat)
     if kind == ("nve", "none"):
         return VelocityVerlet(atoms, timestep=dt)
@@ -165,13 +169,28 @@ def _resolve(obj: object, path: str) -> tuple[object, str] | None:
     return (obj, leaf) if hasattr(obj, leaf) else None
 
 
+def state_attributes(dyn: MolecularDynamics) -> tuple[str, ...]:
+    """The internal variables of ``dyn`` that a resume restores (:data:`INTEGRATOR_STATE`; () for none)."""
+    return next((paths for cls, paths in INTEGRATOR_STATE.items() if isinstance(dyn, cls)), ())
+
+
 def integrator_state(dyn: MolecularDynamics) -> dict[str, np.ndarray]:
-    """Copies of the integrator's internal variables (see :data:`STATE_ATTRIBUTES`)."""
+    """Copies of the integrator's internal variables (see :data:`INTEGRATOR_STATE`).
+
+    Raises:
+        MDSettingsError: the integrator lacks one of them (an ASE release that changed its internals):
+            without it a resume would not continue the run exactly.
+    """
     state = {}
-    for path in STATE_ATTRIBUTES:
+    for path in state_attributes(dyn):
         found = _resolve(dyn, path)
-        if found is not None:
-            state[path] = np.array(getattr(*found), dtype=float)
+        if found is None:
+            raise MDSettingsError(
+                f"the ASE {ase.__version__} integrator {type(dyn).__name__} has no state variable {path}, "
+                "which softcalc checkpoints for exact resumes (tested with ASE 3.29.0). Fix: install an ASE "
+                "release softcalc was tested with, or report this ASE version."
+            )
+        state[path] = np.array(getattr(*found), dtype=float)
     return state
 
 
