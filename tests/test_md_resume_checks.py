@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -200,3 +202,58 @@ def test_cli_refuses_a_missing_file_and_a_ge_structure_unless_asked(tmp_path: Pa
     with pytest.raises(SystemExit):
         main([*args, "--structure", str(si), "--steps", "20", "--resume", "--overwrite"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def holding(path: Path, mode: str) -> subprocess.Popen:
+    """Another process with ``path`` open in HDF5 ``mode`` (``r+``: as a running MD writes it); it closes
+    the file and exits when its stdin is closed (:func:`release`)."""
+    code = (f"import sys, h5py; f = h5py.File({str(path)!r}, {mode!r}); print('open', flush=True); "
+            "sys.stdin.read(); f.close()")
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=pipe, stdout=pipe, text=True)
+    assert proc.stdout.readline().strip() == "open"
+    return proc
+
+
+def release(proc: subprocess.Popen) -> None:
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 0
+
+
+def test_a_trajectory_another_process_writes_is_refused_by_name(tmp_path: Path, capsys) -> None:
+    """Not HDF5's 'unable to lock file, errno = 11': the file, who holds it, and the fix."""
+    traj = started(tmp_path)
+    si = tmp_path / "Si.vasp"
+    SI.write(si, format="vasp")
+    before = traj.read_bytes()
+    writer = holding(traj, "r+")
+    try:
+        with pytest.raises(TrajectoryFileError) as exc:
+            run_md(SI, toy(), steps=20, traj=traj, resume=True, **NVE)
+        message = str(exc.value)
+        assert message.startswith(f"cannot read the trajectory {traj}: it is being written by another")
+        assert "Fix: wait for that process to finish, or stop it" in message and "copy the file" in message
+        with pytest.raises(TrajectoryFileError, match="it is being written by another process"):
+            Trajectory(traj)
+        with pytest.raises(TrajectoryFileError) as exc:
+            run_md(SI, toy(), steps=10, traj=traj, overwrite=True, **NVE)
+        assert str(exc.value).startswith(f"cannot create the trajectory {traj}: it is being written")
+        args = ["md", "--model", "toy-morse", "--structure", str(si), "--steps", "20", "--timestep", "1",
+                "--every", "5", "--traj", str(traj), "--seed", "3", "--quiet", "--resume"]
+        assert main(args) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith(f"softcalc md: error: cannot read the trajectory {traj}: it is being written")
+    finally:
+        release(writer)
+    assert traj.read_bytes() == before
+    reader = holding(traj, "r")  # a reader (md-analyze) blocks the resume's write, not its read
+    try:
+        with pytest.raises(TrajectoryFileError) as exc:
+            run_md(SI, toy(), steps=20, traj=traj, resume=True, **NVE)
+        assert str(exc.value).startswith(
+            f"cannot resume {traj}: it is being written by another process, or another process has it open"
+        )
+    finally:
+        release(reader)
+    assert traj.read_bytes() == before
+    assert run_md(SI, toy(), steps=20, traj=traj, resume=True, **NVE).step == 20  # once the others let go

@@ -23,6 +23,7 @@ on resume; the checkpoint whose ``n_frames`` equals the file's is the state to r
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -127,11 +128,34 @@ def _decoded(attrs: h5py.AttributeManager) -> dict[str, Any]:
     return out
 
 
+def _locked(exc: OSError) -> bool:
+    """True when HDF5 could not open a file because another process holds its lock (``unable to lock
+    file, errno = 11``): a run writing it, or, for a write, any process that has it open."""
+    return exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK) or "unable to lock file" in str(exc)
+
+
+def _open_error(exc: OSError, path: Path, mode: str, action: str) -> TrajectoryFileError:
+    """The error for a failed ``h5py.File(path, mode)``: a file locked by another process is named as such."""
+    if not _locked(exc):
+        return TrajectoryFileError(f"cannot {action} {path}: {exc}")
+    who = (
+        "it is being written by another process (an MD run still going)"
+        if mode == "r"
+        else "it is being written by another process, or another process has it open (an MD run still "
+        "going, or a reader such as `softcalc md-analyze`)"
+    )
+    return TrajectoryFileError(
+        f"cannot {action} {path}: {who}; HDF5 refused to lock it (errno {exc.errno or errno.EAGAIN}). "
+        "Fix: wait for that process to finish, or stop it (an interrupted run stays resumable), and try "
+        f"again; or copy the file (cp {path} copy.h5) and use the copy."
+    )
+
+
 def _open_softcalc(path: Path, mode: str, action: str) -> h5py.File:
     try:
         h5 = h5py.File(path, mode)
     except OSError as exc:
-        raise TrajectoryFileError(f"cannot {action} {path}: {exc}") from exc
+        raise _open_error(exc, path, mode, action) from exc
     if h5.attrs.get("schema") != SCHEMA:
         h5.close()
         raise TrajectoryFileError(f"{path} is not a softcalc MD trajectory (schema {SCHEMA}).")
@@ -199,11 +223,21 @@ class TrajectoryWriter:
         forces: bool = False,
         chunk_frames: int = 16,
     ) -> TrajectoryWriter:
-        """Create (overwrite) ``path`` for ``atoms``; metadata values become root attributes."""
+        """Create (overwrite) ``path`` for ``atoms``; metadata values become root attributes.
+
+        An existing file another process has open is refused (TrajectoryFileError) and left as it was:
+        HDF5's ``"w"`` truncates a file before it finds the lock held, so the lock is probed first.
+        """
+        if Path(path).is_file():
+            try:
+                h5py.File(path, "r+").close()
+            except OSError as exc:
+                if _locked(exc):
+                    raise _open_error(exc, Path(path), "w", "create the trajectory") from exc
         try:
             h5 = h5py.File(path, "w")
         except OSError as exc:
-            raise TrajectoryFileError(f"cannot create the trajectory {path}: {exc}") from exc
+            raise _open_error(exc, Path(path), "w", "create the trajectory") from exc
         h5.attrs["schema"] = SCHEMA
         for key, value in metadata.items():
             if value is not None:
