@@ -15,27 +15,24 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError
 from softcalc.correction import Correction
 from softcalc.errors import (
     CalculationSetupError,
-    CorrectionMismatchError,
     PerAtomEnergyNotSupportedError,
     SoftcalcError,
 )
-from softcalc.model import CheckedCalculator, ModelCalculator
+from softcalc.model import CheckedCalculator, ModelCalculator, require_fine_tuning
 from softcalc.registry import load_model
 from softcalc.structure import check_structure
 
 
 def _tuned(base: Calculator, correction: Correction, copy_base: bool) -> ModelCalculator:
     """The base model with the tuned weights of ``correction`` (a copy when ``copy_base``)."""
-    model = getattr(base, "model", None)
-    if not isinstance(base, ModelCalculator) or not callable(getattr(model, "tunable_parts", None)):
-        raise CorrectionMismatchError(
-            f"{correction.source or 'the correction'} holds fine-tuned weights, which only a softcalc "
-            f"torch model can run, not {base!r}. Fix: pass the base model's name (e.g. the 'model' block's "
-            "name of the correction file)."
-        )
+    model = require_fine_tuning(
+        base,
+        f"{correction.source or 'the correction'} (fine-tuned weights)",
+        "pass the base model's name (the 'model' block of the correction file)",
+    )
     if correction.tuned is not None:
         return ModelCalculator(correction.tuned)
-    from softcalc.finetune.weights import load_tuned_weights
+    from softcalc.tuned_weights import load_tuned_weights  # imports torch: only when tuned weights are used
 
     adapter = copy.deepcopy(model) if copy_base else model
     load_tuned_weights(
@@ -69,9 +66,10 @@ class SoftCorrectedCalc(CheckedCalculator):
             Only softcalc models are checked: a foreign ASE calculator has no fingerprint.
 
     Raises:
-        CorrectionMismatchError: at construction, a correction that does not belong to the model (or
-            tuned weights for a model that is not a softcalc torch model); at evaluation, a per-species
-            correction without a λ for an element of the structure.
+        CorrectionMismatchError: at construction, a correction that does not belong to the model; at
+            evaluation, a per-species correction without a λ for an element of the structure.
+        CalculationSetupError: tuned weights for a model that cannot be fine-tuned
+            (:func:`softcalc.model.require_fine_tuning`).
         CorrectionFileError: a fine-tuned correction whose weights file is missing or altered.
 
     Units: energy eV, forces eV/Å, stress eV/Å³, per-atom energies eV.

@@ -18,9 +18,14 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from softcalc.errors import PerAtomEnergyNotSupportedError
+from softcalc.errors import CalculationSetupError, PerAtomEnergyNotSupportedError
 from softcalc.info import ModelInfo
 from softcalc.structure import check_structure
+
+#: the fix :func:`require_fine_tuning` gives when its caller names none
+_TUNE_FIX = (
+    "load the model by name (softcalc.load_model('chgnet')), or implement the fine-tuning hooks of its plugin"
+)
 
 #: Properties every adapter computes.
 BASE_PROPERTIES = ("energy", "free_energy", "forces", "stress")
@@ -50,6 +55,8 @@ class ModelAdapter(ABC):
     Subclasses set :attr:`info` and implement :meth:`compute`. They override :meth:`compute_many`
     when the model can evaluate several structures in one batch, and :meth:`weighted_energy` (with
     :attr:`supports_per_atom_energies` = True) when it exposes differentiable per-atom energies.
+    Fine-tuning needs the hooks of :class:`softcalc.torch_adapter.TorchAdapter`, which sets
+    :attr:`supports_fine_tuning`.
     """
 
     info: ModelInfo
@@ -58,6 +65,10 @@ class ModelAdapter(ABC):
     #: True when the adapter runs :func:`~softcalc.structure.check_structure` on every structure it
     #: evaluates; the calculators around it then do not check the same structure again.
     checks_structures: ClassVar[bool] = False
+    #: True when :mod:`softcalc.finetune` can train the model's weights (a
+    #: :class:`~softcalc.torch_adapter.TorchAdapter` whose plugin names its ``module``); every
+    #: "can it be fine-tuned?" question asks this, through :func:`require_fine_tuning`.
+    supports_fine_tuning: ClassVar[bool] = False
 
     @abstractmethod
     def compute(self, atoms: Atoms, properties: Sequence[str]) -> dict[str, Any]:
@@ -190,3 +201,35 @@ class ModelCalculator(CheckedCalculator):
     def __repr__(self) -> str:
         i = self.model.info
         return f"ModelCalculator({i.name!r}, family={i.family!r}, device={i.device!r}, dtype={i.dtype!r})"
+
+
+def require_fine_tuning(model: Calculator | ModelAdapter, what: str, fix: str | None = None) -> ModelAdapter:
+    """The adapter of ``model`` when its weights can be fine-tuned, else one error with the fix.
+
+    Asks :attr:`ModelAdapter.supports_fine_tuning`.
+
+    The one check behind every fine-tuning entry point (:func:`softcalc.finetune.fine_tune`,
+    ``calibrate(..., method="finetune")``, a fine-tuned correction in :class:`~softcalc.SoftCorrectedCalc`).
+
+    Args:
+        model: a :class:`ModelCalculator` (its adapter is checked) or a :class:`ModelAdapter`; anything
+            else is refused.
+        what: what needs a model that can be fine-tuned, the message's subject (``"method 'finetune'"``).
+        fix: the fix that fits the caller; default: load a model by name, or implement the plugin hook.
+
+    Raises:
+        CalculationSetupError: ``model`` cannot be fine-tuned; the message names it, why, and the fix.
+    """
+    adapter = model.model if isinstance(model, ModelCalculator) else model
+    if isinstance(adapter, ModelAdapter):
+        if adapter.supports_fine_tuning:
+            return adapter
+        name = f"model {adapter.info.name} ({adapter.info.family})"
+        why = "its plugin does not implement TorchAdapter.module (README, 'Adding a model family')"
+    else:
+        name, why = repr(model), "it is not a softcalc model"
+    raise CalculationSetupError(
+        f"{what} needs a softcalc torch model whose plugin supports "
+        f"fine-tuning (CHGNet, matgl M3GNet/TensorNet, MACE, ...), not {name}: {why}. "
+        f"Fix: {fix or _TUNE_FIX}."
+    )

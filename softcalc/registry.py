@@ -21,7 +21,7 @@ from typing import ClassVar
 
 from softcalc.errors import DeviceError, MissingDependencyError, UnknownModelError, WeightsNotFoundError
 from softcalc.model import ModelAdapter, ModelCalculator
-from softcalc.weights import corrupt_weights_error, model_dirs, weights_damage
+from softcalc.weight_files import corrupt_weights_error, model_dirs, weights_damage
 
 ENTRY_POINT_GROUP = "softcalc.models"
 #: file endings that mark a model name as a path to weights (for the missing-weights error)

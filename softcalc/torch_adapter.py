@@ -3,34 +3,35 @@
 What the base provides, once for every such plugin (CHGNet, matgl, MACE):
 
 - the precision table (``"float32"`` / ``"float64"`` -> torch dtype) and the device, and
-  :meth:`TorchAdapter._frozen` to move a module there in eval mode without parameter gradients;
+  :meth:`TorchAdapter.frozen` to move a module there in eval mode without parameter gradients;
 - :meth:`~TorchAdapter.compute`, :meth:`~TorchAdapter.compute_many` (chunks of at most
   :attr:`~TorchAdapter.max_atoms_per_batch` atoms from :func:`~softcalc.model.atom_batches`) and
   :meth:`~TorchAdapter.weighted_energy` (with its check of the weights' shape), all through one
   batched evaluation;
 - the autograd step: with per-atom energies e_i and weights w_i (1 unless weighted), one backward
   pass of Σ w_i e_i gives F = -∂/∂R in eV/Å and, for 3D-periodic cells, σ = (1/V) ∂/∂ε in eV/Å³
-  (Voigt xx yy zz yz xz xy, ASE sign) through :func:`softcalc.autograd.forces_and_stress`.
+  (Voigt xx yy zz yz xz xy, ASE sign) through :func:`softcalc.autograd.forces_and_stress`;
+- fine-tuning support (:mod:`softcalc.finetune`): one training loop for every family, through the same
+  :meth:`~TorchAdapter.forward_pass` and :meth:`~TorchAdapter.energies_outside` as evaluation, so a
+  model trains exactly the energy it reports.
 
-What a plugin still implements: its constructor (call ``super().__init__``, load the model, set
-:attr:`info`) and :meth:`~TorchAdapter._forward`, one forward pass of a batch that returns the
-per-atom energies with the position and strain tensors they depend on. A model that builds its own
-geometry deforms it with :func:`softcalc.autograd.strained`; one that applies a strain itself
-(CHGNet, MACE) returns that strain. :meth:`~TorchAdapter._reported_energies` may be overridden when
-part of e_i is added outside the network.
+The hooks a plugin implements (README, "Adding a model family"):
 
-Fine-tuning (:mod:`softcalc.finetune`) trains every family with one loop through the same
-:meth:`~TorchAdapter._forward`, and needs from a plugin only what differs by family:
-
-- :attr:`~TorchAdapter.module`: the torch module whose ``state_dict`` holds every weight (saved and
-  loaded as tuned weights);
-- :meth:`~TorchAdapter._tunable_groups`: the parameters of the readout and of each interaction block,
-  which the freeze options select by (the base puts everything else in ``other``);
-- :meth:`~TorchAdapter._reference_table`: the tensor that holds the atom reference energies μ_Z (a
-  parameter or a buffer), which fine-tuning refits in place and then trains as a per-element energy
-  offset, so that they are saved with the weights; and
-  :meth:`~TorchAdapter._energies_outside` where a plugin adds part of e_i outside ``_forward``
-  (CHGNet's AtomRef).
+- its constructor: call ``super().__init__``, load the model, set :attr:`info`;
+- :meth:`~TorchAdapter.forward_pass` (required): one forward pass of a batch that returns the
+  per-atom energies with the position and strain tensors they depend on. A model that builds its own
+  geometry deforms it with :func:`softcalc.autograd.strained`; one that applies a strain itself
+  (CHGNet, MACE) returns that strain;
+- :meth:`~TorchAdapter.energies_outside` (optional): per-atom energy terms the plugin adds outside the
+  network (CHGNet's AtomRef μ_Z); evaluation and training both add them to e_i;
+- :attr:`~TorchAdapter.module` (required for fine-tuning; it sets :attr:`supports_fine_tuning`): the
+  torch module whose ``state_dict`` holds every weight (saved and loaded as tuned weights);
+- :meth:`~TorchAdapter.tunable_groups` (optional): the parameters of the readout and of each
+  interaction block, which the ``freeze`` options select by (the base puts everything else in
+  ``other``); without them only ``freeze="none"`` is available;
+- :meth:`~TorchAdapter.reference_energy_table` (optional): the tensor that holds the atom reference
+  energies μ_Z (a parameter or a buffer of :attr:`module`), which fine-tuning refits in place and then
+  trains as a per-element energy offset, so that they are saved with the weights.
 
 After weights change in place, :meth:`~TorchAdapter.weights_changed` refreshes what is derived from
 them (``info.reference_energies``).
@@ -104,8 +105,37 @@ def parameters_of(*modules: torch.nn.Module | None) -> list[torch.nn.Parameter]:
     return [p for module in modules if module is not None for p in module.parameters()]
 
 
+def _plus(energies: torch.Tensor, outside: torch.Tensor | None) -> torch.Tensor:
+    """e_i with the terms added outside the network (in the network's precision; differentiable)."""
+    return energies if outside is None else energies + outside.to(energies.dtype)
+
+
+def _reported_energies(
+    structures: Sequence[Atoms], energies: torch.Tensor, outside: torch.Tensor | None, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-atom energies e_i ((N,), eV) and per-structure Σ w_i e_i ((B,), eV) as an adapter returns them.
+
+    ``energies`` are the network's e_i, ``outside`` what :meth:`TorchAdapter.energies_outside` adds. The
+    network's e_i alone are summed in their own precision; terms added outside the network (μ_Z of about
+    -5 eV against site energies of a few tenths) are added and summed in float64, so a float32 model
+    loses no digits to them.
+    """
+    if outside is None:
+        owner = _owners(structures, energies.device)
+        w = torch.as_tensor(weights, dtype=energies.dtype, device=energies.device)
+        totals = energies.new_zeros(len(structures)).index_add(0, owner, (w * energies).detach())
+        return energies.detach().cpu().double().numpy(), totals.cpu().double().numpy()
+    per_atom = energies.detach().cpu().double().numpy() + outside.detach().cpu().double().numpy()
+    bounds = np.cumsum([len(atoms) for atoms in structures])[:-1]
+    totals = [np.sum(w * e) for w, e in zip(np.split(weights, bounds), np.split(per_atom, bounds))]
+    return per_atom, np.array(totals)
+
+
 class TorchAdapter(ModelAdapter):
     """A torch model with differentiable per-atom energies, evaluated in batches.
+
+    Subclasses implement :meth:`forward_pass`; for fine-tuning they also name :attr:`module` (see the
+    module docstring for the optional hooks).
 
     Args:
         device: torch device string (``"cpu"``, ``"cuda"``, ``"cuda:N"``).
@@ -117,6 +147,12 @@ class TorchAdapter(ModelAdapter):
     supports_per_atom_energies = True
     checks_structures = True
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass supports fine-tuning when it names its :attr:`module` (unless it says otherwise)."""
+        super().__init_subclass__(**kwargs)
+        if "supports_fine_tuning" not in cls.__dict__:
+            cls.supports_fine_tuning = cls.module is not TorchAdapter.module
+
     def __init__(self, device: str, dtype: str, max_atoms_per_batch: int) -> None:
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
@@ -127,69 +163,87 @@ class TorchAdapter(ModelAdapter):
     #: fingerprint (:attr:`ModelInfo.fingerprint`) of the model these weights were fine-tuned from, or None
     tuned_from: Mapping[str, str | None] | None = None
 
-    def _frozen(self, module: ModuleT) -> ModuleT:
+    def frozen(self, module: ModuleT) -> ModuleT:
         """``module`` on :attr:`device` in :attr:`dtype`, in eval mode, its parameters without gradients."""
         module = module.to(device=self.device, dtype=self.dtype).eval()
         module.requires_grad_(False)
         return module
 
+    # ------------------------------------------------------------------ plugin hooks: evaluation
     @abstractmethod
-    def _forward(self, structures: Sequence[Atoms], stress: bool) -> ForwardPass:
-        """One forward pass of ``structures`` (checked already); strain the geometry when ``stress``."""
+    def forward_pass(self, structures: Sequence[Atoms], stress: bool) -> ForwardPass:
+        """One forward pass of ``structures`` (checked already): per-atom energies e_i in eV.
 
-    # ------------------------------------------------------------------ fine-tuning interface
+        Returns the (N,) e_i of all atoms, structure after structure, differentiable by the returned
+        position tensors (Å) and, when ``stress``, by zero strain tensors the geometry was deformed by
+        (see :class:`ForwardPass`); without ``stress`` the strains may be left empty.
+        """
+
+    def energies_outside(self, structures: Sequence[Atoms]) -> torch.Tensor | None:
+        """Per-atom energies (N,) in eV that the model adds to :meth:`forward_pass`'s e_i outside its network.
+
+        E.g. CHGNet's AtomRef μ_Zi. Evaluation (energies, per-atom energies, forces and stress of
+        Σ w_i e_i) and fine-tuning both add them, differentiable by the model's weights (and by positions
+        where they depend on them, through the :class:`ForwardPass` of the same structures). None (the
+        default) when :meth:`forward_pass` gives all of e_i.
+        """
+        return None
+
+    # ------------------------------------------------------------------ plugin hooks: fine-tuning
     @property
     def module(self) -> torch.nn.Module:
-        """The torch module whose ``state_dict`` holds all of the model's weights."""
+        """The torch module whose ``state_dict`` holds all of the model's weights (μ_Z included).
+
+        Plugins that can be fine-tuned override this; naming it sets :attr:`supports_fine_tuning`.
+        """
         raise SoftcalcError(
             f"model {self.info.name} ({self.info.family}) cannot be fine-tuned: its plugin does not name the "
             "torch module that holds its weights. Fix: implement TorchAdapter.module in the plugin."
         )
 
-    def _tunable_groups(self) -> tuple[list[torch.nn.Parameter], list[list[torch.nn.Parameter]]]:
-        """The readout's parameters and each interaction block's, in forward order.
+    def tunable_groups(self) -> tuple[list[torch.nn.Parameter], list[list[torch.nn.Parameter]]]:
+        """The readout's parameters, and each interaction block's, in the order the forward pass runs them.
 
-        The default declares neither, so only ``freeze="none"`` is available.
+        ``freeze="all-but-readout"`` trains the readout only, ``"all-but-last:K"`` the readout and the
+        last K blocks. The default declares neither, so only ``freeze="none"`` is available.
         """
         return [], []
 
+    def reference_energy_table(self) -> tuple[torch.Tensor, Mapping[str, int]] | None:
+        """The parameter or buffer of :attr:`module` holding μ_Z (eV/atom), and each element's flat
+        index into it; None (the default) when the model has no atom reference energies."""
+        return None
+
+    # ------------------------------------------------------------------ fine-tuning (core)
     def tunable_parts(self) -> TunableParts:
-        """:meth:`_tunable_groups`, the μ_Z table (:meth:`_reference_table`) apart, and in ``other`` every
-        further parameter of :attr:`module`."""
-        readout, blocks = self._tunable_groups()
-        table = self._reference_table()
+        """:meth:`tunable_groups`, the μ_Z table (:meth:`reference_energy_table`) apart, and in ``other``
+        every further parameter of :attr:`module`."""
+        readout, blocks = self.tunable_groups()
+        table = self.reference_energy_table()
         references = None if table is None else table[0]
         taken = {id(p) for p in [*readout, *(p for block in blocks for p in block), references]}
         other = [p for p in self.module.parameters() if id(p) not in taken]
         return TunableParts(list(readout), [list(b) for b in blocks], other, references)
 
-    def _reference_table(self) -> tuple[torch.Tensor, Mapping[str, int]] | None:
-        """The parameter or buffer of :attr:`module` holding μ_Z (eV/atom), and each element's flat
-        index into it; None when the model has no atom reference energies."""
-        return None
-
-    def _energies_outside(self, structures: Sequence[Atoms]) -> torch.Tensor | None:
-        """Per-atom energies (N,) in eV that the plugin adds to :meth:`_forward`'s e_i outside the network,
-        differentiable by the model's weights; None (the default) when ``_forward`` gives all of e_i."""
-        return None
+    def _energies(self, structures: Sequence[Atoms], stress: bool) -> tuple[ForwardPass, torch.Tensor | None]:
+        """One forward pass of ``structures`` and what :meth:`energies_outside` adds to its e_i."""
+        forward = self.forward_pass(structures, stress)
+        return forward, self.energies_outside(structures)
 
     def energy_pass(self, structures: Sequence[Atoms], stress: bool) -> tuple[torch.Tensor, ForwardPass]:
         """One differentiable pass of ``structures`` (checked already): total energies and the forward pass.
 
         Returns the energies Σ_i e_i ((B,), eV) as the adapter reports them (with what
-        :meth:`_energies_outside` adds), differentiable by the model's weights and by the position and
+        :meth:`energies_outside` adds), differentiable by the model's weights and by the position and
         strain tensors of the returned :class:`ForwardPass` (strained when ``stress``).
         """
-        forward = self._forward(structures, stress)
-        e = forward.energies
-        outside = self._energies_outside(structures)
-        if outside is not None:
-            e = e + outside.to(e.dtype)
+        forward, outside = self._energies(structures, stress)
+        e = _plus(forward.energies, outside)
         return e.new_zeros(len(structures)).index_add(0, _owners(structures, e.device), e), forward
 
     def reference_energies(self) -> dict[str, float]:
         """μ_Z (eV/atom) as the weights hold them now, by element (empty without a μ_Z table)."""
-        table = self._reference_table()
+        table = self.reference_energy_table()
         if table is None:
             return {}
         values = table[0].detach().reshape(-1).cpu().double()
@@ -201,7 +255,7 @@ class TorchAdapter(ModelAdapter):
         Raises:
             SoftcalcError: the model has no μ_Z table, or no entry for an element of ``shifts``.
         """
-        table = self._reference_table()
+        table = self.reference_energy_table()
         if table is None:
             raise SoftcalcError(
                 f"model {self.info.name} ({self.info.family}) has no atom reference energies to shift. "
@@ -225,21 +279,10 @@ class TorchAdapter(ModelAdapter):
 
         Plugins that cache more values derived from their weights extend this.
         """
-        if self._reference_table() is not None:
+        if self.reference_energy_table() is not None:
             self.info = replace(self.info, reference_energies=self.reference_energies())
 
-    def _reported_energies(
-        self, structures: Sequence[Atoms], energies: torch.Tensor, weights: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Per-atom energies e_i ((N,), eV) and per-structure Σ w_i e_i ((B,), eV) as returned.
-
-        The default returns e_i as the network computed them and sums them in their own precision.
-        """
-        owner = _owners(structures, energies.device)
-        w = torch.as_tensor(weights, dtype=energies.dtype, device=energies.device)
-        totals = energies.new_zeros(len(structures)).index_add(0, owner, (w * energies).detach())
-        return energies.detach().cpu().double().numpy(), totals.cpu().double().numpy()
-
+    # ------------------------------------------------------------------ evaluation
     def _evaluate(
         self,
         structures: Sequence[Atoms],
@@ -249,7 +292,8 @@ class TorchAdapter(ModelAdapter):
         """``energy`` Σ w_i e_i, ``forces``, ``stress`` (3D-periodic cells, when requested) and
         ``energies`` e_i (when requested) of ``structures`` in one forward and one backward pass.
 
-        ``weights`` holds one (n_k,) array per structure; None weighs every atom 1.
+        e_i includes :meth:`energies_outside`. ``weights`` holds one (n_k,) array per structure; None
+        weighs every atom 1.
         """
         for atoms in structures:
             check_structure(atoms, self.info)
@@ -258,11 +302,11 @@ class TorchAdapter(ModelAdapter):
         n_atoms = [len(atoms) for atoms in structures]
         w = np.ones(sum(n_atoms)) if weights is None else np.concatenate(weights)
         with torch.enable_grad():
-            forward = self._forward(structures, stress)
-            e = forward.energies
+            forward, outside = self._energies(structures, stress)
+            e = _plus(forward.energies, outside)
             objective = (torch.as_tensor(w, dtype=e.dtype, device=e.device) * e).sum()
             forces, stresses = forces_and_stress(objective, forward.positions, forward.strains, volumes)
-        energies, totals = self._reported_energies(structures, e, w)
+        energies, totals = _reported_energies(structures, forward.energies, outside, w)
         results = []
         start = 0
         for k, n in enumerate(n_atoms):

@@ -20,7 +20,7 @@ import softcalc
 from softcalc.cli import BUG_REPORT, main
 from softcalc.errors import CorruptWeightsError, DataError, SoftcalcError, UnknownModelError
 from softcalc.fileio import OutputPathError, check_outputs, check_writable
-from softcalc.weights import loading_weights, weights_damage
+from softcalc.weight_files import loading_weights, weights_damage
 
 SI = "phonons/phonopy-examples/Si"
 NACL = "phonons/phonopy-examples/NaCl"

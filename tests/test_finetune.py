@@ -17,13 +17,19 @@ import pytest
 import torch
 from ase import Atoms
 from ase.build import bulk
+from ase.calculators.emt import EMT
 from softcalc_toy import ToyMorse
 
 from softcalc.data.dataset import ForceFrame
-from softcalc.errors import CorrectionFileError, DataError, SoftcalcError, UnsupportedElementsError
+from softcalc.errors import (
+    CalculationSetupError,
+    CorrectionFileError,
+    DataError,
+    SettingsError,
+    UnsupportedElementsError,
+)
 from softcalc.finetune import FineTuneSettings, fine_tune, load_tuned_weights, save_tuned_weights
 from softcalc.finetune.loss import evaluate_errors
-from softcalc.model import ModelCalculator
 from softcalc.torch_adapter import TorchAdapter
 
 #: one torch thread: on a shared 2-core machine, two spinning threads slow the small models down
@@ -185,7 +191,7 @@ def test_toy_freeze_options(toy_frames, freeze: str, changed: set[str]) -> None:
 
 
 def test_freeze_beyond_the_model_is_refused(toy_frames) -> None:
-    with pytest.raises(SoftcalcError, match=r"has 1 interaction block.*all-but-last:1"):
+    with pytest.raises(SettingsError, match=r"has 1 interaction block.*all-but-last:1"):
         fine_tune(ToyMorse(), toy_frames["train"], [], FineTuneSettings(freeze="all-but-last:2"))
 
 
@@ -200,7 +206,7 @@ def test_freeze_beyond_the_model_is_refused(toy_frames) -> None:
     ],
 )
 def test_bad_settings_are_refused(kwargs) -> None:
-    with pytest.raises(ValueError, match="invalid fine-tune settings.*Fix"):
+    with pytest.raises(SettingsError, match="invalid fine-tune settings.*Fix"):
         FineTuneSettings(**kwargs)
 
 
@@ -210,8 +216,8 @@ def test_bad_settings_are_refused(kwargs) -> None:
 def test_bad_inputs_are_refused(toy_frames) -> None:
     with pytest.raises(DataError, match="no training frames"):
         fine_tune(ToyMorse(), [], toy_frames["val"], SHORT)
-    with pytest.raises(SoftcalcError, match=r"cannot be fine-tuned.*Fix: pass the adapter"):
-        fine_tune(ModelCalculator(ToyMorse()), toy_frames["train"], [], SHORT)
+    with pytest.raises(CalculationSetupError, match=r"fine_tune needs a softcalc torch model.*EMT.*Fix"):
+        fine_tune(EMT(), toy_frames["train"], [], SHORT)
     iron = bulk("Fe", "bcc", a=2.87, cubic=True)
     frame = ForceFrame(iron, np.zeros((len(iron), 3)))
     with pytest.raises(UnsupportedElementsError, match="Fe"):

@@ -29,7 +29,7 @@ from pymatgen.core import Lattice, Structure
 from softcalc.errors import InvalidStructureError, SoftcalcError
 from softcalc.info import ModelInfo
 from softcalc.torch_adapter import ForwardPass, TorchAdapter, parameters_of
-from softcalc.weights import loading_weights, weights_sha256
+from softcalc.weight_files import loading_weights, weights_sha256
 
 # CHGNet's BatchedGraph builds its (unused here) volume tensor from tensors that need grad: harmless
 warnings.filterwarnings(
@@ -102,7 +102,7 @@ class ChgnetAdapter(TorchAdapter):
         super().__init__(device, dtype, max_atoms_per_batch)
         model = load_chgnet(checkpoint, version, how_to_get)
         model.graph_converter.set_isolated_atom_response("ignore")
-        model = self._frozen(model)
+        model = self.frozen(model)
         self.model = model
         n_elements = model.atom_embedding.embedding.num_embeddings
         symbols = chemical_symbols[1 : n_elements + 1]
@@ -119,12 +119,12 @@ class ChgnetAdapter(TorchAdapter):
             dtype=dtype,
         )
 
-    # ------------------------------------------------------------------ fine-tuning interface
+    # ------------------------------------------------------------------ fine-tuning hooks
     @property
     def module(self) -> CHGNet:
         return self.model
 
-    def _tunable_groups(self) -> tuple[list[torch.nn.Parameter], list[list[torch.nn.Parameter]]]:
+    def tunable_groups(self) -> tuple[list[torch.nn.Parameter], list[list[torch.nn.Parameter]]]:
         """Readout: the LayerNorm and MLP that give site energies. Block k: atom conv k with the bond and
         angle updates that follow it in CHGNet's loop (the last block is the last atom conv alone)."""
         m = self.model
@@ -140,7 +140,7 @@ class ChgnetAdapter(TorchAdapter):
         ]
         return readout, blocks
 
-    def _reference_table(self) -> tuple[torch.Tensor, dict[str, int]] | None:
+    def reference_energy_table(self) -> tuple[torch.Tensor, dict[str, int]] | None:
         """AtomRef's weight (1, n_elements): μ_Z of atomic number Z at flat index Z - 1."""
         comp = self.model.composition_model
         if comp is None:
@@ -148,7 +148,7 @@ class ChgnetAdapter(TorchAdapter):
         n_elements = comp.fc.weight.shape[1]
         return comp.fc.weight, {chemical_symbols[z]: z - 1 for z in range(1, n_elements + 1)}
 
-    def _energies_outside(self, structures: Sequence[Atoms]) -> torch.Tensor | None:
+    def energies_outside(self, structures: Sequence[Atoms]) -> torch.Tensor | None:
         """μ_Zi of every atom (eV): CHGNet adds AtomRef to the site energies outside the network."""
         comp = self.model.composition_model
         if comp is None:
@@ -183,7 +183,7 @@ class ChgnetAdapter(TorchAdapter):
             graph.neighbor_image = graph.neighbor_image.to(self.dtype)
         return graph.to(self.device)
 
-    def _forward(self, structures: Sequence[Atoms], stress: bool) -> ForwardPass:
+    def forward_pass(self, structures: Sequence[Atoms], stress: bool) -> ForwardPass:
         """One batched CHGNet pass: site energies e_i without μ_Z; CHGNet strains each lattice itself."""
         batch = BatchedGraph.from_graphs(
             [self._graph(atoms) for atoms in structures],
@@ -191,17 +191,7 @@ class ChgnetAdapter(TorchAdapter):
             angle_basis_expansion=self.model.angle_basis_expansion,
             compute_stress=stress,
         )
+        # CHGNet's private _compute (its forward without the AtomRef sum): chgnet is bounded in pyproject, and
+        # tests/test_plugin_chgnet.py::test_chgnet_private_api_the_plugin_relies_on fails when it changes
         site = self.model._compute(batch, return_site_energies=True)["site_energies"]
         return ForwardPass(torch.cat(site), list(batch.atom_positions), list(batch.strains) if stress else [])
-
-    def _reported_energies(
-        self, structures: Sequence[Atoms], energies: torch.Tensor, weights: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """e_i + μ_Zi and their weighted sums per structure (eV), added in float64 after the network."""
-        site = energies.detach().cpu().double().numpy()
-        outside = self._energies_outside(structures)
-        if outside is not None:
-            site = site + outside.detach().cpu().double().numpy()
-        bounds = np.cumsum([len(atoms) for atoms in structures])[:-1]
-        totals = [np.sum(w * e) for w, e in zip(np.split(weights, bounds), np.split(site, bounds))]
-        return site, np.array(totals)

@@ -10,7 +10,7 @@ from pathlib import Path
 from softcalc.errors import UnknownModelError, WeightsNotFoundError
 from softcalc.model import ModelAdapter
 from softcalc.registry import ModelPlugin
-from softcalc.weights import locate_weights
+from softcalc.weight_files import locate_weights
 
 #: pretrained checkpoints shipped in the chgnet wheel: name -> (version, path under chgnet/pretrained/)
 PRETRAINED = {

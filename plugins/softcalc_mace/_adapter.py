@@ -21,7 +21,7 @@ from ase.data import chemical_symbols
 from softcalc.errors import UnknownModelError
 from softcalc.info import ModelInfo
 from softcalc.torch_adapter import ForwardPass, TorchAdapter, parameters_of
-from softcalc.weights import loading_weights, weights_sha256
+from softcalc.weight_files import loading_weights, weights_sha256
 
 
 def _select_head(heads: Sequence[str]) -> str:
@@ -71,7 +71,7 @@ class MaceAdapter(TorchAdapter):
             dtype = "float64" if next(model.parameters()).dtype == torch.float64 else "float32"
         on_cpu = torch.device(device).type == "cpu"
         super().__init__(device, dtype, max_atoms_per_batch or (256 if on_cpu else 4096))
-        self.model = self._frozen(model)
+        self.model = self.frozen(model)
         zs = [int(z) for z in self.model.atomic_numbers]
         self.z_table = AtomicNumberTable(zs)
         self.heads = list(getattr(self.model, "heads", None) or ["Default"])
@@ -114,20 +114,20 @@ class MaceAdapter(TorchAdapter):
             )
         return cls(model, name=name, weights=path, device=device, dtype=dtype)
 
-    # -- fine-tuning interface ----------------------------------------------------------------
+    # -- fine-tuning hooks ----------------------------------------------------------------
 
     @property
     def module(self) -> torch.nn.Module:
         return self.model
 
-    def _tunable_groups(self) -> tuple[list[torch.nn.Parameter], list[list[torch.nn.Parameter]]]:
+    def tunable_groups(self) -> tuple[list[torch.nn.Parameter], list[list[torch.nn.Parameter]]]:
         """Readout: every layer's readout (MACE sums them all). Block k: interaction k and product k."""
         blocks = [
             parameters_of(i, p) for i, p in zip(self.model.interactions, self.model.products, strict=True)
         ]
         return parameters_of(self.model.readouts), blocks
 
-    def _reference_table(self) -> tuple[torch.Tensor, dict[str, int]]:
+    def reference_energy_table(self) -> tuple[torch.Tensor, dict[str, int]]:
         """The E0 buffer ((n_elements,) or (n_heads, n_elements)): the evaluated head's row."""
         e0 = self.model.atomic_energies_fn.atomic_energies
         zs = self.z_table.zs
@@ -154,7 +154,7 @@ class MaceAdapter(TorchAdapter):
         batch = torch_geometric.Batch.from_data_list(graphs).to_dict()
         return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
-    def _forward(self, structures: Sequence[Atoms], stress: bool) -> ForwardPass:
+    def forward_pass(self, structures: Sequence[Atoms], stress: bool) -> ForwardPass:
         """Node energies e_i of ``structures``; with ``stress`` mace strains each cell (zero displacement)."""
         data = self._batch(structures)
         positions = data["positions"].requires_grad_(True)

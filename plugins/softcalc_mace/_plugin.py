@@ -13,7 +13,7 @@ from pathlib import Path
 
 from softcalc.errors import WeightsNotFoundError
 from softcalc.registry import ModelPlugin
-from softcalc.weights import MODEL_DIR_ENV, locate_weights, model_dirs
+from softcalc.weight_files import MODEL_DIR_ENV, locate_weights, model_dirs
 from softcalc_mace._adapter import MaceAdapter
 from softcalc_mace._names import ALIASES, FOUNDATION_MODELS, FoundationModel, canonical_name
 

@@ -63,7 +63,7 @@ class MatglAdapter(TorchAdapter):
         model = potential.model
         if getattr(model, "is_intensive", True):
             raise SoftcalcError(f"matgl model {name} predicts an intensive property, not a potential energy")
-        self.potential = self._frozen(potential)
+        self.potential = self.frozen(potential)
         self.element_types = tuple(model.element_types)
         self.element_index = {el: k for k, el in enumerate(self.element_types)}
         refs = potential.element_refs
@@ -84,13 +84,13 @@ class MatglAdapter(TorchAdapter):
             dtype=dtype,
         )
 
-    # ------------------------------------------------------------------ fine-tuning interface
+    # ------------------------------------------------------------------ fine-tuning hooks
     @property
     def module(self) -> torch.nn.Module:
         """The matgl ``Potential``: graph model, element references, data mean and standard deviation."""
         return self.potential
 
-    def _tunable_groups(self) -> tuple[list[torch.nn.Parameter], list[list[torch.nn.Parameter]]]:
+    def tunable_groups(self) -> tuple[list[torch.nn.Parameter], list[list[torch.nn.Parameter]]]:
         """M3GNet: block k is three-body interaction k with graph layer k, readout the weighted readout.
         TensorNet: block k is interaction layer k, readout the output norm, linear layer and readout."""
         model = self.potential.model
@@ -102,7 +102,7 @@ class MatglAdapter(TorchAdapter):
             return readout, [parameters_of(three_body, layer) for three_body, layer in pairs]
         return readout, [parameters_of(layer) for layer in model.layers]
 
-    def _reference_table(self) -> tuple[torch.Tensor, dict[str, int]] | None:
+    def reference_energy_table(self) -> tuple[torch.Tensor, dict[str, int]] | None:
         """``element_refs.property_offset``: μ_Z by index in the model's ``element_types`` (a buffer)."""
         refs = self.potential.element_refs
         return None if refs is None else (refs.property_offset, dict(self.element_index))
@@ -140,7 +140,7 @@ class MatglAdapter(TorchAdapter):
             energies = energies + (repulsion / graph.n_atoms)[graph.batch]
         return energies
 
-    def _forward(self, structures: Sequence[Atoms], stress: bool) -> ForwardPass:
+    def forward_pass(self, structures: Sequence[Atoms], stress: bool) -> ForwardPass:
         """Per-atom energies of ``structures`` as one disjoint graph, its geometry strained."""
         graph = build_graph_batch(structures, self.element_index, self.info.cutoff, self.dtype, self.device)
         positions = graph.positions.clone().requires_grad_(True)

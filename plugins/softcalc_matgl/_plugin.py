@@ -9,7 +9,7 @@ from typing import Any
 from softcalc.errors import WeightsNotFoundError
 from softcalc.model import ModelAdapter
 from softcalc.registry import ModelPlugin
-from softcalc.weights import loading_weights, locate_weights, weights_sha256
+from softcalc.weight_files import loading_weights, locate_weights, weights_sha256
 
 #: canonical model name -> (matgl directory name, description)
 MODELS = {

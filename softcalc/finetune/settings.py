@@ -24,6 +24,8 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from softcalc.errors import SettingsError
+
 #: ``all-but-last:K``: the readout and the last K interaction blocks train
 _ALL_BUT_LAST = re.compile(r"all-but-last:(\d+)")
 #: accepted values of :attr:`FineTuneSettings.freeze`
@@ -53,6 +55,9 @@ class FineTuneSettings:
             frames' energy residuals (frames with a DFT energy), in the model's weights.
         threads: torch CPU threads during the fine-tune (the previous number is restored afterwards);
             None leaves torch's setting.
+
+    Raises:
+        SettingsError: a value out of range or an unknown ``freeze``; the message lists every problem.
     """
 
     epochs: int = 30
@@ -88,10 +93,10 @@ class FineTuneSettings:
             problems.append(f"threads must be at least 1 or None, got {self.threads}")
         try:
             self.trained_blocks  # noqa: B018 - parses freeze
-        except ValueError as exc:
+        except SettingsError as exc:
             problems.append(str(exc))
         if problems:
-            raise ValueError("invalid fine-tune settings: " + "; ".join(problems) + ". Fix: correct them.")
+            raise SettingsError("invalid fine-tune settings: " + "; ".join(problems) + ". Fix: correct them.")
 
     @property
     def trained_blocks(self) -> int | None:
@@ -102,7 +107,7 @@ class FineTuneSettings:
             return 0
         match = _ALL_BUT_LAST.fullmatch(self.freeze)
         if match is None or int(match.group(1)) < 1:
-            raise ValueError(
+            raise SettingsError(
                 f"freeze must be one of {', '.join(FREEZE_OPTIONS)} (K >= 1), got {self.freeze!r}"
             )
         return int(match.group(1))

@@ -4,11 +4,11 @@ Design: ONE PyTorch training loop, shared by every model family (CHGNet, matgl's
 TensorNet, MACE, any plugin built on :class:`~softcalc.torch_adapter.TorchAdapter`), not one per
 plugin. The families' own trainers differ (CHGNet's ``Trainer``, matgl's Lightning module, MACE's
 ``run_train`` command line), and not all of them run offline and deterministically here. Training
-through softcalc's own :meth:`~softcalc.torch_adapter.TorchAdapter._forward` trains exactly the
+through softcalc's own :meth:`~softcalc.torch_adapter.TorchAdapter.forward_pass` trains exactly the
 energy that softcalc evaluates: the matgl destination-aggregation repair
 (``softcalc_matgl/_aggregation.py``) and CHGNet's AtomRef added outside the network are part of the
 trained model with no extra code. A plugin only names its module, its readout and interaction blocks
-and its μ_Z table (see :mod:`softcalc.torch_adapter`).
+and its μ_Z table (the fine-tuning hooks of :mod:`softcalc.torch_adapter`).
 
 The loop, on a deep copy of the adapter (the input adapter is left untouched):
 
@@ -24,7 +24,7 @@ The loop, on a deep copy of the adapter (the input adapter is left untouched):
    validation loss (epoch 0, the refitted starting model, included), or of the last epoch without
    validation frames; stop early after ``patience`` epochs without improvement.
 
-Freeze semantics per family (the plugins' ``_tunable_groups``): readout = CHGNet's readout norm and
+Freeze semantics per family (the plugins' ``tunable_groups``): readout = CHGNet's readout norm and
 site-energy MLP, M3GNet's weighted readout, TensorNet's output norm, linear layer and readout, MACE's
 readouts (one per interaction, all summed into the energy); block k = CHGNet's atom conv k with the
 bond and angle updates after it, M3GNet's three-body interaction k with graph layer k, TensorNet's
@@ -48,21 +48,22 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from softcalc.data.dataset import ForceFrame
-from softcalc.errors import DataError, SoftcalcError
+from softcalc.errors import DataError, SettingsError
 from softcalc.finetune.loss import ErrorSums, batch_errors, evaluate_errors
 from softcalc.finetune.references import reference_shift
 from softcalc.finetune.settings import FineTuneSettings
-from softcalc.finetune.weights import tuned_weights_sha256
+from softcalc.model import ModelCalculator, require_fine_tuning
 from softcalc.registry import check_device
 from softcalc.structure import check_structure
 from softcalc.torch_adapter import TorchAdapter, TunableParts
+from softcalc.tuned_weights import tuned_weights_sha256
 
 
 @dataclass
@@ -93,7 +94,7 @@ class TuneResult:
 
 
 def fine_tune(
-    adapter: TorchAdapter,
+    adapter: TorchAdapter | ModelCalculator,
     train: Sequence[ForceFrame],
     validation: Sequence[ForceFrame],
     settings: FineTuneSettings,
@@ -102,20 +103,21 @@ def fine_tune(
     """Fine-tune a copy of ``adapter`` on DFT frames (forces eV/Å, energies eV, stress eV/Å³).
 
     Args:
-        adapter: the model to start from (a :class:`~softcalc.torch_adapter.TorchAdapter`; left untouched).
+        adapter: the model to start from (left untouched): a model adapter that supports fine-tuning
+            (:attr:`~softcalc.model.ModelAdapter.supports_fine_tuning`), or its :class:`ModelCalculator`.
         train: frames to train on; frames without energy or stress add no energy or stress term.
         validation: frames to choose the best epoch by (and stop early on); may be empty.
         settings: epochs, learning rates, batch size, freezing, loss weights, seed, device.
         progress: show a progress bar with the training and validation loss of each epoch.
 
     Raises:
-        SoftcalcError: ``adapter`` cannot be fine-tuned, or ``settings.freeze`` asks for parts the model
-            does not have.
+        CalculationSetupError: ``adapter`` cannot be fine-tuned (:func:`softcalc.model.require_fine_tuning`).
+        SettingsError: ``settings.freeze`` asks for parts the model does not have.
         DataError: no training frames, or a frame with a malformed stress.
         UnsupportedElementsError, InvalidStructureError: a frame the model cannot evaluate.
     """
     start_time = time.perf_counter()
-    _check_inputs(adapter, train, validation)
+    adapter = _check_inputs(adapter, train, validation)
     tuned = copy.deepcopy(adapter)
     _move(tuned, settings.device)
     params = trained_parameters(tuned.tunable_parts(), settings.trained_blocks, adapter.info.name)
@@ -151,11 +153,11 @@ def trained_parameters(
         chosen = [*parts.readout, *(p for block in parts.blocks for p in block), *parts.other]
     else:
         if not parts.readout:
-            raise SoftcalcError(
+            raise SettingsError(
                 f"model {model} declares no readout to train alone. Fix: fine-tune with freeze='none'."
             )
         if trained_blocks > len(parts.blocks):
-            raise SoftcalcError(
+            raise SettingsError(
                 f"freeze='all-but-last:{trained_blocks}', but model {model} has {len(parts.blocks)} "
                 f"interaction block(s). Fix: use at most all-but-last:{len(parts.blocks)}, or freeze='none'."
             )
@@ -166,14 +168,12 @@ def trained_parameters(
     return list({id(p): p for p in chosen}.values())
 
 
-def _check_inputs(adapter: Any, train: Sequence[ForceFrame], validation: Sequence[ForceFrame]) -> None:
-    if not isinstance(adapter, TorchAdapter):
-        what = getattr(getattr(adapter, "info", None), "name", type(adapter).__name__)
-        raise SoftcalcError(
-            f"{what} cannot be fine-tuned: softcalc fine-tunes torch models with differentiable energies "
-            "(CHGNet, M3GNet, TensorNet, MACE), given as their adapter. "
-            "Fix: pass the adapter of such a model (load_model(name).model)."
-        )
+def _check_inputs(
+    model: TorchAdapter | ModelCalculator, train: Sequence[ForceFrame], validation: Sequence[ForceFrame]
+) -> TorchAdapter:
+    """The adapter to tune, after checking that it can be and that every frame fits it."""
+    fix = "pass a model loaded by name (softcalc.load_model('chgnet')) or its adapter"
+    adapter = cast(TorchAdapter, require_fine_tuning(model, "fine_tune", fix))  # only TorchAdapters tune
     if not train:
         raise DataError("no training frames to fine-tune on. Fix: give at least one frame with DFT forces.")
     for kind, frames in (("training", train), ("validation", validation)):
@@ -184,6 +184,7 @@ def _check_inputs(adapter: Any, train: Sequence[ForceFrame], validation: Sequenc
                     f"{kind} frame {k} ({frame.label or 'no label'}): stress has shape "
                     f"{np.shape(frame.stress)}, expected Voigt (6,) in eV/Å³. Fix: convert it or drop it."
                 )
+    return adapter
 
 
 def _move(adapter: TorchAdapter, device: str) -> None:

@@ -58,7 +58,7 @@ class ToyMorse(TorchAdapter):
 
     def __init__(self) -> None:
         super().__init__("cpu", "float64", MAX_ATOMS_PER_BATCH)
-        self.params = self._frozen(MorseParameters())
+        self.params = self.frozen(MorseParameters())
         self.index = {s: k for k, s in enumerate(ELEMENTS)}
         self.info = ModelInfo(
             name="toy-morse",
@@ -77,11 +77,11 @@ class ToyMorse(TorchAdapter):
     def module(self) -> MorseParameters:
         return self.params
 
-    def _tunable_groups(self) -> tuple[list[torch.nn.Parameter], list[list[torch.nn.Parameter]]]:
+    def tunable_groups(self) -> tuple[list[torch.nn.Parameter], list[list[torch.nn.Parameter]]]:
         """Readout: the well depths (energy scales). One block: the widths and distances (geometry)."""
         return [self.params.depth], [[self.params.width, self.params.distance]]
 
-    def _reference_table(self) -> tuple[torch.Tensor, dict[str, int]]:
+    def reference_energy_table(self) -> tuple[torch.Tensor, dict[str, int]]:
         return self.params.references, dict(self.index)
 
     def _site_energies(self, atoms: Atoms, positions: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
@@ -101,7 +101,7 @@ class ToyMorse(TorchAdapter):
         mu = par.references[kind]
         return mu + 0.5 * torch.zeros(len(atoms), dtype=positions.dtype).index_add(0, torch.tensor(i), phi)
 
-    def _forward(self, structures: Sequence[Atoms], stress: bool) -> ForwardPass:
+    def forward_pass(self, structures: Sequence[Atoms], stress: bool) -> ForwardPass:
         energies, positions, strains = [], [], []
         for atoms in structures:
             pos = torch.tensor(atoms.positions, dtype=self.dtype, requires_grad=True)

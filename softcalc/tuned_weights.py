@@ -1,5 +1,9 @@
 """Tuned weights on disk: written next to a correction, loaded into a freshly loaded base model.
 
+The file format only, beside the calculator that loads it (:class:`~softcalc.SoftCorrectedCalc` runs a
+fine-tuned correction); the training loop that produces the weights is :mod:`softcalc.finetune`.
+Pretrained weight files of the plugins are :mod:`softcalc.weight_files`.
+
 A tuned-weights file is ``torch.save`` of a plain dict (read back with ``weights_only=True``, so
 loading it runs no pickled code):
 
@@ -28,7 +32,7 @@ import torch
 from softcalc.errors import CorrectionFileError
 from softcalc.fileio import atomic_path
 from softcalc.torch_adapter import TorchAdapter
-from softcalc.weights import weights_sha256
+from softcalc.weight_files import weights_sha256
 
 FORMAT = "softcalc.tuned-weights/1"
 

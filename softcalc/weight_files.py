@@ -1,4 +1,6 @@
-"""Locating, fingerprinting and loading model weights.
+"""Pretrained model weight files: locating, fingerprinting and reading them (for plugins).
+
+Weights that softcalc's own fine-tuning writes are :mod:`softcalc.tuned_weights`.
 
 Lookup order for every plugin: an explicit path, then ``$SOFTCALC_MODEL_DIR``, then the family's
 own cache or download (done by the plugin when :func:`locate_weights` finds nothing).
