@@ -165,7 +165,7 @@ def calibrate(
     fitted = chosen_method.fit(data_in, n_bootstrap, rng)
     sets, bare = (split.heldout, held_bare) if held_bare is not None else (split.fit, fit_bare)
     checked = CheckedFrames(calc, sets, bare, lambda f: _energy_errors(f, split, fit_energy, held_energy))
-    errors = error_summary(checked.bare, fitted.apply(checked.sets, checked.bare))
+    errors = error_summary(checked.bare, fitted.apply(checked.sets, checked.bare), n_bootstrap, seed)
     errors["energy"] = _energy_errors(fitted, split, fit_energy, held_energy)
     fit_metrics = fit_bare.metrics()
     verdict = judge(
@@ -176,6 +176,7 @@ def calibrate(
         estimates=fitted.estimates,
         overlap=split.overlap,
         target=target,
+        many_parameters=fitted.many_parameters,
     )
     checks = fitted.checks(checked)
     own = fitted.reasons(checks)

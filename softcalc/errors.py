@@ -116,7 +116,7 @@ class DeviceError(CalculationSetupError, ValueError):
 class CorruptWeightsError(SoftcalcError, ValueError):
     """A model weights file exists but cannot be read: truncated, overwritten, or not a model file.
 
-    Raised by :func:`softcalc.weights.loading_weights` around every plugin's load; the message names
+    Raised by :func:`softcalc.weight_files.loading_weights` around every plugin's load; the message names
     the file, what is wrong with it and how to get it again. ``path`` is the damaged file.
     """
 

@@ -8,9 +8,11 @@ training and the epochs run to the end). The held-out check and the verdict are 
 method: the tuned model's forces and energies on the held-out frames against the bare model's.
 
 :class:`Auto` (``auto``) splits the calibration frames the same way (at least one validation frame),
-fits every method it can (global λ, per-species λ_Z where the model has per-atom energies, fine-tuning)
-on the training part, measures each one's force MAE on the validation part and keeps the best; the bare
-model competes too, so ``auto`` never picks a correction that validates worse than no correction. A
+fits every registered method the model can take (global λ, per-species λ_Z where the model has per-atom
+energies, fine-tuning) on the training part and ranks them on the validation part by their worst structure
+group (:func:`worst_group_ratio`: force MAE relative to the bare model's) and then by the pooled force MAE;
+the bare model competes too (ratio 1), so ``auto`` never picks a correction that validates worse than no
+correction in any regime of the validation frames. A
 scale method that wins is refitted on all calibration frames (its single number does not need a
 validation set); a fine-tune keeps the weights of its best validation epoch.
 """
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from ase.calculators.calculator import Calculator
 
-from softcalc.calibration.forgetting import forgetting_check, forgetting_reason
+from softcalc.calibration.forgetting import forgetting_check, forgetting_reason, ground_state_reason
 from softcalc.calibration.methods import CalibrationData, CalibrationMethod, CheckedFrames, Fit, ScaleFit
 from softcalc.calibration.registry import (
     MethodOptions,
@@ -37,9 +39,9 @@ from softcalc.calibration.registry import (
 from softcalc.calibration.verdict import Reason
 from softcalc.data.dataset import ForceDataset, ForceFrame
 from softcalc.energies import EnergyComparison
-from softcalc.errors import DataError, SoftcalcError
+from softcalc.errors import DataError
 from softcalc.evaluation import ForceComparison, compare_sets
-from softcalc.model import ModelCalculator
+from softcalc.model import ModelCalculator, require_fine_tuning
 
 if TYPE_CHECKING:
     from softcalc.calibration.report import CalibrationReport
@@ -103,6 +105,10 @@ class TunedFit(Fit):
     def tuned_adapter(self) -> Any:  # noqa: ANN401 - the tuned TorchAdapter
         return self.calc.model if self.calc is not None else None
 
+    @property
+    def many_parameters(self) -> bool:
+        return True
+
     def _run(self, sets: Sequence[ForceDataset]) -> tuple[ForceComparison, EnergyComparison]:
         for seen, results in self._evaluated:
             if seen is sets:
@@ -124,14 +130,16 @@ class TunedFit(Fit):
         return {"forgetting": forgetting_check(checked.calc, self.calc, self.summary["elements"])}
 
     def reasons(self, checks: dict[str, Any]) -> tuple[Reason, ...]:
-        forgetting = checks.get("forgetting", {})
-        return (forgetting_reason(forgetting),) if forgetting.get("flagged") else ()
+        tune = self.summary["finetune"]
+        found = [NO_GAIN if tune["n_validation"] and tune["best_epoch"] == 0 else None]
+        forgetting = checks.get("forgetting")
+        if forgetting:
+            found += [ground_state_reason(forgetting), forgetting_reason(forgetting)]
+        return tuple(r for r in found if r is not None)
 
 
 def check_tunable(calc: Calculator, name: str) -> None:
     """A clear error before any model call when ``calc`` cannot be fine-tuned."""
-    from softcalc.model import require_fine_tuning
-
     fix = "pass the model by name (--model chgnet) or use --method scale"
     require_fine_tuning(calc, f"method {name!r}", fix)
 
@@ -199,6 +207,10 @@ class AutoFit(Fit):
     def tuned_adapter(self) -> Any:  # noqa: ANN401 - the tuned TorchAdapter of a chosen fine-tune
         return self.chosen.tuned_adapter if self.chosen else None
 
+    @property
+    def many_parameters(self) -> bool:
+        return self.chosen.many_parameters if self.chosen else False
+
     def apply(self, sets: Sequence[ForceDataset], bare: ForceComparison) -> ForceComparison:
         return self.chosen.apply(sets, bare) if self.chosen else bare
 
@@ -223,6 +235,15 @@ class AutoFit(Fit):
         return self.chosen.reasons(checks) if self.chosen else (BARE_BEST,)
 
 
+#: the reason of a fine-tune whose best validation epoch is the starting model
+NO_GAIN = Reason(
+    "no-gain",
+    True,
+    "no gain: the fine-tune kept its starting weights (best validation epoch 0, the base model with refitted "
+    "reference energies), so training did not improve the validation frames. Fix: keep the bare model or a "
+    "global λ, or tune on more frames, or with a higher --lr.",
+)
+
 #: the reason ``auto`` gives when the bare model validates best
 BARE_BEST = Reason(
     "bare-best",
@@ -233,8 +254,8 @@ BARE_BEST = Reason(
 
 
 class Auto(CalibrationMethod):
-    """Fit every registered candidate the model can take, keep the one with the lowest validation force
-    MAE (module docstring)."""
+    """Fit every registered candidate the model can take, keep the one whose worst validation group is
+    best, then the lowest validation force MAE (module docstring)."""
 
     def __init__(self, settings: Any = None) -> None:  # noqa: ANN401 - FineTuneSettings
         self.options = MethodOptions("forces", settings)
@@ -253,21 +274,36 @@ class Auto(CalibrationMethod):
                 fits[spec.name] = spec.build(self.options).fit(part, n_bootstrap, rng)
             except DataError:  # e.g. no force signal for a scale: the method cannot compete
                 continue
-        scores = {
-            name: (val_bare if fit is None else fit.apply(val, val_bare)).metrics().mae
-            for name, fit in fits.items()
-        }
-        best = min(scores, key=scores.__getitem__)
+        validated = {name: fit.apply(val, val_bare) if fit else val_bare for name, fit in fits.items()}
+        scores = {name: v.metrics().mae for name, v in validated.items()}
+        worst = {name: worst_group_ratio(val_bare, v) for name, v in validated.items()}
+        best = min(fits, key=lambda name: (worst[name], scores[name]))
         chosen = fits[best]
         if chosen is not None and method_spec(best).refit_after_auto:
             chosen = method_spec(best).build(self.options).fit(data, n_bootstrap, rng)
         summary = {
             **(chosen.summary if chosen is not None else {}),
-            "auto": {"chosen": best, "validation_mae": scores, "n_validation": len(_frames(val))},
+            "auto": {
+                "chosen": best,
+                "validation_mae": scores,
+                "worst_group_ratio": worst,
+                "n_validation": len(_frames(val)),
+            },
         }
         supported = chosen.supported if chosen is not None else False
         estimates = chosen.estimates if chosen is not None else ()
         return AutoFit(summary, supported, estimates, chosen, fits)
+
+
+def worst_group_ratio(bare: ForceComparison, candidate: ForceComparison) -> float:
+    """The largest ratio over structure groups of the candidate's force MAE to the bare model's (bare: 1).
+
+    ``auto`` ranks candidates by it first and by the pooled MAE second: a correction is only as good as
+    its worst regime, and a pooled gain made on hot frames must not hide an elastic or surface group made
+    worse.
+    """
+    before, after = bare.by_group(), candidate.by_group()
+    return max(after[g].mae / before[g].mae if before[g].mae > 0 else 1.0 for g in before)
 
 
 #: a method tunes the model's weights (a softcalc torch model)

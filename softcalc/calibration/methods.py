@@ -146,6 +146,12 @@ class Fit(ABC):
         """The model adapter with tuned weights the correction carries (None: the base model's)."""
         return None
 
+    @property
+    def many_parameters(self) -> bool:
+        """The fit has many parameters (tuned weights): the verdict then blocks it without held-out
+        frames and for any structure group it makes worse (:func:`softcalc.calibration.verdict.judge`)."""
+        return False
+
     def checks(self, checked: CheckedFrames) -> dict[str, Any]:
         """Report entries of the method's own checks on ``checked`` (e.g. the forgetting check)."""
         return {}

@@ -13,7 +13,15 @@ A correction is recommended unless a blocking reason applies:
 - ``not-supported``: λ = 1 inside the 95 % bootstrap interval (the bare model is as good);
 - ``worse``: the correction makes the checked target worse: forces (target ``forces``), energy
   differences (target ``energy``), either of them (target ``forces+energy``);
-- ``no-energy-check``: an energy-fitted λ whose checked frames carry no energy differences.
+- ``no-energy-check``: an energy-fitted λ whose checked frames carry no energy differences;
+- ``group-worse`` (fits with many parameters: fine-tuned weights): a structure group of the held-out
+  frames whose force MAE the correction raises beyond its bootstrap noise (the 95 % interval of the
+  change lies above 0). A correction is only as good as its worst regime: a fine-tune that cuts the
+  pooled error by fixing hot frames can still break the elastic or surface frames, whose small forces
+  weigh little in the pooled MAE. For a global λ, which changes every group the same way, it is a warning;
+- ``no-heldout`` (fits with many parameters): no held-out frames at all. A one-parameter λ checked on its
+  own calibration frames is a weak but honest check; a fit of 10⁵ weights is not checked at all by its
+  own training error.
 
 Other reasons are warnings only: no held-out frames (errors are on the calibration frames
 themselves), some held-out frames identical to calibration frames (``heldout-overlap``: they were
@@ -29,7 +37,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from softcalc.calibration.methods import Estimate
+import numpy as np
+
+from softcalc.calibration.methods import Estimate, bootstrap_weights
 from softcalc.energies import EnergyDeviations
 from softcalc.evaluation import ForceComparison
 from softcalc.metrics import ForceMetrics
@@ -98,10 +108,40 @@ class Verdict:
         return [asdict(r) for r in self.reasons]
 
 
-def error_summary(before: ForceComparison, after: ForceComparison) -> dict[str, Any]:
-    """Force errors (eV/Å) of the bare and the corrected model on the same frames, pooled and per group."""
+def group_changes(
+    before: ForceComparison, after: ForceComparison, n_bootstrap: int, rng: np.random.Generator
+) -> dict[str, tuple[float, float]]:
+    """Per structure group, the 95 % interval (eV/Å) of the change of force MAE, after − before.
+
+    A Poisson bootstrap over the group's samples and their atoms (as for λ) draws both MAEs from the same
+    weights, so the interval is that of the change itself, not of two independent errors.
+    """
+    out = {}
+    for group in dict.fromkeys(before.groups):
+        idx = [i for i, g in enumerate(before.groups) if g == group]
+        err_b = np.concatenate([np.abs(before.model[i] - before.dft[i]).sum(1) for i in idx])
+        err_a = np.concatenate([np.abs(after.model[i] - after.dft[i]).sum(1) for i in idx])
+        owner = np.concatenate([np.full(len(before.model[i]), k) for k, i in enumerate(idx)])
+        w = bootstrap_weights(owner, len(idx), n_bootstrap, rng)
+        n = 3 * w.sum(1)
+        ok = n > 0
+        change = (w[ok] @ (err_a - err_b)) / n[ok]
+        low, high = np.percentile(change, [2.5, 97.5]) if change.size else (0.0, 0.0)
+        out[group] = (float(low), float(high))
+    return out
+
+
+def error_summary(
+    before: ForceComparison, after: ForceComparison, n_bootstrap: int = 200, seed: int = 0
+) -> dict[str, Any]:
+    """Force errors (eV/Å) of the bare and the corrected model on the same frames, pooled and per group.
+
+    Each group carries ``change_ci95``, the 95 % bootstrap interval of its MAE change (``n_bootstrap``
+    replicas, ``seed``; see :func:`group_changes`).
+    """
     mb, ma = before.metrics(), after.metrics()
     groups_b, groups_a = before.by_group(), after.by_group()
+    changes = group_changes(before, after, n_bootstrap, np.random.default_rng(seed))
     return {
         "n_frames": mb.n_frames,
         "n_components": mb.n_components,
@@ -114,7 +154,12 @@ def error_summary(before: ForceComparison, after: ForceComparison) -> dict[str, 
         "rmse_after": ma.rmse,
         "cmae": mb.cmae,
         "by_group": {
-            g: {"n_frames": groups_b[g].n_frames, "mae_before": groups_b[g].mae, "mae_after": groups_a[g].mae}
+            g: {
+                "n_frames": groups_b[g].n_frames,
+                "mae_before": groups_b[g].mae,
+                "mae_after": groups_a[g].mae,
+                "change_ci95": list(changes[g]),
+            }
             for g in groups_b
         },
     }
@@ -144,6 +189,14 @@ _NO_HELDOUT = Reason(
 )
 
 
+_NO_HELDOUT_TUNED = Reason(
+    "no-heldout",
+    True,
+    "no held-out frames: fine-tuned weights (many parameters) judged on their own training frames say "
+    "nothing about what they do elsewhere. Fix: pass --test data, or more frames than --frames.",
+)
+
+
 def judge(
     errors: dict[str, Any],
     *,
@@ -153,6 +206,7 @@ def judge(
     estimates: Sequence[Estimate] = (),
     overlap: int = 0,
     target: str = "forces",
+    many_parameters: bool = False,
 ) -> Verdict:
     """The verdict on a correction from its errors, its bootstrap support and the calibration metrics.
 
@@ -166,11 +220,17 @@ def judge(
         overlap: held-out frames dropped because they are calibration frames
             (:attr:`~softcalc.calibration.frames.FrameSplit.overlap`).
         target: what λ was fitted on; a worse target blocks, a worse other quantity warns.
+        many_parameters: the fit has many parameters (fine-tuned weights): no held-out frames, or a
+            structure group made worse beyond its bootstrap noise, block it.
     """
     errors_on = "held-out" if heldout else "calibration"
     reasons: list[Reason] = []
     if not heldout:
-        reasons.append(_overlap_reason(overlap, heldout) if overlap else _NO_HELDOUT)
+        reasons.append(
+            _overlap_reason(overlap, heldout)
+            if overlap
+            else (_NO_HELDOUT_TUNED if many_parameters else _NO_HELDOUT)
+        )
     elif overlap:
         reasons.append(_overlap_reason(overlap, heldout))
     reasons += _estimate_reasons(estimates)
@@ -184,6 +244,7 @@ def judge(
             )
         )
     reasons += _worse_reasons(errors, errors_on, target)
+    reasons += _group_reasons(errors, errors_on, blocking=many_parameters)
     if fit_metrics.correlation < WEAK_CORRELATION:
         reasons.append(
             Reason(
@@ -250,6 +311,32 @@ def _worse_reasons(errors: dict[str, Any], errors_on: str, target: str) -> list[
             )
         )
     return reasons
+
+
+def _group_reasons(errors: dict[str, Any], errors_on: str, blocking: bool) -> list[Reason]:
+    """Structure groups whose force MAE rose beyond noise (only where there is more than one group)."""
+    groups = errors.get("by_group", {})
+    worse = {g: v for g, v in groups.items() if v["change_ci95"][0] > 0}
+    if len(groups) < 2 or not worse:
+        return []
+    listed = ", ".join(
+        f"{g} {v['mae_before']:.4f} -> {v['mae_after']:.4f} eV/Å ({v['n_frames']} frames)"
+        for g, v in worse.items()
+    )
+    fix = (
+        "Do not apply it to these regimes: fine-tune with a stronger anchor to the base model, with frames "
+        "of these groups among the calibration frames, or use a global λ."
+        if blocking
+        else "A global λ scales every regime alike; use it where it helps (calibrate with --groups)."
+    )
+    return [
+        Reason(
+            "group-worse",
+            blocking,
+            f"the correction makes {errors_on} structure group(s) WORSE beyond bootstrap noise: {listed}. "
+            + fix,
+        )
+    ]
 
 
 def _overlap_reason(overlap: int, heldout: bool) -> Reason:

@@ -1,0 +1,74 @@
+"""The verdict per regime: structure groups made worse beyond noise, fits with many parameters without
+held-out frames, tuned ground states whose pressure moved. Known answers from constructed forces."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from softcalc.calibration.forgetting import GROUND_STATE_PRESSURE, forgetting_reason, ground_state_reason
+from softcalc.calibration.verdict import error_summary, group_changes, judge
+from softcalc.evaluation import ForceComparison
+
+
+def comparison(
+    errors: dict[str, float], n_frames: int = 4, n_atoms: int = 16, seed: int = 0
+) -> ForceComparison:
+    """Frames of each group whose model forces are DFT's plus Gaussian noise of the given size (eV/Å)."""
+    rng = np.random.default_rng(seed)
+    model, dft, groups = [], [], []
+    for group, size in errors.items():
+        for _ in range(n_frames):
+            d = rng.normal(0, 1.0, (n_atoms, 3))
+            dft.append(d)
+            model.append(d + rng.normal(0, size, (n_atoms, 3)))
+            groups.append(group)
+    k = len(model)
+    return ForceComparison(model, dft, [["Si"] * n_atoms] * k, groups, list(range(k)), "Si")
+
+
+def test_a_group_made_worse_beyond_noise_blocks_tuned_weights_and_warns_for_a_global_scale() -> None:
+    before = comparison({"AIMD": 0.30, "Elastic": 0.02})
+    after = comparison({"AIMD": 0.10, "Elastic": 0.06}, seed=1)  # pooled better, Elastic 3x worse
+    errors = error_summary(before, after)
+    assert errors["mae_after"] < errors["mae_before"]
+    assert errors["by_group"]["Elastic"]["change_ci95"][0] > 0 > errors["by_group"]["AIMD"]["change_ci95"][1]
+    metrics = before.metrics()
+    tuned = judge(errors, heldout=True, supported=True, fit_metrics=metrics, many_parameters=True)
+    assert not tuned.recommended and [r.code for r in tuned.reasons] == ["group-worse"]
+    assert "Elastic" in tuned.warnings[0] and "AIMD" not in tuned.warnings[0]
+    scale = judge(errors, heldout=True, supported=True, fit_metrics=metrics)
+    assert scale.recommended and [r.code for r in scale.reasons] == ["group-worse"]
+
+
+def test_a_change_within_noise_is_no_finding() -> None:
+    before = comparison({"AIMD": 0.30, "Elastic": 0.05}, n_frames=2, n_atoms=4)
+    after = comparison({"AIMD": 0.10, "Elastic": 0.05}, n_frames=2, n_atoms=4, seed=7)  # same error size
+    changes = group_changes(before, after, 500, np.random.default_rng(0))
+    low, high = changes["Elastic"]
+    assert low < 0 < high
+    errors = error_summary(before, after)
+    verdict = judge(errors, heldout=True, supported=True, fit_metrics=before.metrics(), many_parameters=True)
+    assert verdict.recommended and verdict.reasons == ()
+
+
+def test_many_parameters_without_heldout_frames_are_never_recommended() -> None:
+    before = comparison({"AIMD": 0.30})
+    after = comparison({"AIMD": 0.05}, seed=1)
+    errors = error_summary(before, after)
+    tuned = judge(errors, heldout=False, supported=True, fit_metrics=before.metrics(), many_parameters=True)
+    assert not tuned.recommended and tuned.reasons[0].code == "no-heldout"
+    assert "--test" in tuned.text or "--test" in tuned.warnings[0]
+    scale = judge(errors, heldout=False, supported=True, fit_metrics=before.metrics())
+    assert scale.recommended
+
+
+def test_a_moved_ground_state_warns_and_quiet_drifts_do_not() -> None:
+    def check(pressure: float) -> dict:
+        row = {"name": "Ge ground state", "kind": "ground state", "energy_drift_meV_atom": 1.0,
+               "force_drift": 0.01, "pressure_drift_GPa": pressure}
+        return {"structures": [row], "flagged": [], "skipped": []}
+
+    reason = ground_state_reason(check(3.9))
+    assert reason is not None and not reason.blocking and "Ge ground state (+3.90 GPa)" in reason.message
+    assert ground_state_reason(check(-0.5 * GROUND_STATE_PRESSURE)) is None
+    assert forgetting_reason(check(3.9)) is None  # no other chemistry flagged
