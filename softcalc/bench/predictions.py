@@ -17,7 +17,7 @@ Splits are ``train`` (calibration) and ``test``.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import h5py
 import numpy as np
 from ase import Atoms
 
+from softcalc.bench.splits import Split
 from softcalc.bench.stored import StoredForces, Weighted
 from softcalc.data.dataset import ForceDataset, ForceFrame
 from softcalc.errors import DataError
@@ -34,18 +35,6 @@ from softcalc.structure import structure_key
 
 FORMAT = "softcalc-bench-softening/1"
 SPLITS = ("train", "test")
-
-
-@dataclass
-class Split:
-    """One material's calibration (``train``) and held-out (``test``) frames and how they were split."""
-
-    train: ForceDataset
-    test: ForceDataset
-    rule: str
-
-    def datasets(self) -> dict[str, ForceDataset]:
-        return {"train": self.train, "test": self.test}
 
 
 def _structures(dataset: ForceDataset) -> list[Atoms]:

@@ -1,7 +1,8 @@
 """Force-softening benchmark: softening scale, λ*, errors and one-shot / few-frame corrections per model.
 
 For every model and material: calibrate on the calibration split (mlearn ``training.json``), evaluate
-on the held-out split (``test.json``); other data are split by file order (the first half calibrates).
+on the held-out split (``test.json``); other data are split by file order (the first half calibrates;
+:mod:`softcalc.bench.splits`).
 Each model evaluates each structure once (:class:`~softcalc.bench.stored.StoredForces`); every
 calibration below goes through :func:`softcalc.calibrate.calibrate` on those stored forces and records
 its λ uncertainty, warnings and verdict. Reported per model and material (forces eV/Å):
@@ -29,13 +30,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from softcalc.bench.predictions import Split, read_predictions, write_predictions
+from softcalc.bench.fits import calibrate_or_skip, per_species_skip, report_fields
+from softcalc.bench.predictions import read_predictions, write_predictions
 from softcalc.bench.report import markdown
+from softcalc.bench.splits import Split, load_splits
 from softcalc.bench.stored import StoredForces
-from softcalc.calibrate import calibrate, select_frames
+from softcalc.calibrate import select_frames
 from softcalc.data.dataset import ForceDataset
-from softcalc.data.readers import read_datasets
-from softcalc.errors import DataError, SoftcalcError
 from softcalc.evaluation import ForceComparison, compare_forces
 from softcalc.fileio import atomic_path, write_json
 from softcalc.forces import ForceEvaluator
@@ -46,14 +47,9 @@ from softcalc.version import __version__
 DEFAULT_FRAMES = (1, 2, 5, 10)
 DEFAULT_DRAWS = 5
 DEFAULT_BOOTSTRAP = 1000
-#: --quick: first material only, this many frames per structure group and split, fewer replicas
-QUICK_FRAMES_PER_GROUP = 2
+#: --quick: first material only (:func:`~softcalc.bench.splits.load_splits`), fewer replicas
 QUICK_DRAWS = 2
 QUICK_BOOTSTRAP = 200
-#: other data (no training/test files) are split by file order: this fraction calibrates
-CALIBRATION_FRACTION = 0.5
-TRAIN_STEMS = {"training", "train"}
-TEST_STEMS = {"test"}
 #: fields of a calibrate() report kept in the summary (the rest repeats the test metrics)
 REPORT_FIELDS = (
     "scale",
@@ -71,55 +67,6 @@ REPORT_FIELDS = (
     "warnings",
     "verdict",
 )
-
-
-def _stem(dataset: ForceDataset) -> str:
-    return Path(dataset.source).stem.lower()
-
-
-def load_splits(paths: Sequence[str | Path], quick: bool = False) -> dict[str, Split]:
-    """Calibration/test splits per material, sorted by material.
-
-    mlearn folders (``training.json`` + ``test.json``) give their own split; any other data set is
-    split by file order (the first ``CALIBRATION_FRACTION`` of its frames calibrate). With ``quick``,
-    only the first material and ``QUICK_FRAMES_PER_GROUP`` frames per group and split are kept.
-    """
-    by_material: dict[str, list[ForceDataset]] = {}
-    for d in read_datasets(list(paths)):
-        for f in d.frames:  # C-ordered copies, as read back from predictions.h5: bit-identical sums
-            f.forces = np.array(f.forces, dtype=np.float64, order="C")
-        by_material.setdefault(d.material, []).append(d)
-    splits: dict[str, Split] = {}
-    for material, sets in sorted(by_material.items()):
-        train = [d for d in sets if _stem(d) in TRAIN_STEMS]
-        test = [d for d in sets if _stem(d) in TEST_STEMS]
-        if len(train) == 1 and len(test) == 1 and len(sets) == 2:
-            splits[material] = Split(train[0], test[0], "calibration: training file; test: test file")
-        elif len(sets) == 1 and len(sets[0]) >= 2:
-            d = sets[0]
-            k = max(1, math.ceil(CALIBRATION_FRACTION * len(d)))
-            rule = f"file order: first {k} of {len(d)} frames calibrate, the rest test"
-            splits[material] = Split(d.subset(range(k)), d.subset(range(k, len(d))), rule)
-        else:
-            raise DataError(
-                f"cannot split the data of material {material!r} ({', '.join(d.source for d in sets)}) "
-                "into calibration and test sets. Fix: give one file per material (split by file order) "
-                "or an mlearn folder with training.json and test.json."
-            )
-    if quick:
-        material, split = next(iter(splits.items()))
-        splits = {material: Split(_few_per_group(split.train), _few_per_group(split.test), split.rule)}
-    return splits
-
-
-def _few_per_group(d: ForceDataset) -> ForceDataset:
-    seen: dict[str, int] = {}
-    keep = []
-    for i, f in enumerate(d.frames):
-        if seen.get(f.group, 0) < QUICK_FRAMES_PER_GROUP:
-            seen[f.group] = seen.get(f.group, 0) + 1
-            keep.append(i)
-    return d.subset(keep)
 
 
 def evaluate_model(
@@ -158,15 +105,12 @@ class _Calibrator:
                 "the calibration frame(s) carry no DFT force (e.g. strained perfect crystals): λ is undefined"
             )
             return {"failed": why, "helps": False}
-        try:
-            r = calibrate(
-                self.calc, fit, test=test, n_bootstrap=self.n_bootstrap, seed=self.seed, **kwargs
-            ).report
-        except SoftcalcError as exc:  # e.g. frames without force signal (strained perfect crystals)
-            return {"failed": str(exc), "helps": False}
-        out = {k: r[k] for k in REPORT_FIELDS if k in r}
-        out["by_group"] = r["errors"]["by_group"]
-        out["helps"] = r["mae_after"] < r["mae_before"]
+        cal = calibrate_or_skip(self.calc, fit, test, self.n_bootstrap, self.seed, **kwargs)
+        if isinstance(cal, str):
+            return {"failed": cal, "helps": False}
+        out = report_fields(cal, (*REPORT_FIELDS, "errors"))
+        out["by_group"] = out.pop("errors")["by_group"]
+        out["helps"] = out["mae_after"] < out["mae_before"]
         return out
 
 
@@ -232,13 +176,8 @@ def material_summary(store: StoredForces, split: Split, config: dict[str, Any]) 
             }
         )
     out["learning_curve"] = curve
-    elements = sorted(set(train.elements) | set(test.elements))
-    if len(elements) < 2:
-        out["per_species"] = {"skipped": f"single-element data ({elements[0]}): λ_Z equals the global λ"}
-    elif not store.supports_per_atom_energies:
-        out["per_species"] = {"skipped": f"{store.info.name} exposes no differentiable per-atom energies"}
-    else:
-        out["per_species"] = cal(train, test, per_species=True)
+    skipped = per_species_skip(sorted(set(train.elements) | set(test.elements)), store)
+    out["per_species"] = {"skipped": skipped} if skipped else cal(train, test, per_species=True)
     return out
 
 
