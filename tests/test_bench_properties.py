@@ -1,4 +1,5 @@
-"""`softcalc bench properties`: surface energies, strain curvature, held-out forces, phonons, skips, CLI.
+"""`softcalc bench properties`: surface energies, strain curvature, held-out forces, phonons, skips, CLI,
+and a property registered from outside (the ground-state energy per atom).
 
 Known answers: the "DFT" data are ASE's EMT (Cu: strained cells along normal and shear modes, a
 ground-state cell, rattled hot frames, slabs with vacuum) and the "model" is EMT scaled by C
@@ -11,6 +12,7 @@ toy Morse plugin model on Si and the shared phonopy Si set.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -24,7 +26,16 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
-from softcalc.bench.properties import run_properties
+from softcalc.bench.properties import (
+    Property,
+    Source,
+    register_property,
+    registered_properties,
+    run_properties,
+    unregister_property,
+)
+from softcalc.bench.properties.materials import Material
+from softcalc.bench.report import fmt_number
 from softcalc.calculator import SoftCorrectedCalc
 from softcalc.calibrate import Calibration
 from softcalc.cli import main
@@ -417,3 +428,90 @@ def test_cli_end_to_end_with_phonons_and_a_correction_file(data_dir: Path, tmp_p
     )
     assert "surfaces" in summary["data"]["Si"]["skipped"]
     assert not (out / "surface_parity.png").exists()
+
+
+# --- a property registered from outside -------------------------------------------------------------
+
+
+class GroundStateEnergy(Property):
+    """Energy per atom (eV/atom) of the ground-state frame, model vs DFT."""
+
+    name = "ground_state_energy"
+    needs_energies = True
+    note = "E/N of the ground state, eV/atom"
+    headline_columns = ("E/N ground state − DFT",)
+    correction_columns = ("E/N ground state",)
+
+    def locate(self, material: Material) -> int | None:
+        if material.ground_state is None:
+            material.skipped[self.name] = "no ground-state frame"
+        return material.ground_state
+
+    def values(self, material: Material, located: int, source: Source) -> float:
+        return float(source.energies[located]) / len(material.frames[located].atoms)
+
+    def dft_summary(self, material: Material, located: int, dft: float) -> dict:
+        return {"energy_per_atom": dft}
+
+    def summary(self, material: Material, located: int, dft: float, model: float) -> dict:
+        return {"energy_per_atom": model, "error": model - dft}
+
+    def store(self, group: h5py.Group, values: float) -> None:
+        group["ground_state_energy"] = values
+
+    def headline(self, record: dict | None) -> dict:
+        return {"ground_state_error": record["error"] if record else None}
+
+    def headline_cells(self, row: dict) -> list[str]:
+        return [fmt_number(row["ground_state_error"], 4)]
+
+    def correction_cells(self, record: dict | None) -> list[str]:
+        return [fmt_number(record["energy_per_atom"] if record else None, 4)]
+
+
+@pytest.fixture
+def ground_state_energy() -> Iterator[Property]:
+    prop = register_property(GroundStateEnergy())
+    yield prop
+    unregister_property(prop.name)
+
+
+def test_the_builtin_properties_are_registered_in_summary_order() -> None:
+    names = [p.name for p in registered_properties()]
+    assert names == ["heldout_forces", "surfaces", "strain", "phonons"]  # and nothing a test left behind
+    with pytest.raises(ValueError, match="registered already"):
+        register_property(registered_properties()[0])
+
+
+def test_a_registered_property_is_reported(ground_state_energy: Property, tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    write(tmp_path / "data" / "Cu.xyz", _cu_frames(EMT()), format="extxyz")
+    write(
+        tmp_path / "data" / "nogs.xyz", _cu_frames(EMT(), ground_state=False, surfaces=False), format="extxyz"
+    )
+    out = tmp_path / "out"
+    summary = run_properties({"m": ScaledEMT(C)}, [tmp_path / "data"], out, n_bootstrap=20, plots=False)
+    cell = bulk("Cu", "fcc", a=A_CU, cubic=True) * (2, 2, 2)
+    cell.calc = EMT()
+    dft = cell.get_potential_energy() / len(cell)
+    assert summary["data"]["Cu"]["ground_state_energy"]["energy_per_atom"] == pytest.approx(dft, rel=1e-9)
+    corrections = summary["results"]["m"]["Cu"]["corrections"]
+    assert list(corrections["bare"])[-1] == "ground_state_energy"  # after the built-in properties
+    bare = corrections["bare"]["ground_state_energy"]
+    assert bare["energy_per_atom"] == pytest.approx(C * dft, rel=1e-9)
+    assert bare["error"] == pytest.approx((C - 1) * dft, rel=1e-9)
+    # no anchors μ_Z for an ASE calculator: E' = λE, and λ = 1/C fitted on energies restores DFT
+    assert corrections["energy"]["ground_state_energy"]["energy_per_atom"] == pytest.approx(dft, rel=TOL)
+    rows = {r["material"]: r for r in summary["headline"]}
+    assert rows["Cu"]["ground_state_error"] == pytest.approx((C - 1) * dft, rel=1e-9)
+    assert rows["nogs"]["ground_state_error"] is None
+    assert summary["data"]["nogs"]["skipped"]["ground_state_energy"] == "no ground-state frame"
+    assert "ground_state_energy" not in summary["results"]["m"]["nogs"]["corrections"]["bare"]
+    assert json.loads((out / "summary.json").read_text()) == summary
+    md = (out / "summary.md").read_text()
+    assert "E/N of the ground state, eV/atom)" in md and "| E/N ground state − DFT |" in md
+    assert f"| {fmt_number((C - 1) * dft, 4)} |" in md and f"| {fmt_number(C * dft, 4)} |" in md
+    with h5py.File(out / "predictions.h5") as h5:
+        assert h5["data/Cu/ground_state_energy"][()] == pytest.approx(dft, rel=1e-9)
+        assert h5["models/0/Cu/bare/ground_state_energy"][()] == pytest.approx(C * dft, rel=1e-9)
+        assert "ground_state_energy" not in h5["data/nogs"]
