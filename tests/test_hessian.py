@@ -118,6 +118,28 @@ def test_batched_equals_serial(toy, si_cell, monkeypatch) -> None:
     np.testing.assert_allclose(batched, serial, rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize(("device", "size"), [("cpu", 1), ("cuda", 8), ("cuda:1", 8), ("mps", 1)])
+def test_default_batch_follows_the_device(toy, si_cell, monkeypatch, device: str, size: int) -> None:
+    """CPU: one displaced cell per model call (batching was slower on 2 cores); CUDA: 8 (not measured)."""
+    import dataclasses
+
+    from softcalc.phonons.force_constants import fd_batch_size
+
+    calls = []
+    original = toy.model.compute_many
+    monkeypatch.setattr(toy.model, "compute_many", lambda s, p: calls.append(len(s)) or original(s, p))
+    monkeypatch.setattr(toy.model, "info", dataclasses.replace(toy.model.info, device=device))
+    corrected = SoftCorrectedCalc(toy, scale=1.1)
+    assert fd_batch_size(toy) == fd_batch_size(corrected) == size
+    assert fd_batch_size(EMT()) == 1  # a foreign calculator runs where it runs: counted as CPU
+    n_cells = 6 * len(si_cell)  # 12
+    fd_hessian(si_cell, toy)
+    assert calls == [size] * (n_cells // size) + ([n_cells % size] if n_cells % size else [])
+    calls.clear()
+    fd_hessian(si_cell, corrected, batch_size=5)  # an explicit batch size still wins
+    assert calls == [5, 5, 2]
+
+
 def test_soft_corrected_hessian(toy, si_cell) -> None:
     lam = 1.17
     corrected = SoftCorrectedCalc(toy, scale=lam)

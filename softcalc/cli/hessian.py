@@ -20,7 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output HDF5 file of the Hessian (eV/Å²)")
     p.add_argument("--json", help="summary JSON: frequencies in THz and cm⁻¹")
     p.add_argument("--delta", type=positive_float, default=0.01, help="displacement in Å (default 0.01)")
-    p.add_argument("--batch-size", type=positive_int, default=32, help="displaced structures per model batch")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="displaced structures per model batch (default by --device: 1 on cpu, 8 on cuda)",
+    )
     p.add_argument("--asr", action="store_true", help="impose the acoustic sum rule")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -26,8 +26,26 @@ if TYPE_CHECKING:
 
 #: ways :meth:`softcalc.phonons.Phonons.compute_force_constants` can displace atoms
 METHODS = ("full", "compact", "symmetry")
-#: displaced structures per batched model call of the finite-difference routines (fastest on 2 CPU cores)
-FD_BATCH = 4
+#: displaced structures per batched model call of the finite-difference routines, by the type of device
+#: the model runs on (see :func:`fd_batch_size`)
+FD_BATCH_BY_DEVICE = {"cpu": 1, "cuda": 8}
+#: default ``batch_size`` of the finite-difference routines: None, i.e. :func:`fd_batch_size`
+FD_BATCH = None
+
+
+def fd_batch_size(calculator: Calculator) -> int:
+    """Displaced structures per model call of the finite-difference routines, by the model's device.
+
+    CPU: 1, one structure per model call. On the 2-core CPU machine batching the displaced cells was
+    slower than single calls (63-atom Si, CHGNet: batch 4 and 8 took 1.1-1.4× the time of one call per
+    cell, batch 1 0.9-1.1×; benchmarks/README.md, "Hessian and phonon speed"). CUDA: 8, so one larger
+    graph keeps the GPU busy; this value is not measured, since the machine the defaults were measured on
+    has no GPU. Other devices (``mps``...) get 1. A calculator that is not a softcalc model (no
+    ``info.device``) counts as CPU; one that is not batched is called once per structure anyway.
+    """
+    info = getattr(calculator, "info", None)
+    device = str(getattr(info, "device", None) or "cpu")
+    return FD_BATCH_BY_DEVICE.get(device.split(":")[0], 1)
 
 
 def displaced_structures(atoms: Atoms, indices: Sequence[int], delta: float) -> Iterator[Atoms]:
@@ -50,13 +68,14 @@ def fd_force_constants(
     calculator: Calculator,
     rows: Sequence[int] | None = None,
     delta: float = 0.01,
-    batch_size: int = FD_BATCH,
+    batch_size: int | None = FD_BATCH,
     progress: bool = False,
 ) -> np.ndarray:
     """Force constants by central differences: atoms ``rows`` (default all) displaced ±δ along x, y, z.
 
-    No symmetry is used: 6 structures per displaced atom, evaluated in batches where the
-    calculator allows (see :mod:`softcalc.forces`).
+    No symmetry is used: 6 structures per displaced atom, evaluated in batches of ``batch_size``
+    (default :func:`fd_batch_size`: 1 on CPU, 8 on CUDA) where the calculator allows (see
+    :mod:`softcalc.forces`).
 
     Returns:
         (len(rows), n_supercell, 3, 3) eV/Å².
@@ -65,7 +84,8 @@ def fd_force_constants(
         raise ValueError(f"delta must be positive (Å), not {delta}")
     indices = list(range(len(supercell))) if rows is None else [int(i) for i in rows]
     check_structure(supercell)  # the undisplaced structure; the model calculator checks each displaced one
-    evaluator = ForceEvaluator(calculator, batch_size=batch_size)
+    size = fd_batch_size(calculator) if batch_size is None else batch_size
+    evaluator = ForceEvaluator(calculator, batch_size=size)
     structures = displaced_structures(supercell, indices, delta)
     forces = evaluator.forces(structures, total=6 * len(indices), progress=progress)
     stacked = np.stack(forces).reshape(len(indices), 3, 2, len(supercell), 3)
@@ -77,17 +97,19 @@ def symmetry_force_constants(
     phonon: Phonopy,
     calculator: Calculator,
     delta: float = 0.01,
-    batch_size: int = FD_BATCH,
+    batch_size: int | None = FD_BATCH,
     progress: bool = False,
 ) -> np.ndarray:
     """Full force constants from phonopy's symmetry-reduced ± displacements, forces from ``calculator``.
 
     phonopy (spglib) chooses the displacements and expands the fitted constants by symmetry; the
-    displaced supercells are evaluated in batches where the calculator allows.
+    displaced supercells are evaluated in batches of ``batch_size`` (default :func:`fd_batch_size`)
+    where the calculator allows.
     """
     phonon.generate_displacements(distance=delta, is_plusminus=True)
     cells = [from_phonopy_atoms(c) for c in phonon.supercells_with_displacements]
-    evaluator = ForceEvaluator(calculator, batch_size=batch_size)
+    size = fd_batch_size(calculator) if batch_size is None else batch_size
+    evaluator = ForceEvaluator(calculator, batch_size=size)
     return fit_force_constants(phonon, np.stack(evaluator.forces(cells, progress=progress)), full=True)
 
 
