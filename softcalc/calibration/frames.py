@@ -1,8 +1,22 @@
 """Which DFT frames a calibration fits and which it holds out.
 
 Frames are first filtered to resemble the intended simulation (structure groups, temperature, strain),
-then ordered (file order, or largest RMS DFT force first), then split: with ``frames=K`` the first K
-frames of each data set are fitted and, unless separate test data are given, the rest are held out.
+then ordered, then split: with ``frames=K`` the first K frames of each data set are fitted and, unless
+separate test data are given, the rest are held out. Orders (:data:`ORDERS`):
+
+- ``file``: file order;
+- ``largest-force``: largest RMS DFT force first (the paper's one-shot pick);
+- ``spread``: K frames spread over the regimes the data label, so a fit on few frames sees every regime
+  (:func:`spread_order`). The frames are grouped by structure group, and within a group by the
+  (temperature, strain) the data state (None when not stated). Groups take turns, one frame each per
+  round, largest group first (ties: first appearance in the file); within a group its (temperature,
+  strain) regimes take turns by the same rule; within a regime the frames come in farthest-point order
+  in the plane of DFT energy per atom and RMS DFT force, each axis divided by its standard deviation over
+  the regime (an axis without spread is dropped), starting from the frame with the largest RMS force:
+  each next frame is the one farthest from the nearest frame already taken (ties: first in the file).
+  The energy axis counts between two frames only when both have a DFT energy, so frames without one
+  are placed by RMS force alone. Data without any label (one group, no temperature, no strain) are
+  ordered by the farthest-point rule alone. Deterministic: no random numbers.
 
 A held-out frame identical to a calibration frame (same atomic numbers, positions, cell and periodicity,
 see :func:`~softcalc.structure.structure_key`; e.g. ``--test`` naming the calibration file) is not held
@@ -24,8 +38,8 @@ from softcalc.data.readers import read_dataset
 from softcalc.errors import DataError, SettingsError
 from softcalc.structure import structure_key
 
-#: frame orders of :func:`select_frames`
-ORDERS = ("file", "largest-force")
+#: frame orders of :func:`select_frames` (see the module docstring)
+ORDERS = ("file", "largest-force", "spread")
 
 DataLike = ForceDataset | str | Path | Sequence[ForceDataset | str | Path]
 
@@ -80,7 +94,9 @@ def select_frames(
         groups: structure groups to keep (case-insensitive).
         temperature: (low, high) in K, inclusive; frames whose data do not state a temperature drop out.
         strain: (low, high) applied strain, signed and inclusive; frames without a stated strain drop out.
-        order: ``file`` (file order) or ``largest-force`` (largest RMS DFT force first).
+        order: ``file`` (file order), ``largest-force`` (largest RMS DFT force first) or ``spread``
+            (round robin over the labelled regimes, spread in energy and force within each: see
+            :func:`spread_order`).
     """
     if groups:
         wanted = {g.lower() for g in groups}
@@ -108,12 +124,69 @@ def select_frames(
     if order not in ORDERS:
         raise SettingsError(
             f"unknown frame order {order!r}: the order must be one of {', '.join(ORDERS)}. "
-            f"Fix: pass order={ORDERS[0]!r} (file order) or {ORDERS[1]!r} (command line: --order)."
+            f"Fix: pass order={ORDERS[0]!r} (file order), {ORDERS[1]!r} or {ORDERS[2]!r} "
+            "(command line: --order)."
         )
     if order == "largest-force":
-        rms = [float(np.sqrt(np.mean(f.forces**2))) for f in dataset.frames]
-        dataset = dataset.subset(list(np.argsort(rms)[::-1]))
+        dataset = dataset.subset(list(np.argsort(_rms_forces(dataset.frames))[::-1]))
+    elif order == "spread":
+        dataset = dataset.subset(spread_order(dataset.frames))
     return dataset
+
+
+def _rms_forces(frames: Sequence[ForceFrame]) -> np.ndarray:
+    """RMS DFT force of each frame (eV/Å)."""
+    return np.array([float(np.sqrt(np.mean(f.forces**2))) for f in frames])
+
+
+def spread_order(frames: Sequence[ForceFrame]) -> list[int]:
+    """Indices of ``frames`` in the ``spread`` order: round robin over structure groups, then over the
+    (temperature, strain) regimes of each group, farthest-point in (energy per atom, RMS force) within a
+    regime (the rule in the module docstring).
+    """
+    groups: dict[str, dict[tuple[float | None, float | None], list[int]]] = {}
+    for i, f in enumerate(frames):
+        groups.setdefault(f.group, {}).setdefault((f.temperature, f.strain), []).append(i)
+    rms = _rms_forces(frames)
+    per_atom = np.array([np.nan if f.energy is None else f.energy / len(f.atoms) for f in frames])
+
+    def spread(idx: list[int]) -> list[int]:
+        return [idx[k] for k in _farthest_point(per_atom[idx], rms[idx])]
+
+    within = [_round_robin([spread(idx) for idx in regimes.values()]) for regimes in groups.values()]
+    return _round_robin(within)
+
+
+def _round_robin(queues: list[list[int]]) -> list[int]:
+    """One item from each queue per round, longest queue first (stable: ties keep the given order)."""
+    queues = sorted(queues, key=len, reverse=True)
+    return [q[k] for k in range(max(map(len, queues), default=0)) for q in queues if k < len(q)]
+
+
+def _farthest_point(energy: np.ndarray, force: np.ndarray) -> list[int]:
+    """Farthest-point order of points (energy, force), each axis scaled by its standard deviation.
+
+    Starts at the largest ``force``; then the point whose distance to the nearest chosen one is largest
+    (ties: lowest index). The energy term counts only between two points that both have one (not NaN).
+    """
+    n = len(force)
+
+    def scaled(x: np.ndarray) -> np.ndarray:
+        known = x[np.isfinite(x)]
+        std = float(np.std(known)) if len(known) > 1 else 0.0
+        return x / std if std > 0 else np.where(np.isfinite(x), 0.0, np.nan)
+
+    e, f = scaled(energy), scaled(force)
+    order = [int(np.argmax(force))]
+    nearest = np.full(n, np.inf)
+    taken = np.zeros(n, dtype=bool)
+    while len(order) < n:
+        last = order[-1]
+        taken[last] = True
+        de = np.nan_to_num(e - e[last], nan=0.0)  # no energy on either side: force alone
+        nearest = np.minimum(nearest, np.hypot(f - f[last], de))
+        order.append(int(np.argmax(np.where(taken, -1.0, nearest))))
+    return order
 
 
 def split_frames(
