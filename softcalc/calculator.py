@@ -58,7 +58,8 @@ class SoftCorrectedCalc(CheckedCalculator):
             from :func:`softcalc.load_model`, or any ASE calculator (global scales only; anchors μ_Z
             then come from ``reference_energies`` or the correction, else zero, i.e. E' = λE).
         correction: a :class:`Correction` or the path of a correction JSON file.
-        scale: a global λ, instead of ``correction``.
+        scale: a global λ set by hand, instead of ``correction``; finite and in [0.1, 10]
+            (:data:`softcalc.correction.MANUAL_SCALE_RANGE`).
         device, dtype: passed to :func:`softcalc.load_model` when ``base`` is a name or path.
         reference_energies: μ_Z in eV/atom, overriding the model's own.
         check_model: refuse a correction fitted for another model, or fitted without naming its
@@ -70,7 +71,8 @@ class SoftCorrectedCalc(CheckedCalculator):
             evaluation, a per-species correction without a λ for an element of the structure.
         CalculationSetupError: tuned weights for a model that cannot be fine-tuned
             (:func:`softcalc.model.require_fine_tuning`).
-        CorrectionFileError: a fine-tuned correction whose weights file is missing or altered.
+        CorrectionFileError: a fine-tuned correction whose weights file is missing or altered; a
+            ``scale`` (or manual correction) outside [0.1, 10], not finite or not positive.
 
     Units: energy eV, forces eV/Å, stress eV/Å³, per-atom energies eV.
     """
@@ -92,6 +94,12 @@ class SoftCorrectedCalc(CheckedCalculator):
         super().__init__(**kwargs)
         if correction is not None and scale is not None:
             raise ValueError("give either correction or scale, not both")
+        if isinstance(correction, (str, Path)):
+            correction = Correction.load(correction)
+        # validated (softcalc.correction: a manual λ in [0.1, 10]) before any model is loaded
+        self.correction = (
+            correction if correction is not None else Correction(scale=1.0 if scale is None else scale)
+        )
         loaded_here = isinstance(base, (str, Path))
         if loaded_here:
             base = load_model(base, device=device, dtype=dtype)
@@ -100,11 +108,6 @@ class SoftCorrectedCalc(CheckedCalculator):
                 f"base must be a model name, a path or an ASE calculator, not {type(base).__name__}"
             )
         self.base = base
-        if isinstance(correction, (str, Path)):
-            correction = Correction.load(correction)
-        self.correction = (
-            correction if correction is not None else Correction(scale=1.0 if scale is None else scale)
-        )
         info = base.info if isinstance(base, ModelCalculator) else None
         if info is not None and check_model:
             self.correction.check_model(info)
