@@ -27,6 +27,7 @@ from ase.calculators.calculator import Calculator
 from softcalc.calibration import finetuning as _finetuning  # noqa: F401 - registers finetune and auto
 from softcalc.calibration.frames import ORDERS, DataLike, FrameFilter, FrameSplit, select_frames, split_frames
 from softcalc.calibration.methods import CalibrationData, CheckedFrames, Fit
+from softcalc.calibration.properties import property_changes
 from softcalc.calibration.registry import MethodOptions, check_target, method_names, method_spec
 from softcalc.calibration.report import CalibrationReport
 from softcalc.calibration.verdict import Verdict, energy_error_summary, error_summary, judge
@@ -84,6 +85,22 @@ def _energy_errors(
     if after_held is not None and after_fit is not None:
         after = energy_deviations(after_held, after_fit.means())
     return energy_error_summary(before, after)
+
+
+def _property_changes(
+    fitted: Fit, split: FrameSplit, fit: EnergyComparison, held: EnergyComparison | None
+) -> dict[str, dict[str, Any]]:
+    """Property ratios before/after on the calibration and held-out frames (empty without energies)."""
+    parts = [(split.fit, fit)] + ([(split.heldout, held)] if held is not None else [])
+    after = [fitted.apply_energies(sets, energies) for sets, energies in parts]
+    if any(a is None for a in after):
+        return {}
+    return property_changes(
+        [d for sets, _ in parts for d in sets],
+        np.concatenate([e.dft for _, e in parts]),
+        np.concatenate([e.model for _, e in parts]),
+        np.concatenate([a.model for a in after]),
+    )
 
 
 def calibrate(
@@ -167,6 +184,7 @@ def calibrate(
     checked = CheckedFrames(calc, sets, bare, lambda f: _energy_errors(f, split, fit_energy, held_energy))
     errors = error_summary(checked.bare, fitted.apply(checked.sets, checked.bare), n_bootstrap, seed)
     errors["energy"] = _energy_errors(fitted, split, fit_energy, held_energy)
+    properties = _property_changes(fitted, split, fit_energy, held_energy)
     fit_metrics = fit_bare.metrics()
     verdict = judge(
         errors,
@@ -177,6 +195,7 @@ def calibrate(
         overlap=split.overlap,
         target=target,
         many_parameters=fitted.many_parameters,
+        properties=properties,
     )
     checks = fitted.checks(checked)
     own = fitted.reasons(checks)
@@ -199,6 +218,7 @@ def calibrate(
         recommended=verdict.recommended,
         reasons=verdict.as_dicts(),
         verdict=verdict.text,
+        properties=properties,
         checks=checks,
     )
     settings = {

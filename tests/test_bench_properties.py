@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
-from ase.build import bulk, fcc100, fcc111
+from ase.build import bulk, fcc111
 from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.emt import EMT
-from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
+from emt_frames import A_CU, MODES, STRAINS, TOL, C, ScaledEMT, cu_frames, labelled, rattled, strained
 
 from softcalc.bench.properties import (
     Property,
@@ -56,96 +56,12 @@ from softcalc.properties import (
 )
 from softcalc.registry import load_adapter
 
-#: softening of the scaled-EMT model: every energy difference and force is C times EMT's
-C = 0.8
-A_CU = 3.6
-#: strain modes written: (mode, kind, Voigt index), strains of each
-MODES = ((0, "normal", 0), (1, "normal", 1), (3, "shear", 5))
-STRAINS = (-0.02, -0.01, 0.01, 0.02)
-#: extxyz keeps 8 decimals of forces; energies are exact enough for 1e-6 relative
-TOL = 1e-6
-
-
-class ScaledEMT(Calculator):
-    """EMT with energy and forces multiplied by ``factor``; counts its evaluations."""
-
-    implemented_properties = ["energy", "forces"]
-
-    def __init__(self, factor: float) -> None:
-        super().__init__()
-        self.factor, self.calls, self.emt = factor, 0, EMT()
-
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
-        super().calculate(atoms, properties, system_changes)
-        self.calls += 1
-        a = self.atoms.copy()
-        a.calc = self.emt
-        self.results = {
-            "energy": self.factor * a.get_potential_energy(),
-            "forces": self.factor * a.get_forces(),
-        }
-
-
-def _labelled(atoms: Atoms, calc: Calculator | None, group: str, description: str) -> Atoms:
-    """``atoms`` with the "DFT" energy and forces of ``calc`` (None: forces only, all zero) and metadata."""
-    atoms = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-    atoms.info.update(group=group, description=description)
-    if calc is None:
-        atoms.arrays["forces"] = np.zeros((len(atoms), 3))
-        return atoms
-    atoms.calc = calc
-    energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-    atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
-    return atoms
-
-
-def _strained(atoms: Atoms, voigt: int, strain: float) -> Atoms:
-    eps = np.zeros((3, 3))
-    i, j = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)][voigt]
-    eps[i, j] += strain if i == j else strain / 2
-    eps[j, i] = eps[i, j]
-    out = atoms.copy()
-    out.set_cell(np.asarray(atoms.cell) @ (np.eye(3) + eps), scale_atoms=True)
-    return out
-
-
-def _rattled(atoms: Atoms, seed: int) -> Atoms:
-    out = atoms.copy()
-    out.positions += np.random.default_rng(seed).normal(scale=0.05, size=out.positions.shape)
-    return out
-
-
-def _cu_frames(calc: Calculator, ground_state: bool = True, surfaces: bool = True) -> list[Atoms]:
-    """Two equal halves (calibration, test by file order): hot frames, strain modes, slabs, ground state."""
-    cell = bulk("Cu", "fcc", a=A_CU, cubic=True) * (2, 2, 2)
-    half: list[list[Atoms]] = [[], []]
-    for k in range(4):
-        half[k % 2].append(_labelled(_rattled(cell, k), calc, "AIMD-NVT", f"AIMD NVT at 300 K, frame {k}"))
-    for mode, _, voigt in MODES:
-        for k, x in enumerate(STRAINS):
-            half[k % 2].append(
-                _labelled(
-                    _strained(cell, voigt, x), calc, "Elastic", f"Cu 2x2x2 cell, mode {mode}, strain {x}"
-                )
-            )
-    if surfaces:
-        for k, slab in enumerate(
-            [fcc111("Cu", (2, 2, 4), a=A_CU, vacuum=6.0), fcc100("Cu", (2, 2, 4), a=A_CU, vacuum=7.0)]
-        ):
-            slab.pbc = True
-            half[k].append(_labelled(slab, calc, "Surface", f"Cu_surface_{k}"))
-    if ground_state:
-        half[0].append(_labelled(cell, calc, "Elastic", "Ground state crystal"))
-        half[1].append(_labelled(_rattled(cell, 9), calc, "Vacancy", "filler"))
-    assert len(half[0]) == len(half[1])
-    return half[0] + half[1]
-
 
 @pytest.fixture(scope="module")
 def cu_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("cu") / "data"
     folder.mkdir()
-    write(folder / "Cu.xyz", _cu_frames(EMT()), format="extxyz")
+    write(folder / "Cu.xyz", cu_frames(EMT()), format="extxyz")
     return folder
 
 
@@ -228,7 +144,7 @@ def test_strain_labels_and_kinds() -> None:
     assert not is_ground_state("Elastic", "mode 0, strain 0.01")
     cell = bulk("Cu", "fcc", a=A_CU, cubic=True)
     for _, kind, voigt in MODES:
-        assert deformation_kind(cell.cell, _strained(cell, voigt, 0.05).cell) == kind
+        assert deformation_kind(cell.cell, strained(cell, voigt, 0.05).cell) == kind
 
 
 # --- the benchmark on EMT "DFT" with a scaled-EMT model -------------------------------------------
@@ -287,7 +203,7 @@ def test_fitted_corrections_restore_dft(cu_run: tuple[Path, dict, ScaledEMT]) ->
 
 def test_each_structure_is_evaluated_once(cu_data: Path, cu_run: tuple[Path, dict, ScaledEMT]) -> None:
     _, _, model = cu_run
-    assert model.calls == len(_cu_frames(EMT()))  # every correction reused the one evaluation
+    assert model.calls == len(cu_frames(EMT()))  # every correction reused the one evaluation
 
 
 def test_corrected_results_agree_with_softcorrectedcalc(
@@ -324,7 +240,7 @@ def test_outputs_are_written_and_deterministic(
 
 def test_zero_strain_fit_replaces_a_missing_ground_state(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
-    write(tmp_path / "data" / "Cu.xyz", _cu_frames(EMT(), ground_state=False), format="extxyz")
+    write(tmp_path / "data" / "Cu.xyz", cu_frames(EMT(), ground_state=False), format="extxyz")
     summary = run_properties(
         {"m": ScaledEMT(C)}, [tmp_path / "data"], tmp_path / "out", n_bootstrap=20, plots=False
     )
@@ -343,15 +259,15 @@ def test_zero_strain_fit_replaces_a_missing_ground_state(tmp_path: Path) -> None
 
 def test_skips_are_recorded_not_raised(tmp_path: Path) -> None:
     emt = EMT()
-    frames = _cu_frames(emt, surfaces=False)
+    frames = cu_frames(emt, surfaces=False)
     cell = bulk("Cu", "fcc", a=A_CU, cubic=True) * (2, 2, 2)
     frames.insert(
-        0, _labelled(_strained(cell, 2, 0.01), emt, "Elastic", "Cu 2x2x2 cell, mode 5, strain 0.01")
+        0, labelled(strained(cell, 2, 0.01), emt, "Elastic", "Cu 2x2x2 cell, mode 5, strain 0.01")
     )
-    frames.insert(len(frames) // 2, _labelled(_rattled(cell, 20), emt, "Surface", "Cu_bulk_labelled_surface"))
+    frames.insert(len(frames) // 2, labelled(rattled(cell, 20), emt, "Surface", "Cu_bulk_labelled_surface"))
     (tmp_path / "data").mkdir()
     write(tmp_path / "data" / "Cu.xyz", frames, format="extxyz")
-    no_energy = [_labelled(_rattled(cell, k), None, "AIMD-NVT", f"frame {k}") for k in range(4)]
+    no_energy = [labelled(rattled(cell, k), None, "AIMD-NVT", f"frame {k}") for k in range(4)]
     write(tmp_path / "data" / "noenergy.xyz", [a.copy() for a in no_energy], format="extxyz")
     summary = run_properties(
         {"m": ScaledEMT(C)}, [tmp_path / "data"], tmp_path / "out", n_bootstrap=20, plots=True
@@ -387,10 +303,10 @@ def test_cli_end_to_end_with_phonons_and_a_correction_file(data_dir: Path, tmp_p
     si = bulk("Si", "diamond", a=5.43, cubic=True)
     frames, dft = [], Stiffer()
     for k in range(4):
-        frames.append(_labelled(_rattled(si, k), dft, "AIMD-NVT", f"AIMD frame {k}"))
+        frames.append(labelled(rattled(si, k), dft, "AIMD-NVT", f"AIMD frame {k}"))
     for x in (-0.02, 0.01, 0.02):
-        frames.append(_labelled(_strained(si, 0, x), dft, "Elastic", f"Si cell, mode 0, strain {x}"))
-    frames.append(_labelled(si, dft, "Elastic", "Ground state crystal"))
+        frames.append(labelled(strained(si, 0, x), dft, "Elastic", f"Si cell, mode 0, strain {x}"))
+    frames.append(labelled(si, dft, "Elastic", "Ground state crystal"))
     (tmp_path / "data").mkdir()
     write(tmp_path / "data" / "Si.xyz", frames, format="extxyz")
     Correction(scale=2.0).save(tmp_path / "double.json")
@@ -485,9 +401,9 @@ def test_the_builtin_properties_are_registered_in_summary_order() -> None:
 
 def test_a_registered_property_is_reported(ground_state_energy: Property, tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
-    write(tmp_path / "data" / "Cu.xyz", _cu_frames(EMT()), format="extxyz")
+    write(tmp_path / "data" / "Cu.xyz", cu_frames(EMT()), format="extxyz")
     write(
-        tmp_path / "data" / "nogs.xyz", _cu_frames(EMT(), ground_state=False, surfaces=False), format="extxyz"
+        tmp_path / "data" / "nogs.xyz", cu_frames(EMT(), ground_state=False, surfaces=False), format="extxyz"
     )
     out = tmp_path / "out"
     summary = run_properties({"m": ScaledEMT(C)}, [tmp_path / "data"], out, n_bootstrap=20, plots=False)

@@ -3,10 +3,19 @@ held-out frames, tuned ground states whose pressure moved. Known answers from co
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
+import numpy as np
+import pytest
+from ase.calculators.emt import EMT
+from ase.io import write
+from emt_frames import C, ScaledEMT, cu_frames
+
+from softcalc.calibrate import calibrate
 from softcalc.calibration.forgetting import GROUND_STATE_PRESSURE, forgetting_reason, ground_state_reason
+from softcalc.calibration.properties import property_changes, worse_properties
 from softcalc.calibration.verdict import error_summary, group_changes, judge
+from softcalc.data import ForceDataset, read_dataset
 from softcalc.evaluation import ForceComparison
 
 
@@ -72,3 +81,47 @@ def test_a_moved_ground_state_warns_and_quiet_drifts_do_not() -> None:
     assert reason is not None and not reason.blocking and "Ge ground state (+3.90 GPa)" in reason.message
     assert ground_state_reason(check(-0.5 * GROUND_STATE_PRESSURE)) is None
     assert forgetting_reason(check(3.9)) is None  # no other chemistry flagged
+
+
+def cu_dataset(folder: Path) -> ForceDataset:
+    """EMT "DFT" frames of Cu with strain modes, a ground state and two slabs, read back as data are."""
+    write(folder / "Cu.xyz", cu_frames(EMT()), format="extxyz")
+    return read_dataset(folder / "Cu.xyz")
+
+
+def test_property_ratios_are_the_energy_scales_and_a_move_away_from_dft_is_found(tmp_path: Path) -> None:
+    data = cu_dataset(tmp_path)
+    dft = np.array([f.energy for f in data.frames])
+    changes = property_changes([data], dft, 0.8 * dft, 1.5 * dft)  # every curvature and γ scales alike
+    assert set(changes["Cu"]) == {"curvature_normal", "curvature_shear", "surface_slope"}
+    for before, after in changes["Cu"].values():
+        assert (before, after) == pytest.approx((0.8, 1.5), rel=1e-9)
+    assert len(worse_properties(changes)) == 3
+    assert worse_properties(property_changes([data], dft, 0.8 * dft, 1.1 * dft)) == []  # closer to 1
+    assert property_changes([data], dft, dft, dft)["Cu"]["surface_slope"] == pytest.approx([1.0, 1.0])
+
+
+def test_a_property_pushed_from_dft_blocks_tuned_weights_and_warns_for_a_global_scale(tmp_path: Path) -> None:
+    data = cu_dataset(tmp_path)
+    dft = np.array([f.energy for f in data.frames])
+    changes = property_changes([data], dft, 1.02 * dft, 1.3 * dft)
+    before = comparison({"AIMD": 0.30})
+    errors = error_summary(before, comparison({"AIMD": 0.10}, seed=1))
+    metrics = before.metrics()
+    tuned = judge(
+        errors, heldout=True, supported=True, fit_metrics=metrics, many_parameters=True, properties=changes
+    )
+    assert not tuned.recommended and [r.code for r in tuned.reasons] == ["property-worse"]
+    assert "Cu surface slope 1.02 -> 1.30" in tuned.warnings[0]
+    scale = judge(errors, heldout=True, supported=True, fit_metrics=metrics, properties=changes)
+    assert scale.recommended and [r.code for r in scale.reasons] == ["property-worse"]
+
+
+def test_calibrate_reports_the_properties_of_its_frames(tmp_path: Path) -> None:
+    """λ fitted on energies of EMT scaled by 0.8 restores DFT: properties move from 0.8 to 1."""
+    data = cu_dataset(tmp_path)
+    r = calibrate(ScaledEMT(C), data, frames=12, target="energy", n_bootstrap=50).report
+    for before, after in r.properties["Cu"].values():
+        assert before == pytest.approx(C, rel=1e-6) and after == pytest.approx(1.0, rel=1e-6)
+    assert "property-worse" not in [x["code"] for x in r.reasons]
+    assert r.to_dict()["properties"] == r.properties

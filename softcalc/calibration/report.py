@@ -37,6 +37,9 @@ class CalibrationReport:
             ``energy`` (energy-difference errors, or None), on ``errors_on`` frames.
         recommended: no blocking reason applies; reasons: every finding as a dict (code, blocking,
             message); verdict: one line.
+        properties: per material, property ratios model / DFT as [bare, corrected]
+            (``curvature_normal``, ``curvature_shear``, ``surface_slope``; see
+            :mod:`softcalc.calibration.properties`); empty where the frames give none.
         checks: further checks of the method (``forgetting`` of tuned weights, ``methods`` of ``auto``).
     """
 
@@ -56,6 +59,7 @@ class CalibrationReport:
     recommended: bool
     reasons: list[dict[str, Any]]
     verdict: str
+    properties: dict[str, dict[str, Any]] = field(default_factory=dict)
     checks: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -121,6 +125,7 @@ class CalibrationReport:
             "warnings": self.warnings,
             "reasons": self.reasons,
             "verdict": self.verdict,
+            "properties": self.properties,
             **self.checks,
         }
 

@@ -19,6 +19,9 @@ A correction is recommended unless a blocking reason applies:
   change lies above 0). A correction is only as good as its worst regime: a fine-tune that cuts the
   pooled error by fixing hot frames can still break the elastic or surface frames, whose small forces
   weigh little in the pooled MAE. For a global λ, which changes every group the same way, it is a warning;
+- ``property-worse`` (fits with many parameters; a warning for a global λ): an energy-strain curvature
+  ratio or the surface-energy slope of the calibration and held-out frames moved further from DFT than the
+  bare model's (:mod:`softcalc.calibration.properties`);
 - ``no-heldout`` (fits with many parameters): no held-out frames at all. A one-parameter λ checked on its
   own calibration frames is a weak but honest check; a fit of 10⁵ weights is not checked at all by its
   own training error.
@@ -40,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from softcalc.calibration.methods import Estimate, bootstrap_weights
+from softcalc.calibration.properties import PROPERTY_TOLERANCE, worse_properties
 from softcalc.energies import EnergyDeviations
 from softcalc.evaluation import ForceComparison
 from softcalc.metrics import ForceMetrics
@@ -207,6 +211,7 @@ def judge(
     overlap: int = 0,
     target: str = "forces",
     many_parameters: bool = False,
+    properties: dict[str, dict[str, Any]] | None = None,
 ) -> Verdict:
     """The verdict on a correction from its errors, its bootstrap support and the calibration metrics.
 
@@ -220,8 +225,11 @@ def judge(
         overlap: held-out frames dropped because they are calibration frames
             (:attr:`~softcalc.calibration.frames.FrameSplit.overlap`).
         target: what λ was fitted on; a worse target blocks, a worse other quantity warns.
-        many_parameters: the fit has many parameters (fine-tuned weights): no held-out frames, or a
-            structure group made worse beyond its bootstrap noise, block it.
+        many_parameters: the fit has many parameters (fine-tuned weights): no held-out frames, a
+            structure group made worse beyond its bootstrap noise, or a property moved away from DFT,
+            block it.
+        properties: property ratios [bare, corrected] per material
+            (:func:`softcalc.calibration.properties.property_changes`).
     """
     errors_on = "held-out" if heldout else "calibration"
     reasons: list[Reason] = []
@@ -245,6 +253,7 @@ def judge(
         )
     reasons += _worse_reasons(errors, errors_on, target)
     reasons += _group_reasons(errors, errors_on, blocking=many_parameters)
+    reasons += _property_reasons(properties or {}, blocking=many_parameters)
     if fit_metrics.correlation < WEAK_CORRELATION:
         reasons.append(
             Reason(
@@ -335,6 +344,29 @@ def _group_reasons(errors: dict[str, Any], errors_on: str, blocking: bool) -> li
             blocking,
             f"the correction makes {errors_on} structure group(s) WORSE beyond bootstrap noise: {listed}. "
             + fix,
+        )
+    ]
+
+
+def _property_reasons(properties: dict[str, dict[str, Any]], blocking: bool) -> list[Reason]:
+    """Curvature ratios or surface slopes the correction moved further from DFT than the bare model."""
+    worse = worse_properties(properties)
+    if not worse:
+        return []
+    fix = (
+        "Do not use these weights for elastic constants, surfaces or equilibrium structures: fine-tune with "
+        "a stronger anchor to the base model, with strain and surface frames among the calibration frames, "
+        "or keep the bare model for these properties."
+        if blocking
+        else "A global λ scales every curvature alike: for these properties calibrate with --target energy "
+        "on strain and surface frames, or keep the bare model."
+    )
+    return [
+        Reason(
+            "property-worse",
+            blocking,
+            f"the correction moves property ratios (model/DFT, right value 1) further from DFT than the bare "
+            f"model by more than {PROPERTY_TOLERANCE}: {', '.join(worse)}. " + fix,
         )
     ]
 

@@ -18,7 +18,7 @@ from softcalc.bench.properties.registry import locate
 from softcalc.bench.splits import Split, load_splits
 from softcalc.data.dataset import ForceFrame
 from softcalc.phonons.comparison import PhononSet
-from softcalc.properties import is_ground_state
+from softcalc.properties.layout import ground_state_index
 
 
 @dataclass
@@ -59,11 +59,7 @@ def load_materials(paths: Sequence[str | Path], phonon_sets: Mapping[str, Phonon
     out = []
     for name, split in load_splits(paths).items():
         frames = [*split.train.frames, *split.test.frames]
-        ground_state = next(
-            (i for i, f in enumerate(frames) if f.energy is not None and is_ground_state(f.group, f.label)),
-            None,
-        )
-        material = Material(name, split, frames, phonon_sets.get(name), ground_state)
+        material = Material(name, split, frames, phonon_sets.get(name), ground_state_index(frames))
         locate(material)
         out.append(material)
     return out

@@ -15,17 +15,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from softcalc.bench.properties.candidates import PLOT_SERIES
-from softcalc.bench.properties.registry import Property, Source, finite
+from softcalc.bench.properties.registry import Property, Source
 from softcalc.bench.report import fmt_number, markdown_table
-from softcalc.properties import QuadraticFit, StrainCurve, fit_quadratic, strain_curves
+from softcalc.properties import QuadraticFit, StrainCurve, strain_curves
+from softcalc.properties.layout import (
+    KINDS,
+    curvature_fits,
+    curvature_ratio,
+    mean_curvature_ratios,
+    strain_energy_curves,
+)
 
 if TYPE_CHECKING:
     import h5py
 
     from softcalc.bench.properties.materials import Material
-
-KINDS = ("normal", "shear", "all")
-
 
 @dataclass(frozen=True)
 class StrainValues:
@@ -44,23 +48,12 @@ def curves(
     material: Material, modes: dict[str, StrainCurve], per_atom: np.ndarray
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """mode -> (strains, E/N in eV/atom) from one energy per atom (eV/atom) per frame."""
-    frames, bulk = material.frames, material.ground_state
-    out = {}
-    for mode, curve in modes.items():
-        strains = [frames[i].strain for i in curve.frames] + ([0.0] if curve.with_bulk else [])
-        values = [per_atom[i] for i in curve.frames] + ([per_atom[bulk]] if curve.with_bulk else [])
-        out[mode] = (np.array(strains, dtype=float), np.array(values))
-    return out
+    return strain_energy_curves(material.frames, modes, material.ground_state, per_atom)
 
 
 def per_atom_energies(material: Material, source: Source) -> np.ndarray:
     """Energy per atom (eV/atom) of every frame of ``material`` from ``source``."""
     return np.asarray(source.energies, dtype=float) / np.array([len(f.atoms) for f in material.frames])
-
-
-def _ratio(model: QuadraticFit, dft: QuadraticFit) -> float | None:
-    """Curvature ratio model / DFT; None where DFT's curvature is 0 or the ratio is not finite."""
-    return finite(model.curvature / dft.curvature) if dft.curvature else None
 
 
 def _ratio_pair(record: dict[str, Any]) -> str:
@@ -143,7 +136,7 @@ class StrainCurvature(Property):
 
     def values(self, material: Material, located: dict[str, StrainCurve], source: Source) -> StrainValues:
         strain = curves(material, located, per_atom_energies(material, source))
-        return StrainValues(strain, {mode: fit_quadratic(*curve) for mode, curve in strain.items()})
+        return StrainValues(strain, curvature_fits(strain))
 
     def dft_summary(
         self, material: Material, located: dict[str, StrainCurve], dft: StrainValues
@@ -167,17 +160,11 @@ class StrainCurvature(Property):
             mode: {
                 "kind": located[mode].kind,
                 "curvature": fit.curvature,
-                "ratio": _ratio(fit, dft.fits[mode]),
+                "ratio": curvature_ratio(fit, dft.fits[mode]),
             }
             for mode, fit in model.fits.items()
         }
-        means: dict[str, float | None] = {}
-        for kind in KINDS:
-            ratios = [
-                m["ratio"] for m in modes.values() if kind in ("all", m["kind"]) and m["ratio"] is not None
-            ]
-            means[kind] = float(np.mean(ratios)) if ratios else None
-        return {"modes": modes, "mean_ratio": means}
+        return {"modes": modes, "mean_ratio": mean_curvature_ratios(located, dft.fits, model.fits)}
 
     def store(self, group: h5py.Group, values: StrainValues) -> None:
         for mode, (strains, energies) in values.curves.items():

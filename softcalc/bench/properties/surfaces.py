@@ -20,7 +20,8 @@ from softcalc.bench.properties.registry import Property, Source
 from softcalc.bench.properties.strain import curves, per_atom_energies
 from softcalc.bench.report import fmt_number, markdown_table
 from softcalc.metrics import mae, softening_scale
-from softcalc.properties import SlabGeometry, StrainCurve, find_slabs, surface_energy, zero_strain_energy
+from softcalc.properties import SlabGeometry, StrainCurve, find_slabs
+from softcalc.properties.layout import bulk_energy, slab_bulk_reference, surface_energies
 
 if TYPE_CHECKING:
     import h5py
@@ -151,25 +152,14 @@ class SurfaceEnergies(Property):
     def locate(self, material: Material) -> SurfaceFrames | None:
         """The slabs that give γ; the bulk reference is the ground state, else the strained cells."""
         modes: dict[str, StrainCurve] = material.located.get("strain", {})
-        if material.ground_state is not None:
-            bulk = material.frames[material.ground_state].atoms
-        else:
-            bulk = material.frames[next(iter(modes.values())).frames[0]].atoms if modes else None
+        bulk = slab_bulk_reference(material.frames, material.ground_state, modes)
         slabs = find_slabs(material.frames, bulk, material.skipped)
         return SurfaceFrames(slabs, modes) if slabs else None
 
     def values(self, material: Material, located: SurfaceFrames, source: Source) -> SurfaceValues:
         per_atom = per_atom_energies(material, source)
-        if material.ground_state is not None:
-            bulk_energy = float(per_atom[material.ground_state])
-        else:
-            bulk_energy = zero_strain_energy(curves(material, located.modes, per_atom))
-        frames = material.frames
-        gamma = [
-            surface_energy(source.energies[i], len(frames[i].atoms), bulk_energy, g.area)
-            for i, g in located.slabs.items()
-        ]
-        return SurfaceValues(bulk_energy, np.array(gamma))
+        bulk = bulk_energy(material.ground_state, per_atom, curves(material, located.modes, per_atom))
+        return SurfaceValues(bulk, surface_energies(material.frames, located.slabs, source.energies, bulk))
 
     def dft_summary(self, material: Material, located: SurfaceFrames, dft: SurfaceValues) -> dict[str, Any]:
         frames = material.frames
