@@ -17,6 +17,7 @@ Writes ``hessian_speed.json`` and ``hessian_speed.png`` into ``--out``.
 Usage::
 
     .venv/bin/python benchmarks/hessian_speed.py [--out bench_out/hessian_speed] [--model chgnet]
+        [--batch-sizes 1,4,8] [--hessian-repeats 2] [--no-model-calculator] [--no-serial] [--skip-hessian]
 """
 
 from __future__ import annotations
@@ -69,11 +70,20 @@ def serial_hessian(atoms, calculator, delta: float) -> np.ndarray:  # noqa: ANN0
     return 0.5 * (hessian + hessian.T)
 
 
-def bench_hessian(model: str, delta: float, batch_sizes: list[int], repeats: int) -> dict:
+def bench_hessian(
+    model: str,
+    delta: float,
+    batch_sizes: list[int],
+    repeats: int,
+    model_calculator: bool = True,
+    serial: bool = True,
+) -> dict:
     """Part (a): batched ``fd_hessian`` at each batch size, against two serial loops, interleaved.
 
     Each repeat runs every variant once, in an order that alternates between repeats (the first
     run of a sequence tends to be faster on a shared machine); times are medians over repeats.
+    ``model_calculator`` False leaves out the loop with the model's own ASE calculator (CHGNet's);
+    ``serial`` False leaves out both serial loops (ratios are then to the smallest batch size).
     """
     import torch
 
@@ -91,8 +101,9 @@ def bench_hessian(model: str, delta: float, batch_sizes: list[int], repeats: int
     variants = {
         f"softcalc batched, batch {b}": (lambda b=b: fd_hessian(atoms, calc, delta, b)) for b in batch_sizes
     }
-    variants[serial_name] = lambda: serial_hessian(atoms, calc, delta)
-    if calc.info.family == "chgnet":
+    if serial:
+        variants[serial_name] = lambda: serial_hessian(atoms, calc, delta)
+    if serial and model_calculator and calc.info.family == "chgnet":
         from chgnet.model.dynamics import CHGNetCalculator
 
         own = CHGNetCalculator(model=calc.model.model, use_device="cpu", on_isolated_atoms="ignore")
@@ -109,6 +120,8 @@ def bench_hessian(model: str, delta: float, batch_sizes: list[int], repeats: int
             print(f"  repeat {r}: {name}: {times[name][-1]:.1f} s", flush=True)
     medians = {name: float(np.median(t)) for name, t in times.items()}
     fastest = min((n for n in medians if n.startswith("softcalc batched")), key=medians.get)
+    if not serial:
+        serial_name = f"softcalc batched, batch {min(batch_sizes)}"
     reference = hessians[serial_name]
     return {
         "model": calc.info.name,
@@ -121,6 +134,7 @@ def bench_hessian(model: str, delta: float, batch_sizes: list[int], repeats: int
         "times_s": times,
         "median_s": medians,
         "fastest_batched": fastest,
+        "reference": serial_name,
         "ratio_to_softcalc_serial": {n: medians[n] / medians[serial_name] for n in medians},
         "ratio_to_chgnet_calculator": (
             {n: medians[n] / medians[own_name] for n in medians} if own_name is not None else None
@@ -210,6 +224,16 @@ def main() -> None:
     parser.add_argument("--mesh", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--skip-hessian", action="store_true", help="only part (b)")
+    parser.add_argument(
+        "--no-model-calculator",
+        action="store_true",
+        help="part (a) without the loop over the model's own ASE calculator (CHGNetCalculator)",
+    )
+    parser.add_argument(
+        "--no-serial",
+        action="store_true",
+        help="part (a) without the serial loops: batch sizes only, ratios to the smallest one",
+    )
     args = parser.parse_args()
 
     from softcalc.fileio import write_json
@@ -221,7 +245,14 @@ def main() -> None:
     print("mesh:", results["mesh"])
     if not args.skip_hessian:
         sizes = [int(b) for b in args.batch_sizes.split(",")]
-        results["hessian"] = bench_hessian(args.model, args.delta, sizes, args.hessian_repeats)
+        results["hessian"] = bench_hessian(
+            args.model,
+            args.delta,
+            sizes,
+            args.hessian_repeats,
+            model_calculator=not args.no_model_calculator,
+            serial=not args.no_serial,
+        )
         print("hessian:", results["hessian"])
     results["machine"]["load_average_end"] = os.getloadavg()
     write_json(args.out / "hessian_speed.json", results)
