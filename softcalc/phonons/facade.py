@@ -132,7 +132,7 @@ class Phonons:
         calculator: Calculator,
         method: str = "compact",
         delta: float = 0.01,
-        batch_size: int = fcmod.FD_BATCH,
+        batch_size: int | None = fcmod.FD_BATCH,
         progress: bool = False,
         acoustic_sum_rule: bool = False,
     ) -> np.ndarray:
