@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ import numpy as np
 
 from softcalc import load_model
 from softcalc.calibrate import calibrate
-from softcalc.data import read_dataset
+from softcalc.data import ForceDataset, read_dataset
 from softcalc.data.paths import resolve_data_path
 from softcalc.fileio import write_json
 from softcalc.finetune.settings import FineTuneSettings
@@ -75,46 +76,58 @@ def row(model: str, material: str, k: int, method: str, result: Any, seconds: fl
     return out
 
 
-def run(args: argparse.Namespace) -> None:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "learning_curve.json"
+def resumed_rows(path: Path, key: str) -> tuple[list[dict[str, Any]], set[tuple]]:
+    """The rows of an interrupted run at ``path`` (none if absent) and their (model, material, K, key)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = json.loads(path.read_text())["rows"] if path.exists() else []
-    done = {(r["model"], r["material"], r["k"], r["method"]) for r in rows}
-    settings = FineTuneSettings(epochs=args.epochs, seed=args.seed)
-    ks = [int(k) for k in args.ks.split(",")]
-    for model in args.models.split(","):
+    return rows, {(r["model"], r["material"], r["k"], r[key]) for r in rows}
+
+
+def mlearn_cases(models: str, materials: str) -> Iterator[tuple[str, Any, str, ForceDataset, ForceDataset]]:
+    """(model name, bare model, material, training set, test set) for comma-separated models and mlearn
+    materials, each model loaded once."""
+    for model in models.split(","):
         calc = load_model(model)
-        for material in args.materials.split(","):
+        for material in materials.split(","):
             base = resolve_data_path(f"forces/mlearn/{material}")
             train, test = read_dataset(base / "training.json"), read_dataset(base / "test.json")
-            jobs: list[tuple[int, str]] = [(k, m) for k in ks for m in ("scale", "per-species", "finetune")]
-            jobs += [(max(ks), "auto"), (len(train), "scale-all"), (len(train), "energy-all")]
-            for k, method in jobs:
-                if (model, material, k, method) in done:
-                    continue
-                if method == "per-species" and len(train.elements) < 2:
-                    continue
-                data = train if method.endswith("-all") else train.subset(draws(len(train), k, args.seed))
-                start = time.perf_counter()
-                result = calibrate(
-                    calc,
-                    data,
-                    test=test,
-                    method=method.removesuffix("-all").replace("energy", "scale"),
-                    target="energy" if method == "energy-all" else "forces",
-                    finetune=settings,
-                    n_bootstrap=200,
-                    seed=args.seed,
-                    progress=not args.quiet,
-                )
-                rows.append(row(model, material, k, method, result, time.perf_counter() - start))
-                if k == max(ks) or method.endswith("-all"):
-                    folder = out / model.replace("/", "_")
-                    folder.mkdir(exist_ok=True)
-                    result.save(folder / f"{material}-{method}.json")
-                write_json(path, {"settings": {**settings.to_dict(), "ks": ks}, "rows": rows})
-                print(json.dumps({k: v for k, v in rows[-1].items() if k != "forgetting"}))
+            yield model, calc, material, train, test
+
+
+def run(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    path = out / "learning_curve.json"
+    rows, done = resumed_rows(path, "method")
+    settings = FineTuneSettings(epochs=args.epochs, seed=args.seed)
+    ks = [int(k) for k in args.ks.split(",")]
+    for model, calc, material, train, test in mlearn_cases(args.models, args.materials):
+        jobs: list[tuple[int, str]] = [(k, m) for k in ks for m in ("scale", "per-species", "finetune")]
+        jobs += [(max(ks), "auto"), (len(train), "scale-all"), (len(train), "energy-all")]
+        for k, method in jobs:
+            if (model, material, k, method) in done:
+                continue
+            if method == "per-species" and len(train.elements) < 2:
+                continue
+            data = train if method.endswith("-all") else train.subset(draws(len(train), k, args.seed))
+            start = time.perf_counter()
+            result = calibrate(
+                calc,
+                data,
+                test=test,
+                method=method.removesuffix("-all").replace("energy", "scale"),
+                target="energy" if method == "energy-all" else "forces",
+                finetune=settings,
+                n_bootstrap=200,
+                seed=args.seed,
+                progress=not args.quiet,
+            )
+            rows.append(row(model, material, k, method, result, time.perf_counter() - start))
+            if k == max(ks) or method.endswith("-all"):
+                folder = out / model.replace("/", "_")
+                folder.mkdir(exist_ok=True)
+                result.save(folder / f"{material}-{method}.json")
+            write_json(path, {"settings": {**settings.to_dict(), "ks": ks}, "rows": rows})
+            print(json.dumps({k: v for k, v in rows[-1].items() if k != "forgetting"}))
     plot(rows, out / "learning_curve.png")
     (out / "learning_curve.md").write_text(table(rows))
     print(table(rows))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ase.build import bulk
+from labelled_frames import toy_labelled
 
 from softcalc import Correction, ModelCalculator, SoftCorrectedCalc
 from softcalc.bench.stored import StoredForces
 from softcalc.calibrate import calibrate
 from softcalc.calibration.verdict import judge
-from softcalc.data import ForceDataset, ForceFrame
+from softcalc.data import ForceDataset
 from softcalc.errors import SettingsError
 from softcalc.metrics import force_metrics
 
@@ -41,16 +42,7 @@ def test_verdict_names_the_blocking_reason_not_the_last_warning() -> None:
 
 
 def _frames(n: int) -> ForceDataset:
-    calc = SoftCorrectedCalc("toy-morse", scale=1.2)
-    frames = []
-    for k in range(n):
-        atoms = bulk("Si", "diamond", 5.43, cubic=True)
-        atoms.rattle(0.1, seed=k)
-        atoms.calc = calc
-        forces = atoms.get_forces()
-        atoms.calc = None
-        frames.append(ForceFrame(atoms, forces, group="AIMD", label=f"f{k}"))
-    return ForceDataset(frames, source="synthetic", material="Si")
+    return toy_labelled(n, 1.2)
 
 
 @pytest.mark.parametrize("n_bootstrap", [0, -5])

@@ -7,30 +7,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ase.build import bulk
-from labelled_frames import write_extxyz
+from labelled_frames import toy_labelled, write_extxyz
 from median_ratio_method import MEDIAN_RATIO
 
-from softcalc import SoftCorrectedCalc
 from softcalc.calibrate import calibrate
 from softcalc.calibration.registry import method_names, method_spec, register_method, unregister_method
 from softcalc.cli import main
-from softcalc.data import ForceDataset, ForceFrame
+from softcalc.data import ForceDataset
 from softcalc.errors import SettingsError
 from softcalc.finetune.settings import FineTuneSettings
 
 
-def stiffer(n: int, scale: float = 1.25) -> ForceDataset:
-    """Rattled Si cells labelled by the toy model scaled by ``scale``: the right λ is ``scale``."""
-    ref = SoftCorrectedCalc("toy-morse", scale=scale)
-    frames = []
-    for k in range(n):
-        atoms = bulk("Si", "diamond", 5.43, cubic=True)
-        atoms.rattle(0.08, seed=k)
-        atoms.calc = ref
-        energy = atoms.get_potential_energy()
-        frames.append(ForceFrame(atoms.copy(), atoms.get_forces(), energy, None, "AIMD"))
-    return ForceDataset(frames, source="synthetic", material="Si")
+def stiffer(n: int) -> ForceDataset:
+    """Rattled Si cells labelled by the toy model scaled by 1.25: the right λ is 1.25."""
+    return toy_labelled(n, 1.25, rattle=0.08)
 
 
 @pytest.fixture

@@ -341,22 +341,11 @@ def describe_auto(report: CalibrationReport) -> list[str]:
 
 
 register_method(
-    MethodSpec(
-        "finetune",
-        lambda options: FineTune(options.finetune),
-        kind="finetune",
-        help="tune the weights, saved beside --out",
-        needs=(FINE_TUNING,),
-        describe=describe_finetune,
-    )
-)
+    MethodSpec("finetune", lambda options: FineTune(options.finetune), "finetune",
+               "tune the weights, saved beside --out", needs=(FINE_TUNING,), describe=describe_finetune)
+)  # fmt: skip
 register_method(
-    MethodSpec(
-        "auto",
-        lambda options: Auto(options.finetune),
-        kind="chosen",
-        help="the method with the lowest validation error, the bare model competing",
-        in_auto=False,
-        describe=describe_auto,
-    )
-)
+    MethodSpec("auto", lambda options: Auto(options.finetune), "chosen",
+               "the method with the lowest validation error, the bare model competing", in_auto=False,
+               describe=describe_auto)
+)  # fmt: skip

@@ -1,0 +1,199 @@
+"""Fine-tuning judged per regime and per property: which settings fix forces without breaking equilibrium.
+
+For each model, mlearn material, K and variant, K frames of ``training.json`` are calibrated on (the
+random draw of ``finetune_learning_curve.py``, or the first K of ``--order spread``) and judged on
+``test.json``, which the tuning never sees:
+
+- held-out force MAE (eV/Å), pooled and per structure group, bare and corrected;
+- held-out energy-difference MAE (eV/atom);
+- the properties of the held-out frames alone (:func:`softcalc.calibration.properties.property_changes`
+  on ``test.json``): mean curvature ratio model / DFT over the normal and the shear strain modes and the
+  surface-energy slope, bare and corrected (right value 1);
+- the forgetting drifts of tuned weights (ground-state pressure of the tuned element, GPa; the largest
+  energy drift on other chemistries, meV/atom), the training time and the verdict with its reasons.
+
+Variants (``--variants``, names from :data:`VARIANTS`): ``scale`` (one λ on forces), ``finetune``
+(the settings as given by ``FineTuneSettings()``), and named fine-tuning settings. Rows are appended to
+``<out>/regimes.json`` as they finish, so an interrupted run continues where it stopped.
+
+Usage:
+    python benchmarks/finetune_regimes.py --models chgnet --materials Si,Ge,Li,Mo --ks 10 \
+        --variants scale,naive,anchored --out bench_out/regimes
+``--table`` rewrites ``<out>/regimes.md`` from the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from finetune_learning_curve import (  # the same random K frames as the learning curves
+    draws,
+    mlearn_cases,
+    resumed_rows,
+)
+
+from softcalc import SoftCorrectedCalc
+from softcalc.calibrate import calibrate
+from softcalc.calibration.properties import property_changes
+from softcalc.data import ForceDataset
+from softcalc.evaluation import compare_sets
+from softcalc.fileio import write_json
+from softcalc.finetune.settings import FineTuneSettings
+
+#: variant -> (method, frame selection, FineTuneSettings overrides); "naive" is the fine-tune of issue 12
+VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "scale": ("scale", "random", {}),
+    "finetune": ("finetune", "random", {}),
+    "naive": ("finetune", "random", {"anchor": 0.0, "min_epochs": 1, "min_validation_force_rms": 0.0}),
+    "anchored": ("finetune", "random", {"preset": "anchored"}),
+    "anchored-spread": ("finetune", "spread", {"preset": "anchored"}),
+    "spread": ("finetune", "spread", {}),
+}
+
+
+def settings_for(overrides: dict[str, Any], seed: int) -> FineTuneSettings:
+    """FineTuneSettings from a variant's overrides (``preset`` names a preset, the rest override it)."""
+    overrides = dict(overrides)
+    preset = overrides.pop("preset", None)
+    if preset is not None:
+        return FineTuneSettings.preset(preset, seed=seed, **overrides)
+    return FineTuneSettings(seed=seed, **overrides)
+
+
+def heldout_properties(calc: Any, result: Any, test: ForceDataset, bare_energies: Any) -> dict[str, Any]:  # noqa: ANN401
+    """Property ratios [bare, corrected] on the held-out frames alone."""
+    corrected = SoftCorrectedCalc(calc, correction=result.correction, check_model=False)
+    _, energies = compare_sets(corrected, [test])
+    changes = property_changes([test], bare_energies.dft, bare_energies.model, energies.model)
+    return changes.get(test.material, {})
+
+
+def row(model: str, material: str, k: int, variant: str, result: Any, seconds: float, props: dict) -> dict:
+    """The figures of one calibration (see the module docstring)."""
+    r = result.report
+    energy = r.errors.get("energy") or {}
+    out: dict[str, Any] = {
+        "model": model,
+        "material": material,
+        "k": k,
+        "variant": variant,
+        "force_mae_bare": r.mae_before,
+        "force_mae": r.mae_after,
+        "by_group": r.errors["by_group"],
+        "energy_mae_bare": energy.get("mae_before"),
+        "energy_mae": energy.get("mae_after"),
+        "properties": props,
+        "recommended": r.recommended,
+        "reasons": [x["code"] for x in r.reasons if x["blocking"]],
+        "seconds": seconds,
+    }
+    if r.scale is not None:
+        out["scale"] = r.scale
+    tune = r.parameters.get("finetune")
+    if tune is not None:
+        out["best_epoch"], out["train_seconds"] = tune["best_epoch"], tune["seconds"]
+    forgetting = r.checks.get("forgetting")
+    if forgetting:
+        rows = forgetting["structures"]
+        ground = [x["pressure_drift_GPa"] for x in rows if x["kind"] == "ground state"]
+        others = [abs(x["energy_drift_meV_atom"]) for x in rows if x["kind"] != "ground state"]
+        out["ground_pressure_drift_GPa"] = max(ground, key=abs) if ground else None
+        out["other_energy_drift_meV_atom"] = max(others) if others else None
+    return out
+
+
+def run(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    path = out / "regimes.json"
+    rows, done = resumed_rows(path, "variant")
+    ks = [int(k) for k in args.ks.split(",")]
+    for model, calc, material, train, test in mlearn_cases(args.models, args.materials):
+        bare_energies = compare_sets(calc, [test])[1]
+        for k, variant in ((k, v) for k in ks for v in args.variants.split(",")):
+            if (model, material, k, variant) in done:
+                continue
+            method, selection, overrides = VARIANTS[variant]
+            picked = {"order": "spread", "frames": k} if selection == "spread" else {}
+            data = train if picked else train.subset(draws(len(train), k, args.seed))
+            start = time.perf_counter()
+            result = calibrate(
+                calc,
+                data,
+                test=test,
+                method=method,
+                finetune=settings_for(overrides, args.seed),
+                n_bootstrap=200,
+                seed=args.seed,
+                progress=not args.quiet,
+                **picked,
+            )
+            seconds = time.perf_counter() - start
+            props = heldout_properties(calc, result, test, bare_energies)
+            rows.append(row(model, material, k, variant, result, seconds, props))
+            write_json(path, {"rows": rows})
+            print(json.dumps({x: v for x, v in rows[-1].items() if x != "by_group"}), flush=True)
+    (out / "regimes.md").write_text(table(rows))
+    print(table(rows))
+
+
+def _ratio(props: dict[str, Any], name: str, which: int) -> str:
+    return f"{props[name][which]:.2f}" if name in props else "—"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Markdown, one row per model, material, K and variant: held-out force MAE and its drop, the worst
+    group change, the three property ratios bare -> corrected, the ground-state pressure drift, time and
+    the verdict."""
+    head = [
+        "model", "material", "K", "variant", "force MAE bare → after (eV/Å)", "drop",
+        "worst group (after/before)", "curv. normal", "curv. shear", "γ slope", "ΔP ground (GPa)",
+        "train (s)", "verdict",
+    ]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in sorted(rows, key=lambda r: (r["model"], r["material"], r["k"], r["variant"])):
+        groups = r["by_group"]
+        worst = max(groups, key=lambda g: groups[g]["mae_after"] / groups[g]["mae_before"])
+        ratio = groups[worst]["mae_after"] / groups[worst]["mae_before"]
+        props = r["properties"]
+        cells = [
+            r["model"], r["material"], str(r["k"]), r["variant"],
+            f"{r['force_mae_bare']:.4f} → {r['force_mae']:.4f}",
+            f"{100 * (1 - r['force_mae'] / r['force_mae_bare']):.0f} %",
+            f"{worst} {ratio:.2f}",
+            *(f"{_ratio(props, p, 0)} → {_ratio(props, p, 1)}"
+              for p in ("curvature_normal", "curvature_shear", "surface_slope")),
+            "—" if r.get("ground_pressure_drift_GPa") is None else f"{r['ground_pressure_drift_GPa']:+.2f}",
+            "—" if r.get("train_seconds") is None else f"{r['train_seconds']:.0f}",
+            "recommended" if r["recommended"] else "no: " + ", ".join(r["reasons"]),
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    for flag, default in (("--models", "chgnet"), ("--materials", "Si,Ge,Li,Mo"), ("--ks", "10"),
+                          ("--variants", "scale,naive,finetune")):
+        parser.add_argument(flag, default=default)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--table", action="store_true", help="only rewrite the table from the JSON")
+    args = parser.parse_args()
+    if not args.table:
+        import torch
+
+        torch.set_num_threads(1)  # one process per core (see softcalc.finetune.settings)
+        run(args)
+        return
+    rows = json.loads((Path(args.out) / "regimes.json").read_text())["rows"]
+    (Path(args.out) / "regimes.md").write_text(table(rows))
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
