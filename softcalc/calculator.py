@@ -23,8 +23,8 @@ from softcalc.registry import load_model
 from softcalc.structure import check_structure
 
 
-def _tuned(base: Calculator, correction: Correction, copy_base: bool) -> ModelCalculator:
-    """The base model with the tuned weights of ``correction`` (a copy when ``copy_base``)."""
+def _tuned(base: Calculator, correction: Correction) -> ModelCalculator:
+    """A copy of the base model with the tuned weights of ``correction``; ``base`` keeps its own weights."""
     model = require_fine_tuning(
         base,
         f"{correction.source or 'the correction'} (fine-tuned weights)",
@@ -34,7 +34,7 @@ def _tuned(base: Calculator, correction: Correction, copy_base: bool) -> ModelCa
         return ModelCalculator(correction.tuned)
     from softcalc.tuned_weights import load_tuned_weights  # imports torch: only when tuned weights are used
 
-    adapter = copy.deepcopy(model) if copy_base else model
+    adapter = copy.deepcopy(model)
     load_tuned_weights(
         adapter,
         correction.weights_file(),
@@ -49,9 +49,13 @@ class SoftCorrectedCalc(CheckedCalculator):
 
     E' = Σ_i [μ_Zi + λ_Zi (e_i - μ_Zi)], F' = -∂E'/∂R, σ' = (1/V) ∂E'/∂ε. With a global scale this
     is E' = E_ref + λ (E - E_ref), F' = λF, σ' = λσ; λ = 1 returns the base results unchanged. A
-    fine-tuned correction runs the base model with its tuned weights (loaded from the file the
-    correction names, checked by sha256; the base model itself is left untouched) and warns once for
-    each structure with elements the weights were not tuned on.
+    fine-tuned correction runs a copy of the base model with its tuned weights (:attr:`tuned`, loaded
+    from the file the correction names, checked by sha256) and warns once for each structure with
+    elements the weights were not tuned on.
+
+    :attr:`base` is always the bare base model, with its own weights, also when the correction carries
+    tuned weights: whatever asks a corrected calculator for its bare model (``softcalc phonons``'s
+    "bare" block, the MD fingerprint) gets the model the correction was fitted for, never the tuned copy.
 
     Args:
         base: a model name or weights path (loaded with :func:`softcalc.load_model`), a calculator
@@ -100,20 +104,24 @@ class SoftCorrectedCalc(CheckedCalculator):
         self.correction = (
             correction if correction is not None else Correction(scale=1.0 if scale is None else scale)
         )
-        loaded_here = isinstance(base, (str, Path))
-        if loaded_here:
+        if isinstance(base, (str, Path)):
             base = load_model(base, device=device, dtype=dtype)
         if not isinstance(base, Calculator):
             raise TypeError(
                 f"base must be a model name, a path or an ASE calculator, not {type(base).__name__}"
             )
+        #: the bare base model (never the tuned weights: see the class docstring)
         self.base = base
+        #: the copy of ``base`` with the tuned weights of a fine-tuned correction, else None
+        self.tuned: ModelCalculator | None = None
         info = base.info if isinstance(base, ModelCalculator) else None
         if info is not None and check_model:
             self.correction.check_model(info)
         if self.correction.kind == "finetune":
-            self.base = base = _tuned(base, self.correction, copy_base=not loaded_here)
+            self.tuned = base = _tuned(base, self.correction)
             info = base.info
+        #: the calculator the correction acts on: ``tuned``, else ``base``
+        self.active = base
         #: elements a fine-tuned correction was not tuned on, already warned about
         self._warned: set[str] = set()
         refs: dict[str, float] = dict(info.reference_energies) if info is not None else {}
@@ -138,14 +146,15 @@ class SoftCorrectedCalc(CheckedCalculator):
 
     @property
     def info(self):  # noqa: ANN201 - ModelInfo or None
-        """The base model's :class:`~softcalc.model.ModelInfo` (None for foreign calculators)."""
-        return self.base.info if isinstance(self.base, ModelCalculator) else None
+        """The :class:`~softcalc.model.ModelInfo` of the model that runs (None for foreign calculators):
+        the base model's, or the tuned copy's (``<base>+tuned``, its weights file and hash)."""
+        return self.active.info if isinstance(self.active, ModelCalculator) else None
 
     @property
     def checks_here(self) -> bool:
         """Only around a foreign ASE calculator: softcalc's model calculator (global path) and
         :meth:`local_energy` (per-species path) check the structure themselves."""
-        return not isinstance(self.base, CheckedCalculator)
+        return not isinstance(self.active, CheckedCalculator)
 
     def _anchors(self, symbols: Sequence[str]) -> np.ndarray:
         missing = sorted(set(symbols) - set(self.reference_energies))
@@ -160,9 +169,9 @@ class SoftCorrectedCalc(CheckedCalculator):
         if "stress" in properties and not atoms.pbc.all():
             raise PropertyNotImplementedError("stress needs a 3D periodic cell")
         wanted = {"energy", "forces", *properties} - {"free_energy"}
-        if atoms.pbc.all() and "stress" in self.base.implemented_properties:
+        if atoms.pbc.all() and "stress" in self.active.implemented_properties:
             wanted.add("stress")  # computed with the forces at no extra model call; cached for get_stress
-        if "energies" in self.base.implemented_properties:
+        if "energies" in self.active.implemented_properties:
             wanted.add("energies")
         if self.correction.kind == "finetune":
             self._warn_untuned(atoms.get_chemical_symbols())
@@ -171,10 +180,10 @@ class SoftCorrectedCalc(CheckedCalculator):
         return self._global(atoms, wanted, changes)
 
     def _global(self, atoms: Atoms, wanted: set[str], system_changes: Sequence[str]) -> dict[str, Any]:
-        if "energies" in wanted and "energies" not in self.base.implemented_properties:
-            raise PropertyNotImplementedError(f"{type(self.base).__name__} gives no per-atom energies")
-        self.base.calculate(atoms, sorted(wanted), system_changes)
-        return self._scaled(atoms.get_chemical_symbols(), self.base.results, wanted | {"energy"})
+        if "energies" in wanted and "energies" not in self.active.implemented_properties:
+            raise PropertyNotImplementedError(f"{type(self.active).__name__} gives no per-atom energies")
+        self.active.calculate(atoms, sorted(wanted), system_changes)
+        return self._scaled(atoms.get_chemical_symbols(), self.active.results, wanted | {"energy"})
 
     def _scaled(self, symbols: Sequence[str], base: Mapping[str, Any], keys: set[str]) -> dict[str, Any]:
         """The global correction of base results ``keys`` (energy eV, forces eV/Å, stress eV/Å³)."""
@@ -198,7 +207,7 @@ class SoftCorrectedCalc(CheckedCalculator):
         Global corrections around a batched base (softcalc's own model calculators) are batched;
         per-species corrections need one differentiation per structure and are not.
         """
-        return self.correction.kind != "per-species" and bool(getattr(self.base, "batched", False))
+        return self.correction.kind != "per-species" and bool(getattr(self.active, "batched", False))
 
     def compute_many(
         self, structures: Sequence[Atoms], properties: Sequence[str] = ("energy", "forces")
@@ -218,7 +227,7 @@ class SoftCorrectedCalc(CheckedCalculator):
             )
         if self.correction.kind == "finetune":
             self._warn_untuned([s for atoms in structures for s in atoms.get_chemical_symbols()])
-        results = self.base.compute_many(structures, properties)
+        results = self.active.compute_many(structures, properties)
         corrected = ("energy", "forces", "stress", "energies")
         return [
             self._scaled(atoms.get_chemical_symbols(), res, {k for k in corrected if k in res})
@@ -253,10 +262,10 @@ class SoftCorrectedCalc(CheckedCalculator):
                 (and no fallback scale ≠ 1).
             InvalidStructureError: a geometry no model can evaluate (see :mod:`softcalc.structure`).
         """
-        model = getattr(self.base, "model", None)
+        model = getattr(self.active, "model", None)
         if model is None or not model.supports_per_atom_energies:
             raise PerAtomEnergyNotSupportedError(
-                f"{self.info.name if self.info else type(self.base).__name__} gives no differentiable "
+                f"{self.info.name if self.info else type(self.active).__name__} gives no differentiable "
                 "per-atom energies, so the energy of a subset of atoms cannot be evaluated."
             )
         if not model.checks_structures:

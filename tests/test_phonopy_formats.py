@@ -361,3 +361,116 @@ def test_bench_phonons_over_a_mixed_folder(examples, yaml_sets, tmp_path) -> Non
         assert results["Si-fc"]["bare"][key] == pytest.approx(results["Si"]["bare"][key], abs=1e-5)
     # never on force constants; the yaml copy is the shared PBE Si set too (recognised by its forces)
     assert results["Si-fc"]["corrected"]["calibrated_on"] == ["Si", "Si-yaml"]
+
+
+@pytest.fixture(scope="module")
+def tuned_si(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A toy model fine-tuned (a few epochs) on Si cells labelled 30 % stiffer, saved with its weights."""
+    from ase.build import bulk
+
+    from softcalc import SoftCorrectedCalc
+    from softcalc.calibrate import calibrate
+    from softcalc.data import ForceDataset, ForceFrame
+    from softcalc.finetune.settings import FineTuneSettings
+
+    stiffer = SoftCorrectedCalc("toy-morse", scale=1.3)
+    frames = []
+    for k in range(6):
+        atoms = bulk("Si", "diamond", 5.43, cubic=True)
+        atoms.set_cell(atoms.cell * (1 + 0.01 * (k - 3)), scale_atoms=True)
+        atoms.rattle(0.08, seed=k)
+        atoms.calc = stiffer
+        frames.append(
+            ForceFrame(atoms.copy(), atoms.get_forces(), atoms.get_potential_energy(), group="AIMD")
+        )
+    settings = FineTuneSettings(epochs=5, lr=0.05, lr_final=5e-3, seed=1)
+    fit = calibrate("toy-morse", ForceDataset(frames, source="synthetic"), frames=5, method="finetune",
+                    finetune=settings, n_bootstrap=20)  # fmt: skip
+    path = tmp_path_factory.mktemp("tuned") / "tuned.json"
+    fit.save(path)
+    return path
+
+
+def test_bare_block_of_a_tuned_correction_is_the_base_model(examples, tuned_si, tmp_path) -> None:
+    """`softcalc phonons --correction tuned.json`: the "bare" block is the base model's, not the tuned
+    weights' (issue 19: it reported the tuned model's numbers as bare)."""
+    import warnings
+
+    from softcalc import SoftCorrectedCalc
+    from softcalc.registry import load_model
+
+    pset = load_phonon_reference(examples / "Si")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a tuned correction may be marked not recommended: irrelevant here
+        calc = SoftCorrectedCalc("toy-morse", correction=tuned_si)
+    plain = compare_phonons(load_model("toy-morse"), pset, model="toy-morse")
+    bare = compare_phonons(calc.base, pset, model="toy-morse")
+    tuned = compare_phonons(calc, pset, model="toy-morse")
+    np.testing.assert_array_equal(bare.model_frequencies, plain.model_frequencies)
+    assert np.abs(tuned.model_frequencies - plain.model_frequencies).max() > 1e-3
+    assert calc.tuned is not None and calc.tuned.model is not calc.base.model
+    # the command line: the bare block equals the plain command's numbers, the corrected ones differ
+    plain_json = _phonons_json(examples / "Si", tmp_path / "plain.json")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = _phonons_json(examples / "Si", tmp_path / "tuned.json", "--correction", str(tuned_si))
+    keys = ("force_set_slope", "freq_slope", "freq_mae_thz", "max_freq_ratio")
+    assert {k: out["bare"][k] for k in keys} == {k: plain_json[k] for k in keys}
+    assert out["freq_mae_thz"] != pytest.approx(plain_json["freq_mae_thz"], abs=1e-4)
+    assert out["freq_mae_thz"] == pytest.approx(tuned.metrics.freq_mae_thz, abs=1e-12)
+
+
+def _with_residual(examples: Path, plusminus: bool | str, residual: np.ndarray):  # noqa: ANN202
+    """Si with phonopy's displacements, forces −Φu of the DFT force constants plus ``residual`` (the
+    perfect supercell's residual forces, on every frame); returns the Phonopy and the harmonic forces."""
+    phonon = _phonopy(examples / "Si")
+    phonon.produce_force_constants(calculate_full_force_constants=True)
+    fc = phonon.force_constants
+    phonon.generate_displacements(distance=0.01, is_plusminus=plusminus)
+    harmonic = []
+    for entry in phonon.dataset["first_atoms"]:
+        u = np.zeros((len(phonon.supercell), 3))
+        u[entry["number"]] = entry["displacement"]
+        harmonic.append(-np.einsum("ijab,jb->ia", fc, u))
+    phonon.forces = np.array(harmonic) + residual
+    return phonon, harmonic
+
+
+def test_pair_residual_is_removed_from_the_frames(examples, tmp_path) -> None:
+    """Frames of ± pairs carry ±(F₊ − F₋)/2: the residual forces of the undisplaced supercell, on every
+    displaced frame, are gone from each frame (what fine-tuning trains on), for a Phonopy object and a
+    FORCE_SETS folder alike; the Phonopy keeps the forces as given and the comparison is unchanged."""
+    from phonopy.file_IO import write_FORCE_SETS
+
+    from softcalc.calibration.frames import split_frames
+
+    residual = np.random.default_rng(3).normal(0, 0.02, size=(16, 3))
+    residual -= residual.mean(axis=0)  # no drift, as DFT codes write them
+    phonon, harmonic = _with_residual(examples, True, residual)
+    folder = tmp_path / "Si-residual"
+    folder.mkdir()
+    write_FORCE_SETS(phonon.dataset, filename=folder / "FORCE_SETS")
+    phonon.save(folder / "phonopy_disp.yaml", settings={"force_sets": False})
+    for source in (phonon, folder):
+        dataset, read = phonopy_force_frames(source)
+        assert dataset.pairs == [(0, 1)]  # Si: one symmetry-distinct displacement, + and −
+        for frame, clean in zip(dataset.frames, harmonic):
+            np.testing.assert_allclose(frame.forces, clean, atol=1e-12)  # 1e-2 eV/Å residual removed
+        given = [e["forces"] for e in read.dataset["first_atoms"]]
+        np.testing.assert_allclose(given, np.array(harmonic) + residual, atol=1e-8)  # phonopy's: as given
+        # a calibration split hands the frames on as they are: a fine-tune on one frame of the pair
+        one = split_frames(dataset, frames=1).fit[0]
+        np.testing.assert_allclose(one.frames[0].forces, harmonic[0], atol=1e-12)
+    # DFT force constants and frequencies as phonopy fits the forces as given (the ± fit drops the offset)
+    raw = mesh_frequencies(load_phonon_reference(phonon).phonon)
+    clean, _ = _with_residual(examples, True, 0.0)
+    np.testing.assert_allclose(mesh_frequencies(load_phonon_reference(clean).phonon), raw, atol=1e-6)
+
+
+def test_frames_without_a_partner_keep_their_forces(examples) -> None:
+    """One-sided displacements: nothing in the data estimates the residual, so forces stay as given."""
+    residual = np.full((16, 3), 0.01) * np.array([1, -1, 0])
+    phonon, harmonic = _with_residual(examples, False, residual)
+    dataset, _ = phonopy_force_frames(phonon)
+    assert dataset.pairs == []
+    np.testing.assert_allclose(dataset.frames[0].forces, harmonic[0] + residual, atol=1e-12)

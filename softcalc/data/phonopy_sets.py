@@ -19,6 +19,21 @@ Each displaced supercell becomes one :class:`ForceFrame`; the undisplaced superc
 :func:`phonopy_force_frames` also returns the matching ``phonopy.Phonopy`` object (dataset attached, no
 force constants).
 
+Residual forces. A DFT-relaxed supercell keeps small forces F_res (incomplete relaxation, numerical
+noise), and every displaced frame carries them on top of its response to the displacement. No phonopy
+format holds the perfect supercell's forces, so they cannot be subtracted as ``phonopy --fz`` does; but
+where the set has a ± pair, F₊ = F_res − Φu + O(u²) and F₋ = F_res + Φu + O(u²), so the pair's mean
+(F₊ + F₋)/2 estimates F_res (with the even-order anharmonic term ½Ψuu). The frames of a pair carry their
+DFT forces with that mean removed, ±(F₊ − F₋)/2 (:func:`remove_pair_residuals`): the central-difference
+response that phonopy's own fit of a ± set uses. Nothing changes for the comparisons, which difference
+pairs anyway ((F₊' − F₋')/2 = (F₊ − F₋)/2) and whose DFT force constants fit ± pairs without an offset,
+but every consumer that takes frames one at a time gets forces free of the residual: above all
+fine-tuning (``calibrate --method finetune``), which trains the model's absolute forces on each frame and
+would otherwise learn the residual of the DFT relaxation as forces of the crystal near equilibrium.
+Frames without a partner keep their DFT forces as given (nothing in the data estimates their residual).
+The functional of a shared set (:data:`KNOWN_FUNCTIONALS`) and a ``Phonopy`` object's hash are taken on
+the forces as given, and the returned ``Phonopy`` keeps them.
+
 The exchange-correlation functional is not part of any phonopy format. A set is labelled with one only
 when it is one of the shared example sets, recognised by the SHA-256 of its DFT forces
 (:data:`KNOWN_FUNCTIONALS`), so a copy or a yaml conversion of a shared set keeps its label and no other
@@ -28,6 +43,7 @@ set gets one (``functional`` is then "", unstated); nothing is inferred from a f
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +122,9 @@ def phonopy_force_frames(
             charges and dielectric tensor, ``nac:``) onto the returned phonopy object; by default none.
 
     Returns:
-        (dataset, phonon): one frame per displaced supercell with its DFT forces (eV/Å), and the
-        ``phonopy.Phonopy`` (dataset attached, no force constants).
+        (dataset, phonon): one frame per displaced supercell with its DFT forces (eV/Å; frames of a ±
+        pair with the pair's mean removed, see the module docstring), and the ``phonopy.Phonopy``
+        (dataset attached with the forces as given, no force constants).
 
     Raises:
         DataError: no phonopy data there, a yaml without forces and no FORCE_SETS beside it, forces
@@ -180,13 +197,13 @@ def phonopy_force_frames(
     frames, reference, pairs = _frames(phonon, where)
     material = folder.resolve().name
     dataset = ForceDataset(
-        frames,
+        remove_pair_residuals(frames, pairs),
         source=str(path),
         sha256=file_sha256(files),
         material=material,
         reference=reference,
         pairs=pairs,
-        functional=known_functional(frames),
+        functional=known_functional(frames),  # the forces as given identify a shared set
     )
     return dataset, phonon
 
@@ -212,7 +229,7 @@ def _from_phonopy_object(phonon: Any, supercell_matrix: Any) -> tuple[ForceDatas
         digest.update(np.ascontiguousarray(frame.forces).tobytes())
     material = from_phonopy_atoms(phonon.primitive).get_chemical_formula(mode="metal")
     dataset = ForceDataset(
-        frames,
+        remove_pair_residuals(frames, pairs),
         source=where,
         sha256=digest.hexdigest(),
         material=material,
@@ -384,6 +401,21 @@ def nac_source(source: str | Path | Any) -> str:
         if yaml.is_file() and any(line.startswith(YAML_NAC_KEYS) for line in yaml.open(errors="replace")):
             return str(yaml)
     return ""
+
+
+def remove_pair_residuals(frames: list[ForceFrame], pairs: list[tuple[int, int]]) -> list[ForceFrame]:
+    """``frames`` with the residual of each ± pair (i, j) removed: F_i − m and F_j − m, m = (F_i + F_j)/2,
+    i.e. ±(F_i − F_j)/2 (eV/Å); frames in no pair unchanged. New frames: ``frames`` is not modified.
+
+    See the module docstring: m is the residual force of the undisplaced supercell plus the even-order
+    anharmonic term, which a ± central difference drops as well.
+    """
+    out = list(frames)
+    for i, j in pairs:
+        mean = 0.5 * (frames[i].forces + frames[j].forces)
+        out[i] = replace(frames[i], forces=frames[i].forces - mean)
+        out[j] = replace(frames[j], forces=frames[j].forces - mean)
+    return out
 
 
 def displacement_pairs(displacements: list[tuple[int, np.ndarray]]) -> list[tuple[int, int]]:
