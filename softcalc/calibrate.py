@@ -135,7 +135,8 @@ def calibrate(
             errors are reported on it alone. Frames of it identical to calibration frames are dropped
             (all of them: the correction is not recommended, there is no held-out check).
         groups: keep only frames of these structure groups (choose frames resembling your simulation).
-        order: ``file`` (file order) or ``largest-force`` (largest RMS DFT force first, the paper's pick).
+        order: ``file`` (file order), ``largest-force`` (largest RMS DFT force first, the paper's pick) or
+            ``spread`` (round robin over the labelled regimes; see :mod:`softcalc.calibration.frames`).
         temperature, strain: (low, high) ranges (K; signed strain) that frames must lie in, for fit and
             held-out frames alike (see :func:`select_frames`).
         per_species: fit λ_Z per element on forces (needs a model with per-atom energies).
