@@ -10,7 +10,7 @@ from softcalc.cli.common import add_command, add_model_options, build_calculator
 from softcalc.cli.values import non_negative_float, non_negative_int, positive_float, positive_int
 from softcalc.errors import SettingsError
 from softcalc.fileio import check_outputs, write_json
-from softcalc.finetune.settings import FineTuneSettings
+from softcalc.finetune.settings import PRESETS, FineTuneSettings
 
 #: fine-tuning options: (flag, FineTuneSettings field, type, help); defaults come from FineTuneSettings
 TUNING_OPTIONS = (
@@ -29,6 +29,41 @@ TUNING_OPTIONS = (
     ("--force-weight", "force_weight", non_negative_float, "per (eV/Å)²"),
     ("--stress-weight", "stress_weight", non_negative_float, "per GPa²"),
     ("--patience", "patience", positive_int, "stop after this many epochs without validation gain"),
+    (
+        "--anchor",
+        "anchor",
+        non_negative_float,
+        "pull toward the starting weights (L2-SP); anchor x lr: fraction of the change removed per step",
+    ),
+    (
+        "--ema",
+        "ema",
+        non_negative_float,
+        "decay of the moving average of the weights (< 1), validated and kept",
+    ),
+    ("--loss", "loss", str, "mse or huber"),
+    ("--huber-delta-energy", "huber_delta_energy", positive_float, "Huber delta, eV/atom"),
+    ("--huber-delta-force", "huber_delta_force", positive_float, "Huber delta, eV/Å"),
+    ("--huber-delta-stress", "huber_delta_stress", positive_float, "Huber delta, GPa"),
+    (
+        "--min-epochs",
+        "min_epochs",
+        positive_int,
+        "the kept epoch is at least this one, or epoch 0 when none validates better",
+    ),
+    (
+        "--min-validation-force-rms",
+        "min_validation_force_rms",
+        non_negative_float,
+        "validation frames with DFT force RMS below this (eV/Å) count for energy and stress only; "
+        "fewer than 2 above it keep the last epoch",
+    ),
+    (
+        "--replay",
+        "replay",
+        non_negative_float,
+        "weight of frames labelled by the base model on the ground states and other chemistries",
+    ),
 )
 
 
@@ -78,6 +113,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--seed", type=non_negative_int, default=0, help="bootstrap, validation split and training"
     )
     tune = p.add_argument_group("fine-tuning (--method finetune or auto)")
+    tune.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        default="softcalc",
+        help="named settings the options below override (default softcalc: the defaults below; equitrain: "
+        "Huber, weights 10 / 100 / 0.039 per GPa², anchor 10; stress: stress weight 1 per GPa²)",
+    )
     defaults = FineTuneSettings()
     for flag, name, kind, text in TUNING_OPTIONS:
         default = getattr(defaults, name)
@@ -113,6 +155,9 @@ def print_report(result: Calibration) -> None:
             f"energy differences within a composition, MAE (meV/atom): {1e3 * en['mae_before']:.2f} -> "
             f"{after} ({en['n_frames']} frames)"
         )
+    for material, values in r.properties.items():
+        pairs = [f"{name.replace('_', ' ')} {a:.2f} -> {b:.2f}" for name, (a, b) in values.items()]
+        print(f"{material} properties (model/DFT, bare -> corrected): {', '.join(pairs)}")
     for w in r.warnings:
         print(f"WARNING: {w}")
     print(r.verdict)
@@ -181,7 +226,7 @@ def _finetune_settings(args: argparse.Namespace) -> FineTuneSettings:
     given = {name: getattr(args, name) for _, name, _, _ in TUNING_OPTIONS if getattr(args, name) is not None}
     given.update(seed=args.seed, device=args.device, refit_references=not args.no_refit_references)
     try:
-        return FineTuneSettings(**given)
+        return FineTuneSettings.preset(args.preset, **given)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
 

@@ -20,9 +20,25 @@ The loop, on a deep copy of the adapter (the input adapter is left untouched):
    :mod:`softcalc.finetune.settings` with forces and stress by autograd with the graph kept
    (:mod:`softcalc.finetune.loss`). The module stays in eval mode (no dropout, frozen normalisation
    statistics); only the trained tensors require grad during training, and none afterwards;
-4. after every epoch evaluate the validation frames; keep the weights of the epoch with the lowest
-   validation loss (epoch 0, the refitted starting model, included), or of the last epoch without
-   validation frames; stop early after ``patience`` epochs without improvement.
+4. after every step, pull the trained weights toward the starting ones (``anchor``; μ_Z excepted) and
+   update their moving average (``ema``); both as :mod:`softcalc.finetune.settings` describes;
+5. after every epoch evaluate the validation frames (with the averaged weights when ``ema``) and choose
+   the weights to keep (below); stop early after ``patience`` epochs without improvement.
+
+Which epoch is kept. A validation frame is *usable* when its DFT forces have an RMS of at least
+``min_validation_force_rms`` (eV/Å); the others (a relaxed or strained cell with near-zero forces, whose
+force error cannot tell a softened model from a corrected one) count for the energy and stress part of
+the validation loss only. With fewer than two usable frames (none, or the one frame in ten the
+calibration keeps aside from ten frames) no epoch is chosen on validation: the last epoch is kept, and
+:attr:`TuneResult.stopping` says so. Otherwise the kept epoch is the one with the lowest validation loss
+among the epochs >= ``min_epochs`` and epoch 0, the refitted starting model: epoch 0 is kept only when
+no candidate epoch validates better (``best_epoch == 0``, "no gain"), so a fine-tune that harms the
+validation frames from the first epoch on returns the starting weights. Patience counts from the later of
+the best epoch and ``min_epochs - 1``. With the default ``min_epochs=1`` every epoch is a candidate.
+
+Replay (``replay > 0``): frames labelled by the model itself after the μ_Z refit
+(:mod:`softcalc.finetune.replay`) join the training frames with the loss weight ``replay``; they are
+shuffled with them and take part in every epoch.
 
 Freeze semantics per family (the plugins' ``tunable_groups``): readout = CHGNet's readout norm and
 site-energy MLP, M3GNet's weighted readout, TensorNet's output norm, linear layer and readout, MACE's
@@ -47,7 +63,7 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import numpy as np
@@ -56,8 +72,9 @@ from tqdm.auto import tqdm
 
 from softcalc.data.dataset import ForceFrame
 from softcalc.errors import DataError, SettingsError
-from softcalc.finetune.loss import ErrorSums, batch_errors, evaluate_errors
+from softcalc.finetune.loss import Residuals, batch_errors, evaluate_errors
 from softcalc.finetune.references import reference_shift
+from softcalc.finetune.replay import replay_frames
 from softcalc.finetune.settings import FineTuneSettings
 from softcalc.model import ModelCalculator, require_fine_tuning
 from softcalc.registry import check_device
@@ -77,9 +94,14 @@ class TuneResult:
         loss_curve: one dict per epoch, epoch 0 being the starting model after the μ_Z refit: ``epoch``,
             ``lr`` (of the epoch's first step; None for epoch 0), ``train_loss`` (mean step loss of the
             epoch; epoch 0: loss over the training frames), ``val_loss``, ``val_force_mae`` (eV/Å),
-            ``val_energy_mae`` (eV/atom); validation values are None without validation frames (and the
-            energy MAE without DFT energies).
+            ``val_energy_mae`` (eV/atom), ``weight_rms_change`` (RMS of θ - θ₀ over the trained tensors but
+            μ_Z, of the weights validated); validation values are None without validation frames (and the
+            energy MAE without DFT energies); the validation force MAE covers the usable frames only.
         best_epoch: the epoch whose weights ``adapter`` holds.
+        stopping: how that epoch was chosen, for the report: e.g. ``"best validation epoch (3 usable
+            validation frames)"`` or ``"last epoch (1 usable validation frame)"``.
+        n_usable_validation: validation frames with DFT force RMS >= ``min_validation_force_rms``.
+        replay: labels of the replay frames trained on (empty without replay).
         seconds: wall time of the fine-tune (s).
         n_parameters: number of parameters trained (those the loss depends on, among the selected ones).
         reference_shift: μ_Z shifts of the refit (eV/atom, by element); empty when none was made.
@@ -91,6 +113,9 @@ class TuneResult:
     seconds: float
     n_parameters: int
     reference_shift: dict[str, float]
+    stopping: str = ""
+    n_usable_validation: int = 0
+    replay: list[str] = field(default_factory=list)
 
 
 def fine_tune(
@@ -125,7 +150,10 @@ def fine_tune(
     with _torch_threads(settings.threads), torch.random.fork_rng(devices=devices):
         torch.manual_seed(settings.seed)
         shift = _refit_references(tuned, train, settings)
-        curve, best_epoch, reached = _train(tuned, params, list(train), list(validation), settings, progress)
+        replayed = _replay(tuned, train, settings)
+        frames = [*train, *replayed]
+        weights = [1.0] * len(train) + [settings.replay] * len(replayed)
+        run = _train(tuned, params, frames, weights, list(validation), settings, progress)
     tuned.weights_changed()
     tuned.tuned_from = dict(adapter.info.fingerprint)
     tuned.info = replace(
@@ -136,11 +164,14 @@ def fine_tune(
     )
     return TuneResult(
         adapter=tuned,
-        loss_curve=curve,
-        best_epoch=best_epoch,
+        loss_curve=run.curve,
+        best_epoch=run.best_epoch,
         seconds=time.perf_counter() - start_time,
-        n_parameters=sum(p.numel() for p in params if id(p) in reached),
+        n_parameters=sum(p.numel() for p in params if id(p) in run.reached),
         reference_shift=shift,
+        stopping=run.stopping,
+        n_usable_validation=run.n_usable,
+        replay=[f.label for f in replayed],
     )
 
 
@@ -248,8 +279,49 @@ def _requiring_grad(params: Sequence[torch.nn.Parameter]) -> Iterator[None]:
             p.grad = None
 
 
+def _replay(
+    adapter: TorchAdapter, train: Sequence[ForceFrame], settings: FineTuneSettings
+) -> list[ForceFrame]:
+    """The replay frames labelled by ``adapter`` as it is now (after the μ_Z refit); none when off."""
+    if not settings.replay:
+        return []
+    elements = sorted({s for f in train for s in f.atoms.get_chemical_symbols()})
+    with torch.random.fork_rng():  # labelling draws nothing, but keeps the training stream untouched anyway
+        return replay_frames(adapter, elements, settings.batch_size)
+
+
+def usable_for_forces(frames: Sequence[ForceFrame], min_rms: float) -> list[bool]:
+    """Per frame: whether its DFT forces have an RMS (eV/Å, over components) of at least ``min_rms``."""
+    return [bool(np.sqrt(np.mean(f.forces**2)) >= min_rms) if f.forces.size else False for f in frames]
+
+
+def _stopping_rule(n_validation: int, n_usable: int, settings: FineTuneSettings) -> str | None:
+    """Why no epoch is chosen on validation (the last is kept), or None when one is."""
+    if n_usable >= MIN_USABLE_VALIDATION:
+        return None
+    if n_validation == 0:
+        return "last epoch (no validation frames)"
+    frames = "frame" if n_usable == 1 else "frames"
+    ignored = n_validation - n_usable
+    why = (
+        f"; {ignored} with DFT force RMS below {settings.min_validation_force_rms} eV/Å not counted"
+        if ignored
+        else ""
+    )
+    return f"last epoch ({n_usable} usable validation {frames}{why})"
+
+
+#: fewest usable validation frames (DFT force RMS >= min_validation_force_rms) to choose an epoch on
+MIN_USABLE_VALIDATION = 2
+
+
 def _epoch_row(
-    epoch: int, lr: float | None, train_loss: float, val: ErrorSums | None, settings: FineTuneSettings
+    epoch: int,
+    lr: float | None,
+    train_loss: float,
+    val: Residuals | None,
+    settings: FineTuneSettings,
+    weight_change: float,
 ) -> dict[str, Any]:
     """One row of the loss curve (see :class:`TuneResult`)."""
     return {
@@ -259,30 +331,113 @@ def _epoch_row(
         "val_loss": None if val is None else float(val.loss(settings)),
         "val_force_mae": None if val is None else val.force_mae,
         "val_energy_mae": None if val is None else val.energy_mae,
+        "weight_rms_change": weight_change,
     }
+
+
+class _Weights:
+    """The trained tensors with the starting copies the anchor pulls toward and their moving average.
+
+    θ₀ is kept only for the anchored tensors (trained, μ_Z excepted) and only when ``anchor`` > 0 or for
+    the RMS change; the average only with ``ema``.
+    """
+
+    def __init__(
+        self, params: list[torch.nn.Parameter], references: torch.Tensor | None, settings: FineTuneSettings
+    ):
+        self.params = params
+        self.anchored = [p for p in params if p is not references]
+        self.start = [p.detach().clone() for p in self.anchored]
+        self.n_anchored = sum(p.numel() for p in self.anchored)
+        self.anchor = settings.anchor
+        self.decay = settings.ema_decay
+        self.average = [p.detach().clone() for p in params] if self.decay else None
+
+    @torch.no_grad()
+    def after_step(self, lr: float) -> None:
+        """The anchor's proximal pull θ ← θ₀ + (θ - θ₀)/(1 + lr·anchor), then the EMA update."""
+        if self.anchor:
+            keep = 1.0 / (1.0 + lr * self.anchor)
+            for p, p0 in zip(self.anchored, self.start):
+                p.copy_(p0 + keep * (p - p0))
+        if self.average is not None:
+            for avg, p in zip(self.average, self.params):
+                avg.lerp_(p, 1.0 - self.decay)
+
+    @torch.no_grad()
+    def rms_change(self) -> float:
+        """RMS of θ - θ₀ over the anchored tensors (in the tensors' units; 0 without any)."""
+        if not self.n_anchored:
+            return 0.0
+        total = sum(float(((p - p0) ** 2).sum()) for p, p0 in zip(self.anchored, self.start))
+        return math.sqrt(total / self.n_anchored)
+
+    @contextmanager
+    def averaged(self) -> Iterator[None]:
+        """The moving average in the tensors inside (no-op without EMA), the trained values restored after."""
+        if self.average is None:
+            yield
+            return
+        saved = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            for p, avg in zip(self.params, self.average):
+                p.copy_(avg)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, value in zip(self.params, saved):
+                    p.copy_(value)
+
+    @torch.no_grad()
+    def keep_average(self) -> None:
+        """Leave the moving average in the tensors for good (no-op without EMA)."""
+        if self.average is not None:
+            for p, avg in zip(self.params, self.average):
+                p.copy_(avg)
+
+
+@dataclass
+class _Run:
+    """What :func:`_train` found (see :class:`TuneResult`)."""
+
+    curve: list[dict[str, Any]]
+    best_epoch: int
+    reached: set[int]
+    stopping: str
+    n_usable: int
 
 
 def _train(
     adapter: TorchAdapter,
     params: list[torch.nn.Parameter],
     train: list[ForceFrame],
+    weights: list[float],
     validation: list[ForceFrame],
     settings: FineTuneSettings,
     progress: bool,
-) -> tuple[list[dict[str, Any]], int, set[int]]:
-    """The training loop; leaves the best weights in ``adapter``. Returns the loss curve, the best epoch
-    and the ids of the parameters the loss reached."""
+) -> _Run:
+    """The training loop; leaves the kept weights in ``adapter`` (module docstring)."""
     size = settings.batch_size
     steps_per_epoch = math.ceil(len(train) / size)
     total_steps = settings.epochs * steps_per_epoch
     rng = np.random.default_rng(settings.seed)
     module = adapter.module
     reached: set[int] = set()
-    train_loss0 = float(evaluate_errors(adapter, train, size).loss(settings))
-    val = evaluate_errors(adapter, validation, size)
-    curve = [_epoch_row(0, None, train_loss0, val, settings)]
+    table = adapter.reference_energy_table()
+    state = _Weights(params, None if table is None else table[0], settings)
+    use_forces = usable_for_forces(validation, settings.min_validation_force_rms)
+    n_usable = sum(use_forces)
+    fixed = _stopping_rule(len(validation), n_usable, settings)
+    train_loss0 = float(evaluate_errors(adapter, train, size, weights).loss(settings))
+
+    def validate() -> Residuals | None:
+        return evaluate_errors(adapter, validation, size, use_forces=use_forces)
+
+    curve = [_epoch_row(0, None, train_loss0, validate(), settings, 0.0)]
     best_loss = curve[0]["val_loss"]
-    best_epoch, best_state = 0, _snapshot(module) if validation else None
+    best_epoch, best_state = 0, _snapshot(module) if fixed is None else None
+    stopped = None
     bar = tqdm(range(1, settings.epochs + 1), desc="fine-tune", unit="epoch", disable=not progress)
     with _requiring_grad(params), bar:
         optimizer = torch.optim.Adam(params, lr=settings.lr)
@@ -292,31 +447,46 @@ def _train(
             losses = []
             first_lr = _cosine(step, total_steps, settings)
             for begin in range(0, len(train), size):
+                lr = _cosine(step, total_steps, settings)
                 for group in optimizer.param_groups:
-                    group["lr"] = _cosine(step, total_steps, settings)
+                    group["lr"] = lr
                 optimizer.zero_grad(set_to_none=True)
-                batch = [train[k] for k in order[begin : begin + size]]
-                loss = batch_errors(adapter, batch, create_graph=True).loss(settings)
+                chosen = order[begin : begin + size]
+                batch = [train[k] for k in chosen]
+                loss = batch_errors(adapter, batch, True, weights=[weights[k] for k in chosen]).loss(settings)
                 loss.backward()
                 reached.update(id(p) for p in params if p.grad is not None)
                 optimizer.step()
+                state.after_step(lr)
                 losses.append(float(loss.detach()))
                 step += 1
-            val = evaluate_errors(adapter, validation, size)
-            row = _epoch_row(epoch, first_lr, float(np.mean(losses)), val, settings)
-            curve.append(row)
+            with state.averaged():
+                val = validate()
+                row = _epoch_row(epoch, first_lr, float(np.mean(losses)), val, settings, state.rms_change())
+                curve.append(row)
+                if fixed is not None:
+                    best_epoch = epoch
+                elif epoch >= settings.min_epochs and row["val_loss"] < best_loss:
+                    best_loss, best_epoch, best_state = row["val_loss"], epoch, _snapshot(module)
             bar.set_postfix(
                 train=f"{row['train_loss']:.4g}", val="-" if val is None else f"{row['val_loss']:.4g}"
             )
-            if val is None:
-                best_epoch = epoch
-            elif row["val_loss"] < best_loss:
-                best_loss, best_epoch, best_state = row["val_loss"], epoch, _snapshot(module)
-            elif settings.patience is not None and epoch - best_epoch >= settings.patience:
+            since = epoch - max(best_epoch, settings.min_epochs - 1)
+            if fixed is None and settings.patience is not None and since >= settings.patience:
+                stopped = epoch
                 break
     if best_state is not None:
         module.load_state_dict(best_state)
-    return curve, best_epoch, reached
+    else:
+        state.keep_average()
+    if fixed is not None:
+        stopping = fixed
+    else:
+        stopping = f"best validation epoch ({n_usable} usable validation frames"
+        if n_usable < len(validation):
+            stopping += f", {len(validation) - n_usable} counted for energy and stress only"
+        stopping += ")" if stopped is None else f"; stopped early at epoch {stopped})"
+    return _Run(curve, best_epoch, reached, stopping, n_usable)
 
 
 def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
