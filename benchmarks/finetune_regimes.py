@@ -44,14 +44,19 @@ from softcalc.evaluation import compare_sets
 from softcalc.fileio import write_json
 from softcalc.finetune.settings import FineTuneSettings
 
-#: variant -> (method, frame selection, FineTuneSettings overrides); "naive" is the fine-tune of issue 12
+#: variant -> (method, frame selection, FineTuneSettings overrides): ``naive`` is the fine-tune of issue 12
+#: (early stopping on the one validation frame of K = 10), ``finetune`` today's defaults
 VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "scale": ("scale", "random", {}),
     "finetune": ("finetune", "random", {}),
-    "naive": ("finetune", "random", {"anchor": 0.0, "min_epochs": 1, "min_validation_force_rms": 0.0}),
-    "anchored": ("finetune", "random", {"preset": "anchored"}),
-    "anchored-spread": ("finetune", "spread", {"preset": "anchored"}),
+    "naive": ("finetune", "random", {"min_validation_force_rms": 0.0}),
     "spread": ("finetune", "spread", {}),
+    "spread-anchor10": ("finetune", "spread", {"anchor": 10.0}),
+    "spread-anchor30": ("finetune", "spread", {"anchor": 30.0}),
+    "spread-replay": ("finetune", "spread", {"replay": 0.3}),
+    "spread-stress": ("finetune", "spread", {"preset": "stress"}),
+    "spread-equitrain": ("finetune", "spread", {"preset": "equitrain"}),
+    "spread-scale": ("scale", "spread", {}),
 }
 
 

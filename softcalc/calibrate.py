@@ -110,7 +110,7 @@ def calibrate(
     frames: int | None = None,
     test: DataLike | None = None,
     groups: Sequence[str] | None = None,
-    order: str = "file",
+    order: str | None = None,
     temperature: tuple[float, float] | None = None,
     strain: tuple[float, float] | None = None,
     per_species: bool = False,
@@ -136,7 +136,8 @@ def calibrate(
             (all of them: the correction is not recommended, there is no held-out check).
         groups: keep only frames of these structure groups (choose frames resembling your simulation).
         order: ``file`` (file order), ``largest-force`` (largest RMS DFT force first, the paper's pick) or
-            ``spread`` (round robin over the labelled regimes; see :mod:`softcalc.calibration.frames`).
+            ``spread`` (round robin over the labelled regimes; see :mod:`softcalc.calibration.frames`);
+            None: the method's default (``file`` for λ, ``spread`` for fine-tuning and ``auto``).
         temperature, strain: (low, high) ranges (K; signed strain) that frames must lie in, for fit and
             held-out frames alike (see :func:`select_frames`).
         per_species: fit λ_Z per element on forces (needs a model with per-atom energies).
@@ -169,6 +170,7 @@ def calibrate(
     chosen_method = spec.build(MethodOptions(target, finetune))
     calc = load_model(model, device=device, dtype=dtype) if isinstance(model, (str, Path)) else model
     spec.check(calc)
+    order = order or spec.default_order
     split = split_frames(data, frames, test, FrameFilter(groups, order, temperature, strain))
     if target != "forces" and not any(f.energy is not None for d in split.fit for f in d.frames):
         raise DataError(

@@ -63,8 +63,10 @@ def test_finetune_lowers_held_out_errors_and_reports_training(tuned: Calibration
     assert r.mae_after < 0.8 * r.mae_before
     assert r.recommended and tuned.correction.kind == "finetune"
     ft = r.parameters["finetune"]
-    assert ft["n_train"] == 7 and ft["n_validation"] == 1  # one frame in ten, rounded (8 -> 1)
-    assert len(ft["loss_curve"]) == 16 and 0 <= ft["best_epoch"] <= 15  # epoch 0: before training
+    # one frame in ten would be one validation frame (8 -> 1), and one frame is no validation: all train
+    assert ft["n_train"] == 8 and ft["n_validation"] == 0
+    assert len(ft["loss_curve"]) == 16 and ft["best_epoch"] == 15  # epoch 0: before training; last kept
+    assert ft["stopping"].startswith("last epoch")
     assert ft["settings"]["lr"] == 0.05 and r.parameters["elements"] == ["Ge", "Si"]
     names = [s["name"] for s in r.checks["forgetting"]["structures"]]
     assert "Si ground state" in names and "Ge ground state" in names

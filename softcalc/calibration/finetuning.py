@@ -2,12 +2,15 @@
 
 :class:`FineTune` (``finetune``) trains the model's weights on the calibration frames with
 :func:`softcalc.finetune.training.fine_tune` (one training loop for every torch family). A share of the
-calibration frames is kept aside for early stopping (:func:`validation_split`: one frame in ten, as
-Deng et al. 2025 used 9 + 1 of 10 structures; none below five frames, where every frame is needed for
-training and the epochs run to the end). The held-out check and the verdict are those of every other
+calibration frames is kept aside for early stopping (:func:`validation_split`: one frame in ten, but never
+a single frame: below 15 frames every frame trains and the last epoch is kept, see
+:mod:`softcalc.finetune.training` for the rule on near-zero-force validation frames). Its default frame
+order is ``spread`` (:mod:`softcalc.calibration.frames`): K frames over the regimes the data label, since
+weights tuned on one regime (ten vacancy frames of mlearn Ge) move the others (elastic, surface) freely.
+The held-out check and the verdict are those of every other
 method: the tuned model's forces and energies on the held-out frames against the bare model's.
 
-:class:`Auto` (``auto``) splits the calibration frames the same way (at least one validation frame),
+:class:`Auto` (``auto``) splits the calibration frames the same way (at least two validation frames),
 fits every registered method the model can take (global λ, per-species λ_Z where the model has per-atom
 energies, fine-tuning) on the training part and ranks them on the validation part by their worst structure
 group (:func:`worst_group_ratio`: force MAE relative to the bare model's) and then by the pooled force MAE;
@@ -46,8 +49,11 @@ from softcalc.model import ModelCalculator, require_fine_tuning
 if TYPE_CHECKING:
     from softcalc.calibration.report import CalibrationReport
 
-#: one validation frame per this many calibration frames (at least five frames for any validation)
+#: one validation frame per this many calibration frames
 VALIDATION_EVERY = 10
+#: the fewest validation frames that choose an epoch or a method: one frame is noise, not a validation
+#: (on 10 Cu AIMD and elastic frames, ``auto`` chose by 0.0001 eV/Å on one frame a λ worse on held-out data)
+MIN_VALIDATION = 2
 
 
 def validation_split(
@@ -55,10 +61,14 @@ def validation_split(
 ) -> tuple[list[ForceDataset], list[ForceDataset]]:
     """(training, validation) subsets of ``sets``: round(n/10) frames drawn by ``rng``, at least ``at_least``.
 
-    Frames keep their data set; a data set left without frames is dropped from that side.
+    A validation set is never a single frame (:data:`MIN_VALIDATION`): fewer than that go back to
+    training, and the fine-tune keeps its last epoch. Frames keep their data set; a data set left without
+    frames is dropped from that side.
     """
     owners = [(k, i) for k, d in enumerate(sets) for i in range(len(d))]
     n_val = max(at_least, round(len(owners) / VALIDATION_EVERY))
+    if n_val < MIN_VALIDATION:
+        n_val = 0
     if n_val >= len(owners):
         raise DataError(
             f"{len(owners)} calibration frame(s) leave none for training after {n_val} validation frame(s). "
@@ -127,11 +137,18 @@ class TunedFit(Fit):
         """The forgetting check: drift against the bare model off the tuned data (see forgetting)."""
         if not isinstance(checked.calc, ModelCalculator):
             return {}
-        return {"forgetting": forgetting_check(checked.calc, self.calc, self.summary["elements"])}
+        check = forgetting_check(checked.calc, self.calc, self.summary["elements"])
+        if self.summary["finetune"]["replay"]:
+            check["note"] = (
+                "replay trained on other rattled copies of these structures, labelled by the base model: the "
+                "drifts measure how well replay held them, not an independent check"
+            )
+        return {"forgetting": check}
 
     def reasons(self, checks: dict[str, Any]) -> tuple[Reason, ...]:
         tune = self.summary["finetune"]
-        found = [NO_GAIN if tune["n_validation"] and tune["best_epoch"] == 0 else None]
+        gain_checked = tune["n_usable_validation"] >= MIN_VALIDATION
+        found = [NO_GAIN if gain_checked and tune["best_epoch"] == 0 else None]
         forgetting = checks.get("forgetting")
         if forgetting:
             found += [ground_state_reason(forgetting), forgetting_reason(forgetting)]
@@ -177,6 +194,9 @@ class FineTune(CalibrationMethod):
                 "n_parameters": result.n_parameters,
                 "reference_shift": result.reference_shift,
                 "loss_curve": result.loss_curve,
+                "stopping": result.stopping,
+                "n_usable_validation": result.n_usable_validation,
+                "replay": result.replay,
             },
             "elements": elements,
         }
@@ -262,7 +282,7 @@ class Auto(CalibrationMethod):
 
     def fit(self, data: CalibrationData, n_bootstrap: int, rng: np.random.Generator) -> AutoFit:
         calc = data.calc
-        train, val = validation_split(data.sets, rng, at_least=1)
+        train, val = validation_split(data.sets, rng, at_least=MIN_VALIDATION)
         train_bare, train_energy = compare_sets(calc, train, data.progress)
         val_bare, _ = compare_sets(calc, val, data.progress)
         part = CalibrationData(calc, train, train_bare, data.progress, train_energy, validation=val)
@@ -316,14 +336,16 @@ def describe_finetune(report: CalibrationReport) -> list[str]:
     lines = [
         f"fine-tuned {tune['n_parameters']} parameters on {tune['n_train']} frame(s), "
         f"{tune['n_validation']} for validation: best epoch {tune['best_epoch']} of "
-        f"{len(tune['loss_curve'])}, {tune['seconds']:.0f} s"
+        f"{len(tune['loss_curve'])}, {tune['seconds']:.0f} s; {tune['stopping']}"
+        + (f"; {len(tune['replay'])} replay frames" if tune["replay"] else "")
     ]
     for row in report.checks.get("forgetting", {}).get("structures", []):
         lines.append(
             f"  drift on {row['name']:22s} {row['energy_drift_meV_atom']:8.2f} meV/atom "
             f"{row['force_drift']:7.4f} eV/Å {row['pressure_drift_GPa']:7.3f} GPa"
         )
-    return lines
+    note = report.checks.get("forgetting", {}).get("note")
+    return [*lines, f"  ({note})"] if note else lines
 
 
 def describe_auto(report: CalibrationReport) -> list[str]:
@@ -342,10 +364,11 @@ def describe_auto(report: CalibrationReport) -> list[str]:
 
 register_method(
     MethodSpec("finetune", lambda options: FineTune(options.finetune), "finetune",
-               "tune the weights, saved beside --out", needs=(FINE_TUNING,), describe=describe_finetune)
+               "tune the weights, saved beside --out", needs=(FINE_TUNING,), default_order="spread",
+               describe=describe_finetune)
 )  # fmt: skip
 register_method(
     MethodSpec("auto", lambda options: Auto(options.finetune), "chosen",
-               "the method with the lowest validation error, the bare model competing", in_auto=False,
-               describe=describe_auto)
+               "the method whose worst validation group is best, the bare model competing", in_auto=False,
+               default_order="spread", describe=describe_auto)
 )  # fmt: skip

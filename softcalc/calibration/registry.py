@@ -84,6 +84,8 @@ class MethodSpec:
         targets: the targets it can fit (the first is its default).
         needs: what the model must provide; checked before any model call.
         in_auto: ``auto`` fits it as a candidate.
+        default_order: the frame order when the user names none (``file``; ``spread`` for methods with
+            many parameters, which must see every regime the data hold).
         refit_after_auto: when ``auto`` picks it, it is fitted again on all calibration frames (cheap
             methods whose parameters need no validation frames); otherwise the candidate fitted on the
             training part is kept (a fine-tune keeps the weights of its best validation epoch).
@@ -97,6 +99,7 @@ class MethodSpec:
     targets: tuple[str, ...] = ("forces",)
     needs: tuple[Requirement, ...] = ()
     in_auto: bool = True
+    default_order: str = "file"
     refit_after_auto: bool = False
     describe: Callable[[CalibrationReport], list[str]] = field(default=_no_lines)
 

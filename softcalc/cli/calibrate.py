@@ -89,7 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="keep strained cells with LOW <= strain <= HIGH (e.g. -0.02:0.02)",
     )
     p.add_argument(
-        "--order", choices=ORDERS, default="file", help="frame order before taking K (default file)"
+        "--order",
+        choices=ORDERS,
+        help="frame order before taking K (default: file for λ, spread for finetune and auto)",
     )
     p.add_argument(
         "--method",
