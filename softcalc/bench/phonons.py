@@ -94,8 +94,8 @@ def _corrected(
     result = compare_phonons(corrected, sets[material], model=name)
     record = {
         **_numbers(result),
-        "scale": fit.report["scale"],
-        "scale_std": fit.report["scale_std"],
+        "scale": fit.report.scale,
+        "scale_std": fit.report.scale_std,
         "recommended": fit.correction.recommended,
         "calibrated_on": others,
     }
