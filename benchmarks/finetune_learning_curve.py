@@ -2,7 +2,7 @@
 
 For each model and mlearn material, K frames are drawn at random from ``training.json`` (numpy
 ``default_rng([seed, K])``, the same frames for every model and method) and each method is calibrated
-on them with :func:`softcalc.calibrate.calibrate`; the held-out errors are on ``test.json``:
+on them with :func:`softcalc.calibration.pipeline.calibrate`; the held-out errors are on ``test.json``:
 
 - ``scale``: one λ on forces; ``per-species``: λ_Z (only for data with more than one element, where it
   differs from ``scale``); ``finetune``: the weights tuned on the K frames (one in ten kept for early
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from softcalc import load_model
-from softcalc.calibrate import calibrate
+from softcalc.calibration.pipeline import calibrate
 from softcalc.data import ForceDataset, read_dataset
 from softcalc.data.paths import resolve_data_path
 from softcalc.fileio import write_json

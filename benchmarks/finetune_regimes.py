@@ -37,7 +37,7 @@ from finetune_learning_curve import (  # the same random K frames as the learnin
 )
 
 from softcalc import SoftCorrectedCalc
-from softcalc.calibrate import calibrate
+from softcalc.calibration.pipeline import calibrate
 from softcalc.calibration.properties import property_changes
 from softcalc.data import ForceDataset
 from softcalc.evaluation import compare_sets

@@ -1,7 +1,7 @@
 """softcalc: calibrated, conservative softening corrections for universal ML interatomic potentials."""
 
 from softcalc.calculator import SoftCorrectedCalc
-from softcalc.calibrate import Calibration, calibrate
+from softcalc.calibration.pipeline import Calibration, calibrate
 from softcalc.correction import Correction
 from softcalc.model import ModelAdapter, ModelCalculator, ModelInfo
 from softcalc.registry import ModelPlugin, available_models, load_adapter, load_model

@@ -119,7 +119,7 @@ class Correction:
         source: where it was read from (``"correction file PATH"``), for messages; not saved.
         path: the file it was read from (weights files are relative to it); not saved.
         tuned: the tuned model adapter of a fine-tune not yet saved (``softcalc calibrate`` in Python);
-            not saved: :meth:`softcalc.calibrate.Calibration.save` writes it as the weights file.
+            not saved: :meth:`softcalc.calibration.pipeline.Calibration.save` writes it as the weights file.
     """
 
     scale: float = 1.0

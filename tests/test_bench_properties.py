@@ -37,7 +37,7 @@ from softcalc.bench.properties import (
 from softcalc.bench.properties.materials import Material
 from softcalc.bench.report import fmt_number
 from softcalc.calculator import SoftCorrectedCalc
-from softcalc.calibrate import Calibration
+from softcalc.calibration.pipeline import Calibration
 from softcalc.cli import main
 from softcalc.correction import Correction
 from softcalc.data.dataset import ForceFrame

@@ -11,7 +11,7 @@ from ase.io import write
 
 import softcalc
 from softcalc import Correction, SoftCorrectedCalc
-from softcalc.calibrate import calibrate
+from softcalc.calibration.pipeline import calibrate
 from softcalc.cli import main
 from softcalc.data import ForceDataset, ForceFrame
 from softcalc.errors import DataError

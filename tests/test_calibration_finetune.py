@@ -16,7 +16,7 @@ from ase.build import bulk
 from labelled_frames import write_extxyz
 
 from softcalc import SoftCorrectedCalc
-from softcalc.calibrate import Calibration, calibrate
+from softcalc.calibration.pipeline import Calibration, calibrate
 from softcalc.cli import main
 from softcalc.correction import Correction
 from softcalc.data import ForceDataset, ForceFrame

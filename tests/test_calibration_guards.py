@@ -10,9 +10,9 @@ from ase.io import write
 from test_calibrate import synthetic
 
 from softcalc import Correction
-from softcalc.calibrate import calibrate
 from softcalc.calibration.frames import split_frames
 from softcalc.calibration.methods import Estimate
+from softcalc.calibration.pipeline import calibrate
 from softcalc.calibration.verdict import PHYSICAL_SCALE_RANGE, judge
 from softcalc.cli import main
 from softcalc.data import ForceDataset

@@ -9,7 +9,7 @@ from labelled_frames import toy_labelled
 
 from softcalc import Correction, ModelCalculator, SoftCorrectedCalc
 from softcalc.bench.stored import StoredForces
-from softcalc.calibrate import calibrate
+from softcalc.calibration.pipeline import calibrate
 from softcalc.calibration.verdict import judge
 from softcalc.data import ForceDataset
 from softcalc.errors import SettingsError

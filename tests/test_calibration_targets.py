@@ -13,7 +13,7 @@ from ase.build import bulk
 from labelled_frames import write_extxyz
 
 from softcalc import SoftCorrectedCalc
-from softcalc.calibrate import calibrate
+from softcalc.calibration.pipeline import calibrate
 from softcalc.cli import main
 from softcalc.data import ForceDataset, ForceFrame
 from softcalc.energies import EnergyComparison, energy_deviations

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from softcalc.calibrate import ORDERS
 from softcalc.calibration.frames import FrameFilter, select_frames, split_frames, spread_order
+from softcalc.calibration.pipeline import ORDERS
 from softcalc.cli import main
 from softcalc.data import ForceDataset, ForceFrame
 

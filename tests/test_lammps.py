@@ -301,7 +301,7 @@ def test_anonymous_correction_needs_check_model_no(tmp_path: Path, plugin: Path,
 @pytest.fixture(scope="module")
 def tuned_correction(tmp_path_factory: pytest.TempPathFactory, sige_triclinic: Atoms) -> Path:
     """A toy model fine-tuned towards 25 % stiffer labels, saved with its weights file."""
-    from softcalc.calibrate import calibrate
+    from softcalc.calibration.pipeline import calibrate
     from softcalc.data import ForceDataset, ForceFrame
     from softcalc.finetune.settings import FineTuneSettings
 

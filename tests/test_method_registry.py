@@ -10,7 +10,7 @@ import pytest
 from labelled_frames import toy_labelled, write_extxyz
 from median_ratio_method import MEDIAN_RATIO
 
-from softcalc.calibrate import calibrate
+from softcalc.calibration.pipeline import calibrate
 from softcalc.calibration.registry import method_names, method_spec, register_method, unregister_method
 from softcalc.cli import main
 from softcalc.data import ForceDataset

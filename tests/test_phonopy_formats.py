@@ -369,7 +369,7 @@ def tuned_si(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ase.build import bulk
 
     from softcalc import SoftCorrectedCalc
-    from softcalc.calibrate import calibrate
+    from softcalc.calibration.pipeline import calibrate
     from softcalc.data import ForceDataset, ForceFrame
     from softcalc.finetune.settings import FineTuneSettings
 

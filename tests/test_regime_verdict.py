@@ -11,8 +11,8 @@ from ase.calculators.emt import EMT
 from ase.io import write
 from emt_frames import C, ScaledEMT, cu_frames
 
-from softcalc.calibrate import calibrate
 from softcalc.calibration.forgetting import GROUND_STATE_PRESSURE, forgetting_reason, ground_state_reason
+from softcalc.calibration.pipeline import calibrate
 from softcalc.calibration.properties import property_changes, worse_properties
 from softcalc.calibration.verdict import error_summary, group_changes, judge
 from softcalc.data import ForceDataset, read_dataset

@@ -1,7 +1,7 @@
 """Calibrations inside the benchmarks: fit a correction or record why it cannot be fitted.
 
 Shared by ``bench softening`` and ``bench properties``: :func:`calibrate_or_skip` runs
-:func:`softcalc.calibrate.calibrate` and turns a :class:`~softcalc.errors.SoftcalcError` (no frames of a
+:func:`softcalc.calibrate` and turns a :class:`~softcalc.errors.SoftcalcError` (no frames of a
 group, no force signal, no energies) into the skip reason the summary records; :func:`per_species_skip`
 says why per-species λ_Z are not fitted; :func:`report_fields` is the one place that reads a
 calibration report.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from softcalc.calibrate import Calibration, calibrate
+from softcalc.calibration.pipeline import Calibration, calibrate
 from softcalc.data.dataset import ForceDataset
 from softcalc.errors import SoftcalcError
 from softcalc.model import ModelAdapter, ModelCalculator

@@ -2,7 +2,7 @@
 
 For every model and phonopy force set: the metrics of :mod:`softcalc.phonons.comparison`
 (force-set slope, frequency slope and MAE on an 8×8×8 mesh, max-frequency ratio) of the bare model,
-and of the model corrected by a global λ fitted with :func:`softcalc.calibrate.calibrate` on the
+and of the model corrected by a global λ fitted with :func:`softcalc.calibration.pipeline.calibrate` on the
 force sets of the OTHER PBE materials (regime ``transfer``; materials of another or unstated
 functional are corrected with λ from all PBE sets). Each structure is evaluated once per model
 (:class:`~softcalc.bench.stored.StoredForces`). Writes ``phonons.json`` (deterministic: no timestamps,
@@ -21,7 +21,7 @@ import numpy as np
 
 from softcalc.bench.stored import StoredForces
 from softcalc.calculator import SoftCorrectedCalc
-from softcalc.calibrate import calibrate
+from softcalc.calibration.pipeline import calibrate
 from softcalc.data.paths import resolve_data_path
 from softcalc.data.phonopy_sets import is_phonopy_set
 from softcalc.errors import DataError

@@ -4,7 +4,7 @@ For every model and material: calibrate on the calibration split (mlearn ``train
 on the held-out split (``test.json``); other data are split by file order (the first half calibrates;
 :mod:`softcalc.bench.splits`).
 Each model evaluates each structure once (:class:`~softcalc.bench.stored.StoredForces`); every
-calibration below goes through :func:`softcalc.calibrate.calibrate` on those stored forces and records
+calibration below goes through :func:`softcalc.calibrate` on those stored forces and records
 its λ uncertainty, warnings and verdict. Reported per model and material (forces eV/Å):
 
 - ``test``/``train``: s, λ*, MAE, cMAE, RMSE, correlation, pooled and per structure group;
@@ -35,7 +35,7 @@ from softcalc.bench.predictions import read_predictions, write_predictions
 from softcalc.bench.report import markdown
 from softcalc.bench.splits import Split, load_splits
 from softcalc.bench.stored import StoredForces
-from softcalc.calibrate import select_frames
+from softcalc.calibration.pipeline import select_frames
 from softcalc.data.dataset import ForceDataset
 from softcalc.evaluation import ForceComparison, compare_forces
 from softcalc.fileio import atomic_path, write_json

@@ -1,1 +1,2 @@
-"""The steps of :func:`softcalc.calibrate.calibrate`: frames, fit methods, verdict (see that module)."""
+"""Calibration: :mod:`~softcalc.calibration.pipeline` (``softcalc.calibrate``) runs its steps, frames,
+registered methods, verdict, properties and the forgetting check, each in its own module."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from softcalc.calibrate import ORDERS, Calibration, calibrate
+from softcalc.calibration.pipeline import ORDERS, Calibration, calibrate
 from softcalc.calibration.registry import TARGETS, method_names, method_spec, methods
 from softcalc.cli.common import add_command, add_model_options, build_calculator, command_line
 from softcalc.cli.values import non_negative_float, non_negative_int, positive_float, positive_int

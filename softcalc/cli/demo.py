@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from softcalc.calibrate import calibrate
+from softcalc.calibration.pipeline import calibrate
 from softcalc.cli.common import add_command, command_line
 from softcalc.data.paths import resolve_data_path
 from softcalc.fileio import write_json

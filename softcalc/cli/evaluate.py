@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from softcalc.calibrate import select_frames
+from softcalc.calibration.pipeline import select_frames
 from softcalc.cli.common import add_command, add_model_options, build_calculator
 from softcalc.data import read_datasets
 from softcalc.evaluation import ForceComparison, compare_forces, merge_comparisons

@@ -3,7 +3,7 @@
 ``bare``; ``forces`` (λ on all calibration forces); ``forces:AIMD-NVT`` (hot frames); ``energy`` and
 ``energy:Elastic`` (target energy: all frames, strain frames); ``per-species`` (λ_Z, multi-element data
 only); ``phonons`` (the material's phonopy force set); ``file:NAME`` (given correction files). λ is fitted
-by :func:`softcalc.calibrate.calibrate` on the calibration split with the test split held out (fixed
+by :func:`softcalc.calibrate` on the calibration split with the test split held out (fixed
 seed); a correction that cannot be fitted is skipped with the reason (:mod:`softcalc.bench.fits`).
 Global corrections reuse the stored bare results (E' = E_ref + λ(E − E_ref)); per-species ones run the
 model again, fine-tuned weights run their own model.
