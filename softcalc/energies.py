@@ -79,6 +79,18 @@ class EnergyComparison:
                 out[comp] = (float(per_atom[0].mean()), float(per_atom[1].mean()))
         return out
 
+    def subset(self, indices: Sequence[int]) -> EnergyComparison:
+        """The frames at ``indices``, in that order."""
+        idx = np.asarray(indices, dtype=int)
+        return EnergyComparison(
+            self.model[idx],
+            self.dft[idx],
+            self.n_atoms[idx],
+            [self.composition[i] for i in idx],
+            self.reference[idx],
+            [self.groups[i] for i in idx],
+        )
+
     @staticmethod
     def merge(parts: Sequence[EnergyComparison]) -> EnergyComparison:
         """Concatenate comparisons (e.g. of several data sets)."""

@@ -400,7 +400,7 @@ def test_presets_and_recorded_settings() -> None:
     json.dumps(recorded)
     from softcalc.cli.calibrate import TUNING_OPTIONS
 
-    assert {name for _, name, _, _ in TUNING_OPTIONS} <= set(FineTuneSettings.__dataclass_fields__)
+    assert {name for name, _, _ in TUNING_OPTIONS} <= set(FineTuneSettings.__dataclass_fields__)
 
 
 # -- freezing -------------------------------------------------------------------------------------

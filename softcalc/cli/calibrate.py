@@ -12,59 +12,29 @@ from softcalc.errors import SettingsError
 from softcalc.fileio import check_outputs, write_json
 from softcalc.finetune.settings import PRESETS, FineTuneSettings
 
-#: fine-tuning options: (flag, FineTuneSettings field, type, help); defaults come from FineTuneSettings
+#: fine-tuning options: (FineTuneSettings field, type, help); the flag is the field with dashes
+#: (``lr_final`` -> ``--lr-final``) and the default is FineTuneSettings'
 TUNING_OPTIONS = (
-    ("--epochs", "epochs", positive_int, "training epochs"),
-    ("--lr", "lr", positive_float, "first Adam learning rate"),
-    ("--lr-final", "lr_final", positive_float, "last learning rate of the cosine decay"),
-    ("--batch-size", "batch_size", positive_int, "structures per step"),
-    (
-        "--freeze",
-        "freeze",
-        str,
-        "none (train everything), all-but-readout, or all-but-last:K (readout and the last K interaction "
-        "blocks train)",
-    ),
-    ("--energy-weight", "energy_weight", non_negative_float, "per (eV/atom)²"),
-    ("--force-weight", "force_weight", non_negative_float, "per (eV/Å)²"),
-    ("--stress-weight", "stress_weight", non_negative_float, "per GPa²"),
-    ("--patience", "patience", positive_int, "stop after this many epochs without validation gain"),
-    (
-        "--anchor",
-        "anchor",
-        non_negative_float,
-        "pull toward the starting weights (L2-SP); anchor x lr: fraction of the change removed per step",
-    ),
-    (
-        "--ema",
-        "ema",
-        non_negative_float,
-        "decay of the moving average of the weights (< 1), validated and kept",
-    ),
-    ("--loss", "loss", str, "mse or huber"),
-    ("--huber-delta-energy", "huber_delta_energy", positive_float, "Huber delta, eV/atom"),
-    ("--huber-delta-force", "huber_delta_force", positive_float, "Huber delta, eV/Å"),
-    ("--huber-delta-stress", "huber_delta_stress", positive_float, "Huber delta, GPa"),
-    (
-        "--min-epochs",
-        "min_epochs",
-        positive_int,
-        "the kept epoch is at least this one, or epoch 0 when none validates better",
-    ),
-    (
-        "--min-validation-force-rms",
-        "min_validation_force_rms",
-        non_negative_float,
-        "validation frames with DFT force RMS below this (eV/Å) count for energy and stress only; "
-        "fewer than 2 above it keep the last epoch",
-    ),
-    (
-        "--replay",
-        "replay",
-        non_negative_float,
-        "weight of frames labelled by the base model on the ground states and other chemistries",
-    ),
-)
+    ("epochs", positive_int, "training epochs"),
+    ("lr", positive_float, "first Adam learning rate"),
+    ("lr_final", positive_float, "last learning rate of the cosine decay"),
+    ("batch_size", positive_int, "structures per step"),
+    ("freeze", str, "none (all train), all-but-readout, or all-but-last:K (readout and last K blocks train)"),
+    ("energy_weight", non_negative_float, "per (eV/atom)²"),
+    ("force_weight", non_negative_float, "per (eV/Å)²"),
+    ("stress_weight", non_negative_float, "per GPa²"),
+    ("patience", positive_int, "stop after this many epochs without validation gain"),
+    ("anchor", non_negative_float, "pull to the starting weights (L2-SP): anchor x lr of θ - θ₀ per step"),
+    ("ema", non_negative_float, "decay of the moving average of the weights (< 1), validated and kept"),
+    ("loss", str, "mse or huber"),
+    ("huber_delta_energy", positive_float, "Huber delta, eV/atom"),
+    ("huber_delta_force", positive_float, "Huber delta, eV/Å"),
+    ("huber_delta_stress", positive_float, "Huber delta, GPa"),
+    ("min_epochs", positive_int, "the kept epoch is at least this one, or 0 when none validates better"),
+    ("min_validation_force_rms", non_negative_float,
+     "validation frames with a DFT force RMS below this (eV/Å) count for energy and stress only"),
+    ("replay", non_negative_float, "weight of base-model labels on ground states and other chemistries"),
+)  # fmt: skip
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -123,7 +93,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Huber, weights 10 / 100 / 0.039 per GPa², anchor 10; stress: stress weight 1 per GPa²)",
     )
     defaults = FineTuneSettings()
-    for flag, name, kind, text in TUNING_OPTIONS:
+    for name, kind, text in TUNING_OPTIONS:
+        flag = "--" + name.replace("_", "-")
         default = getattr(defaults, name)
         tune.add_argument(flag, dest=name, type=kind, help=f"{text} (default {default})")
     tune.add_argument(
@@ -225,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _finetune_settings(args: argparse.Namespace) -> FineTuneSettings:
     """The fine-tuning options given, over FineTuneSettings' defaults; invalid ones are a one-line error."""
-    given = {name: getattr(args, name) for _, name, _, _ in TUNING_OPTIONS if getattr(args, name) is not None}
+    given = {name: getattr(args, name) for name, _, _ in TUNING_OPTIONS if getattr(args, name) is not None}
     given.update(seed=args.seed, device=args.device, refit_references=not args.no_refit_references)
     try:
         return FineTuneSettings.preset(args.preset, **given)
