@@ -125,3 +125,18 @@ def test_calibrate_reports_the_properties_of_its_frames(tmp_path: Path) -> None:
         assert before == pytest.approx(C, rel=1e-6) and after == pytest.approx(1.0, rel=1e-6)
     assert "property-worse" not in [x["code"] for x in r.reasons]
     assert r.to_dict()["properties"] == r.properties
+
+
+def test_a_group_worse_on_every_frame_but_the_unchanged_ones_is_worse() -> None:
+    """Frames with zero forces before and after (symmetric strained cells) put 0 at the interval's lower end;
+    the group is still worse: every other frame got worse."""
+    before = comparison({"AIMD": 0.30, "Elastic": 0.01}, n_frames=6)
+    after = comparison({"AIMD": 0.10, "Elastic": 0.05}, n_frames=6, seed=1)
+    for k in range(6, 9):  # three Elastic frames that neither model gets wrong
+        for c in (before, after):
+            c.model[k] = c.dft[k].copy()
+    errors = error_summary(before, after)
+    low, high = errors["by_group"]["Elastic"]["change_ci95"]
+    assert low == 0.0 < high
+    verdict = judge(errors, heldout=True, supported=True, fit_metrics=before.metrics(), many_parameters=True)
+    assert [r.code for r in verdict.reasons] == ["group-worse"]
