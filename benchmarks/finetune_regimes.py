@@ -43,6 +43,7 @@ from softcalc import SoftCorrectedCalc
 from softcalc.calibration.frames import select_frames
 from softcalc.calibration.pipeline import calibrate
 from softcalc.calibration.properties import property_changes
+from softcalc.calibration.verdict import group_worse
 from softcalc.data import ForceDataset
 from softcalc.energies import EnergyComparison
 from softcalc.evaluation import compare_sets
@@ -165,6 +166,14 @@ def run(args: argparse.Namespace) -> None:
     print(table(rows))
 
 
+def blocking_reasons(r: dict[str, Any]) -> list[str]:
+    """The row's blocking reasons, with the group rule as it now stands applied to its stored intervals
+    (a row of an older run may predate it; the rule only ever adds ``group-worse``)."""
+    worse = any(group_worse(*g["change_ci95"]) for g in r["by_group"].values())
+    tuned = r.get("train_seconds") is not None
+    return r["reasons"] + (["group-worse"] if tuned and worse and "group-worse" not in r["reasons"] else [])
+
+
 def _ratio(props: dict[str, Any], name: str, which: int) -> str:
     return f"{props[name][which]:.2f}" if name in props else "—"
 
@@ -180,6 +189,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     ]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sorted(rows, key=lambda r: (r["model"], r["material"], r["k"], r["variant"])):
+        reasons = blocking_reasons(r)
         groups = r["by_group"]
         worst = max(groups, key=lambda g: groups[g]["mae_after"] / groups[g]["mae_before"])
         ratio = groups[worst]["mae_after"] / groups[worst]["mae_before"]
@@ -193,7 +203,7 @@ def table(rows: list[dict[str, Any]]) -> str:
               for p in ("curvature_normal", "curvature_shear", "surface_slope")),
             "—" if r.get("ground_pressure_drift_GPa") is None else f"{r['ground_pressure_drift_GPa']:+.2f}",
             "—" if r.get("train_seconds") is None else f"{r['train_seconds']:.0f}",
-            "recommended" if r["recommended"] else "no: " + ", ".join(r["reasons"]),
+            "recommended" if not reasons else "no: " + ", ".join(reasons),
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -16,9 +16,10 @@ A correction is recommended unless a blocking reason applies:
 - ``no-energy-check``: an energy-fitted λ whose checked frames carry no energy differences;
 - ``group-worse`` (fits with many parameters: fine-tuned weights): a structure group of the held-out
   frames whose force MAE the correction raises beyond its bootstrap noise (the 95 % interval of the
-  change lies above 0, or starts at 0 exactly). A correction is only as good as its worst regime: a fine-tune that cuts the
-  pooled error by fixing hot frames can still break the elastic or surface frames, whose small forces
-  weigh little in the pooled MAE. For a global λ, which changes every group the same way, it is a warning;
+  change lies above 0, or starts at 0: :func:`group_worse`). A correction is only as good as its worst
+  regime: a fine-tune that cuts the pooled error by fixing hot frames can still break the elastic or
+  surface frames, whose small forces weigh little in the pooled MAE. For a global λ, which changes
+  every group the same way, it is a warning;
 - ``property-worse`` (fits with many parameters; a warning for a global λ): an energy-strain curvature
   ratio or the surface-energy slope of the calibration and held-out frames moved further from DFT than the
   bare model's (:mod:`softcalc.calibration.properties`);
@@ -322,12 +323,24 @@ def _worse_reasons(errors: dict[str, Any], errors_on: str, target: str) -> list[
     return reasons
 
 
+#: a change of a group's force MAE below this (eV/Å) is numerically zero (float32 models differ by ~1e-7)
+NUMERICAL_ZERO = 1e-5
+
+
+def group_worse(low: float, high: float) -> bool:
+    """Whether a group's 95 % interval of the MAE change (eV/Å) says it got worse beyond noise.
+
+    A lower end at 0 counts as worse: it comes from replicas that drew only frames the correction leaves
+    unchanged (symmetric strained cells whose forces are zero for either model), while every other replica
+    got worse.
+    """
+    return low >= -NUMERICAL_ZERO and high > NUMERICAL_ZERO
+
+
 def _group_reasons(errors: dict[str, Any], errors_on: str, blocking: bool) -> list[Reason]:
     """Structure groups whose force MAE rose beyond noise (only where there is more than one group)."""
     groups = errors.get("by_group", {})
-    # a lower bound of exactly 0 is no noise: it is the replicas that drew only frames the correction
-    # leaves unchanged (symmetric strained cells with zero forces), while the others all got worse
-    worse = {g: v for g, v in groups.items() if v["change_ci95"][0] >= 0 < v["change_ci95"][1]}
+    worse = {g: v for g, v in groups.items() if group_worse(*v["change_ci95"])}
     if len(groups) < 2 or not worse:
         return []
     listed = ", ".join(
