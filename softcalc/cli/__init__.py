@@ -1,4 +1,4 @@
-"""The ``softcalc`` command line. Each subcommand lives in its own module with a ``register``.
+"""The ``softcalc`` command line. Each subcommand lives in its own module with a ``register`` (COMMANDS).
 
 Exit codes (:func:`main`):
 
@@ -22,8 +22,13 @@ import traceback
 
 from softcalc.errors import SoftcalcError
 
-#: Subcommand modules under softcalc.cli, each defining ``register(subparsers)``.
-COMMANDS = ("models", "evaluate", "calibrate", "demo", "md", "phonons", "bench", "lammps_plugin", "hessian")
+#: Subcommand modules, each defining ``register(subparsers)``: the commands of softcalc.cli, and
+#: ``softcalc bench``, which lives with the benchmarks it runs (so nothing outside softcalc/bench imports it)
+COMMANDS = (
+    *(f"softcalc.cli.{name}" for name in ("models", "evaluate", "calibrate", "demo", "md", "phonons")),
+    "softcalc.bench.command",
+    *(f"softcalc.cli.{name}" for name in ("lammps_plugin", "hessian")),
+)
 #: exit codes of :func:`main`
 EXIT_BUG, EXIT_USER_ERROR, EXIT_INTERRUPTED = 1, 2, 130
 #: what to do about an OSError on a user's path, by errno
@@ -50,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"softcalc.cli.{name}").register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
