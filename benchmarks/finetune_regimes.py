@@ -42,7 +42,7 @@ from finetune_learning_curve import (  # the same random K frames as the learnin
 from softcalc import SoftCorrectedCalc
 from softcalc.calibration.frames import select_frames
 from softcalc.calibration.pipeline import calibrate
-from softcalc.calibration.properties import property_changes
+from softcalc.calibration.properties import property_changes, worse_properties
 from softcalc.calibration.verdict import group_worse
 from softcalc.data import ForceDataset
 from softcalc.energies import EnergyComparison
@@ -180,12 +180,13 @@ def _ratio(props: dict[str, Any], name: str, which: int) -> str:
 
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown, one row per model, material, K and variant: held-out force MAE and its drop, the worst
-    group change, the three property ratios bare -> corrected, the ground-state pressure drift, time and
-    the verdict."""
+    group change, the three property ratios bare -> corrected on the unseen frames and how many of them
+    moved away from DFT (beyond the verdict's tolerance), the ground-state pressure drift, time and the
+    verdict of ``calibrate`` (which judges properties on the calibration and held-out frames only)."""
     head = [
         "model", "material", "K", "variant", "force MAE bare → after (eV/Å)", "drop",
-        "worst group (after/before)", "curv. normal", "curv. shear", "γ slope", "ΔP ground (GPa)",
-        "train (s)", "verdict",
+        "worst group (after/before)", "curv. normal", "curv. shear", "γ slope", "unseen props worse",
+        "ΔP ground (GPa)", "train (s)", "verdict",
     ]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sorted(rows, key=lambda r: (r["model"], r["material"], r["k"], r["variant"])):
@@ -201,6 +202,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{worst} {ratio:.2f}",
             *(f"{_ratio(props, p, 0)} → {_ratio(props, p, 1)}"
               for p in ("curvature_normal", "curvature_shear", "surface_slope")),
+            str(len(worse_properties({r["material"]: props}))),
             "—" if r.get("ground_pressure_drift_GPa") is None else f"{r['ground_pressure_drift_GPa']:+.2f}",
             "—" if r.get("train_seconds") is None else f"{r['train_seconds']:.0f}",
             "recommended" if not reasons else "no: " + ", ".join(reasons),

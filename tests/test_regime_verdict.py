@@ -140,3 +140,14 @@ def test_a_group_worse_on_every_frame_but_the_unchanged_ones_is_worse() -> None:
     assert low == 0.0 < high
     verdict = judge(errors, heldout=True, supported=True, fit_metrics=before.metrics(), many_parameters=True)
     assert [r.code for r in verdict.reasons] == ["group-worse"]
+
+
+def test_frames_beyond_k_still_give_the_properties_when_test_data_are_separate(tmp_path: Path) -> None:
+    """With --test, the calibration data beyond the K fitted frames are neither fitted nor held out; the
+    strain series and slabs among them still give the property check."""
+    data = cu_dataset(tmp_path)
+    hot = data.select(lambda f: f.group == "AIMD-NVT")
+    r = calibrate(ScaledEMT(C), data, frames=2, test=hot, n_bootstrap=50).report
+    assert set(r.properties["Cu"]) == {"curvature_normal", "curvature_shear", "surface_slope"}
+    for before, after in r.properties["Cu"].values():
+        assert before == pytest.approx(C, rel=1e-6) and after == pytest.approx(C * r.scale, rel=1e-6)

@@ -65,11 +65,14 @@ class FrameSplit:
 
     Attributes:
         overlap: held-out frames dropped because they are identical to a calibration frame.
+        unused: frames of the calibration data beyond the K fitted when separate test data are given
+            (neither fitted nor held out; the property check still reads what they hold).
     """
 
     fit: list[ForceDataset]
     heldout: list[ForceDataset] = field(default_factory=list)
     overlap: int = 0
+    unused: list[ForceDataset] = field(default_factory=list)
 
 
 def as_datasets(data: DataLike) -> list[ForceDataset]:
@@ -208,8 +211,8 @@ def split_frames(
             split.fit.append(d)
         else:
             split.fit.append(d.subset(range(frames)))
-            if test is None:
-                split.heldout.append(d.subset(range(frames, len(d))))
+            rest = d.subset(range(frames, len(d)))
+            (split.heldout if test is None else split.unused).append(rest)
     if test is not None:
         split.heldout += [
             select_frames(d, keep.groups, "file", keep.temperature, keep.strain) for d in as_datasets(test)
@@ -226,4 +229,4 @@ def _drop_overlap(split: FrameSplit) -> FrameSplit:
     fitted = {key(f) for d in split.fit for f in d.frames}
     heldout = [d.select(lambda f: key(f) not in fitted) for d in split.heldout]
     overlap = sum(len(d) for d in split.heldout) - sum(len(d) for d in heldout)
-    return FrameSplit(split.fit, [d for d in heldout if len(d)], overlap)
+    return FrameSplit(split.fit, [d for d in heldout if len(d)], overlap, split.unused)

@@ -27,7 +27,7 @@ from ase.calculators.calculator import Calculator
 from softcalc.calibration import finetuning as _finetuning  # noqa: F401 - registers finetune and auto
 from softcalc.calibration.frames import ORDERS, DataLike, FrameFilter, FrameSplit, select_frames, split_frames
 from softcalc.calibration.methods import CalibrationData, CheckedFrames, Fit
-from softcalc.calibration.properties import property_changes
+from softcalc.calibration.properties import property_changes, property_frames
 from softcalc.calibration.registry import MethodOptions, check_target, method_names, method_spec
 from softcalc.calibration.report import CalibrationReport
 from softcalc.calibration.verdict import Verdict, energy_error_summary, error_summary, judge
@@ -88,10 +88,14 @@ def _energy_errors(
 
 
 def _property_changes(
-    fitted: Fit, split: FrameSplit, fit: EnergyComparison, held: EnergyComparison | None
+    calc: Calculator, fitted: Fit, split: FrameSplit, fit: EnergyComparison, held: EnergyComparison | None
 ) -> dict[str, dict[str, Any]]:
-    """Property ratios before/after on the calibration and held-out frames (empty without energies)."""
+    """Property ratios before/after on the calibration and held-out frames, and on the frames of the
+    calibration data beyond K that give properties (empty without energies)."""
     parts = [(split.fit, fit)] + ([(split.heldout, held)] if held is not None else [])
+    unused = property_frames(split.unused)
+    if unused:
+        parts.append((unused, compare_sets(calc, unused)[1]))
     after = [fitted.apply_energies(sets, energies) for sets, energies in parts]
     if any(a is None for a in after):
         return {}
@@ -187,7 +191,7 @@ def calibrate(
     checked = CheckedFrames(calc, sets, bare, lambda f: _energy_errors(f, split, fit_energy, held_energy))
     errors = error_summary(checked.bare, fitted.apply(checked.sets, checked.bare), n_bootstrap, seed)
     errors["energy"] = _energy_errors(fitted, split, fit_energy, held_energy)
-    properties = _property_changes(fitted, split, fit_energy, held_energy)
+    properties = _property_changes(calc, fitted, split, fit_energy, held_energy)
     fit_metrics = fit_bare.metrics()
     verdict = judge(
         errors,

@@ -26,6 +26,7 @@ import numpy as np
 from softcalc.data.dataset import ForceDataset, ForceFrame
 from softcalc.errors import DataError
 from softcalc.metrics import softening_scale
+from softcalc.properties import SURFACE_GROUP, is_ground_state, strain_mode
 from softcalc.properties.layout import (
     bulk_energy,
     curvature_fits,
@@ -84,6 +85,17 @@ def _material_properties(
         if len(gammas) == 3 and np.all(np.isfinite(gammas)):
             out["surface_slope"] = [softening_scale(g, gammas[0]) for g in gammas[1:]]
     return out
+
+
+def property_frames(sets: Sequence[ForceDataset]) -> list[ForceDataset]:
+    """The frames of ``sets`` that can give a property (strain-mode cells, ground states, slabs), for data
+    that are neither fitted nor held out but still hold a strain series or slabs."""
+
+    def gives(f: ForceFrame) -> bool:
+        slab, strained = SURFACE_GROUP in f.group.lower(), strain_mode(f.label) is not None
+        return f.energy is not None and (strained or slab or is_ground_state(f.group, f.label))
+
+    return [s for s in (d.select(gives) for d in sets) if len(s)]
 
 
 def property_changes(
