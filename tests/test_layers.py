@@ -2,9 +2,10 @@
 
 Every module of softcalc/ is parsed with :mod:`ast` (nothing is imported):
 
-- nothing outside softcalc/bench/ imports softcalc.bench (imports inside functions count; the
-  ``softcalc bench`` command lives in softcalc/bench/command.py and the CLI loads it from its registry of
-  command modules, :data:`softcalc.cli.COMMANDS`);
+- nothing outside softcalc/bench/ imports softcalc.bench (imports inside functions count). The one place
+  outside it that names bench is the CLI's registry of command modules, ``softcalc.cli.COMMANDS``, which
+  loads ``softcalc bench`` (softcalc/bench/command.py) by name; a test checks that it names nothing else
+  of bench;
 - no module imports a private name (``from softcalc.x import _name``) of another (inside functions too);
 - the module-level imports among softcalc modules (those under ``if TYPE_CHECKING:`` left out) form no
   cycle. An edge is the module an import statement names (``from softcalc.a import b`` names softcalc.a.b
@@ -160,3 +161,11 @@ def test_no_import_cycles() -> None:
     graph = import_graph()
     assert graph["softcalc.cli.phonons"] >= {"softcalc.phonons.comparison"}  # the graph sees real imports
     assert cycles(graph) == []
+
+
+def test_the_cli_registry_names_only_the_bench_command() -> None:
+    from softcalc.cli import COMMANDS
+
+    named = [m for m in COMMANDS if is_bench(m)]
+    assert named == ["softcalc.bench.command"], named
+    assert set(COMMANDS) <= set(MODULES)

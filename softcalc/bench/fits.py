@@ -14,7 +14,7 @@ from typing import Any
 
 from softcalc.calibration.pipeline import Calibration, calibrate
 from softcalc.data.dataset import ForceDataset
-from softcalc.errors import SoftcalcError
+from softcalc.errors import SettingsError, SoftcalcError
 from softcalc.model import ModelAdapter, ModelCalculator
 
 
@@ -30,6 +30,8 @@ def calibrate_or_skip(
     """λ fitted by :func:`calibrate` on ``data`` with ``test`` held out, or why it cannot be fitted."""
     try:
         return calibrate(calc, data, test=test, n_bootstrap=n_bootstrap, seed=seed, **kwargs)
+    except SettingsError:  # the benchmark's own options are wrong: a bug, not a property of the data
+        raise
     except SoftcalcError as exc:  # no frames of the group, no signal, no energies: a recorded skip
         return str(exc)
 

@@ -7,21 +7,23 @@ a single frame: below 15 frames every frame trains and the last epoch is kept, s
 :mod:`softcalc.finetune.training` for the rule on near-zero-force validation frames). Its default frame
 order is ``spread`` (:mod:`softcalc.calibration.frames`): K frames over the regimes the data label, since
 weights tuned on one regime (ten vacancy frames of mlearn Ge) move the others (elastic, surface) freely.
-The held-out check and the verdict are those of every other
-method: the tuned model's forces and energies on the held-out frames against the bare model's.
+The held-out check and the verdict are those of every other method: the tuned model's forces and
+energies on the held-out frames against the bare model's.
 
 :class:`Auto` (``auto``) splits the calibration frames the same way (at least two validation frames),
 fits every registered method the model can take (global λ, per-species λ_Z where the model has per-atom
-energies, fine-tuning) on the training part and ranks them on the validation part by their worst structure
-group (:func:`worst_group_ratio`: force MAE relative to the bare model's) and then by the pooled force MAE;
-the bare model competes too (ratio 1), so ``auto`` never picks a correction that validates worse than no
-correction in any regime of the validation frames. A
-scale method that wins is refitted on all calibration frames (its single number does not need a
-validation set); a fine-tune keeps the weights of its best validation epoch.
+energies, fine-tuning) on the training part (a fine-tune early-stops on frames of that part, never on
+the ranking frames) and ranks them on the validation part by their worst structure group
+(:func:`worst_group_ratio`: force MAE relative to the bare model's), then by the pooled force MAE. The
+bare model competes too (ratio 1), so ``auto`` never picks a correction that validates worse than no
+correction in any regime of the validation frames. A scale method that wins is refitted on all
+calibration frames (its single number does not need a validation set); a fine-tune keeps the weights it
+was fitted with on the training part.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -147,8 +149,8 @@ class TunedFit(Fit):
 
     def reasons(self, checks: dict[str, Any]) -> tuple[Reason, ...]:
         tune = self.summary["finetune"]
-        gain_checked = tune["n_usable_validation"] >= MIN_VALIDATION
-        found = [NO_GAIN if gain_checked and tune["best_epoch"] == 0 else None]
+        chosen_by_validation = tune["stopping"].startswith("best validation")
+        found = [NO_GAIN if chosen_by_validation and tune["best_epoch"] == 0 else None]
         forgetting = checks.get("forgetting")
         if forgetting:
             found += [ground_state_reason(forgetting), forgetting_reason(forgetting)]
@@ -285,10 +287,11 @@ class Auto(CalibrationMethod):
         train, val = validation_split(data.sets, rng, at_least=MIN_VALIDATION)
         train_bare, train_energy = compare_sets(calc, train, data.progress)
         val_bare, _ = compare_sets(calc, val, data.progress)
-        part = CalibrationData(calc, train, train_bare, data.progress, train_energy, validation=val)
+        # candidates never see the ranking frames: a fine-tune early-stops on frames of its own training part
+        part = CalibrationData(calc, train, train_bare, data.progress, train_energy)
         fits: dict[str, Fit | None] = {"none": None}
         for spec in methods():
-            if not spec.in_auto or not spec.available(calc):
+            if not spec.in_auto or "forces" not in spec.targets or not spec.available(calc):
                 continue
             try:
                 fits[spec.name] = spec.build(self.options).fit(part, n_bootstrap, rng)
@@ -323,7 +326,13 @@ def worst_group_ratio(bare: ForceComparison, candidate: ForceComparison) -> floa
     worse.
     """
     before, after = bare.by_group(), candidate.by_group()
-    return max(after[g].mae / before[g].mae if before[g].mae > 0 else 1.0 for g in before)
+
+    def ratio(g: str) -> float:
+        if before[g].mae > 0:
+            return after[g].mae / before[g].mae
+        return 1.0 if after[g].mae == 0 else math.inf  # a group the bare model gets exactly right
+
+    return max(ratio(g) for g in before)
 
 
 #: a method tunes the model's weights (a softcalc torch model)
@@ -335,8 +344,8 @@ def describe_finetune(report: CalibrationReport) -> list[str]:
     tune = report.parameters["finetune"]
     lines = [
         f"fine-tuned {tune['n_parameters']} parameters on {tune['n_train']} frame(s), "
-        f"{tune['n_validation']} for validation: best epoch {tune['best_epoch']} of "
-        f"{len(tune['loss_curve'])}, {tune['seconds']:.0f} s; {tune['stopping']}"
+        f"{tune['n_validation']} for validation: kept epoch {tune['best_epoch']} of "
+        f"{len(tune['loss_curve']) - 1}, {tune['seconds']:.0f} s; {tune['stopping']}"
         + (f"; {len(tune['replay'])} replay frames" if tune["replay"] else "")
     ]
     for row in report.checks.get("forgetting", {}).get("structures", []):

@@ -37,7 +37,7 @@ from softcalc.model import ModelCalculator
 ENERGY_DRIFT = 0.05
 #: flag a force drift (MAE of the force difference) above this (eV/Å)
 FORCE_DRIFT = 0.1
-#: block tuned weights that move a tuned element's ground-state pressure by more than this (GPa): with
+#: warn about tuned weights that move a tuned element's ground-state pressure by more than this (GPa): with
 #: bulk moduli of 75-260 GPa (Ge, Si, Mo) 1 GPa is a 0.4-1.3 % volume shift, the size of a functional's own
 #: lattice error (Li, 13 GPa, would move 8 %); a 10-frame CHGNet fine-tune on mlearn Ge moved it by 3.9 GPa
 GROUND_STATE_PRESSURE = 1.0
@@ -122,8 +122,9 @@ def ground_state_reason(check: dict[str, Any]) -> Reason | None:
     :data:`GROUND_STATE_PRESSURE` from the bare model (None when none did).
 
     A warning, not a block: without a DFT reference at that geometry the move may be a correction (the
-    bare model's equilibrium volume is off too); the verdict blocks a pressure moved away from DFT where
-    the data hold a DFT ground state.
+    bare model's equilibrium volume is off too). What the verdict checks against DFT near equilibrium
+    are the energy-strain curvatures and surface energies of the data's frames
+    (:mod:`softcalc.calibration.properties`), not the pressure.
     """
     moved = [
         r
@@ -138,8 +139,8 @@ def ground_state_reason(check: dict[str, Any]) -> Reason | None:
         False,
         f"the tuned weights moved the pressure of {listed} by more than {GROUND_STATE_PRESSURE:g} GPa "
         "from the bare model, so its equilibrium volume and elastic constants move with it. Check them "
-        "against DFT; include near-equilibrium frames (ground state, small strains) in the calibration "
-        "or held-out frames so the verdict can.",
+        "against DFT (strain and surface frames among the calibration or held-out data let the verdict check "
+        "curvatures and surface energies), or tune with --replay or --anchor to stay closer to the base.",
     )
 
 
@@ -157,5 +158,6 @@ def forgetting_reason(check: dict[str, Any]) -> Reason | None:
         False,
         f"the tuned weights moved the model on other chemistries beyond {1e3 * ENERGY_DRIFT:.0f} meV/atom or "
         f"{FORCE_DRIFT} eV/Å: {worst}. Use them for the tuned chemistry only (SoftCorrectedCalc warns "
-        "for other elements), or tune with --freeze all-but-readout or fewer --epochs to stay closer.",
+        "for other elements), or tune with --replay, --anchor, --freeze all-but-readout or fewer --epochs to "
+        "stay closer.",
     )

@@ -203,7 +203,9 @@ def split_frames(
     """
     keep = keep or FrameFilter()
     if frames is not None and frames < 1:
-        raise DataError("frames must be at least 1")
+        raise SettingsError(
+            f"frames = {frames}: at least one frame is fitted. Fix: give --frames >= 1 or omit it."
+        )
     split = FrameSplit([])
     for d in as_datasets(data):
         d = select_frames(d, keep.groups, keep.order, keep.temperature, keep.strain)

@@ -269,7 +269,7 @@ def _check_per_atom_energies(calc: Calculator, method: str) -> None:
     if not (isinstance(calc, ModelCalculator) and calc.model.supports_per_atom_energies):
         raise PerAtomEnergyNotSupportedError(
             f"{method} calibration needs a model with differentiable per-atom energies. "
-            "Fix: calibrate a global scale (method 'scale', i.e. omit per_species)."
+            "Fix: calibrate a global scale (--method scale; calibrate(method='scale'))."
         )
 
 

@@ -2,14 +2,18 @@
 
 :func:`calibrate` runs four steps, each in its own module:
 
-1. split frames (:mod:`softcalc.calibration.frames`): filter, order, fit K frames, hold out the rest
-   (held-out frames identical to calibration frames are dropped and counted);
-2. fit (:mod:`softcalc.calibration.methods`): a :class:`~softcalc.calibration.methods.CalibrationMethod`
-   (global λ on forces, energies or both; per-species λ_Z) fits the correction with a bootstrap
-   uncertainty;
+1. split frames (:mod:`softcalc.calibration.frames`): filter, order (the method's default order unless
+   one is given), fit K frames, hold out the rest (held-out frames identical to calibration frames are
+   dropped and counted);
+2. fit: the method registered under the name asked for (:mod:`softcalc.calibration.registry`): a global λ
+   on forces, energies or both, per-species λ_Z (:mod:`softcalc.calibration.methods`), fine-tuned weights
+   or ``auto`` (:mod:`softcalc.calibration.finetuning`), with a bootstrap uncertainty where it applies;
 3. verdict (:mod:`softcalc.calibration.verdict`): force and energy errors before/after on the held-out
-   frames and the reasons, as data, for recommending the correction or not (λ undetermined or outside
-   the physical range, held-out frames that are calibration frames, no support, a worse target);
+   frames, per structure group, the property ratios of the frames (:mod:`softcalc.calibration.properties`)
+   and the reasons, as data, for recommending the correction or not (λ undetermined or outside the
+   physical range, held-out frames that are calibration frames, no support, a worse target, a group or a
+   property made worse, tuned weights without held-out frames or without gain; the method's own checks,
+   such as the forgetting check);
 4. provenance (here): the correction records the model, data hashes, settings and the verdict.
 """
 
@@ -170,6 +174,10 @@ def calibrate(
             "Fix: use the default 1000 (or any positive number)."
         )
     check_target(target)
+    if per_species and method not in (None, "per-species"):
+        raise SettingsError(
+            f"per_species=True (--per-species) contradicts method {method!r}. Fix: give one of them."
+        )
     spec = method_spec(method or ("per-species" if per_species else "scale"))
     chosen_method = spec.build(MethodOptions(target, finetune))
     calc = load_model(model, device=device, dtype=dtype) if isinstance(model, (str, Path)) else model
@@ -187,6 +195,11 @@ def calibrate(
     held_bare, held_energy = compare_sets(calc, split.heldout, progress) if split.heldout else (None, None)
     data_in = CalibrationData(calc, split.fit, fit_bare, progress, fit_energy)
     fitted = chosen_method.fit(data_in, n_bootstrap, rng)
+    if spec.kind != "chosen" and fitted.kind != spec.kind:
+        raise SettingsError(
+            f"method {spec.name!r} is registered as giving {spec.kind!r} corrections but fitted a "
+            f"{fitted.kind!r} one. Fix: register it with kind={fitted.kind!r}."
+        )
     sets, bare = (split.heldout, held_bare) if held_bare is not None else (split.fit, fit_bare)
     checked = CheckedFrames(calc, sets, bare, lambda f: _energy_errors(f, split, fit_energy, held_energy))
     errors = error_summary(checked.bare, fitted.apply(checked.sets, checked.bare), n_bootstrap, seed)

@@ -165,4 +165,6 @@ def methods() -> Iterator[MethodSpec]:
 def check_target(target: str) -> None:
     """A :class:`SettingsError` for a target no method fits."""
     if target not in TARGETS:
-        raise SettingsError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+        raise SettingsError(
+            f"target must be one of {', '.join(TARGETS)}, not {target!r}. Fix: choose one of these."
+        )

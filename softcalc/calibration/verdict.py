@@ -63,8 +63,10 @@ class Reason:
     """One finding about a correction.
 
     Attributes:
-        code: stable identifier (``no-heldout``, ``heldout-overlap``, ``undetermined``, ``unphysical``,
-            ``not-supported``, ``worse``, ``weak-correlation``).
+        code: stable identifier: ``no-heldout``, ``heldout-overlap``, ``undetermined``, ``unphysical``,
+            ``not-supported``, ``worse``, ``forces-worse``, ``energy-worse``, ``no-energy-check``,
+            ``group-worse``, ``property-worse``, ``weak-correlation``; and the methods' own: ``no-gain``,
+            ``bare-best``, ``ground-state-moved``, ``forgetting``.
         blocking: the finding makes the correction not recommended.
         message: the explanation shown to the user, with the fix where there is one.
     """

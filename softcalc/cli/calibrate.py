@@ -8,7 +8,6 @@ from softcalc.calibration.pipeline import ORDERS, Calibration, calibrate
 from softcalc.calibration.registry import TARGETS, method_names, method_spec, methods
 from softcalc.cli.common import add_command, add_model_options, build_calculator, command_line
 from softcalc.cli.values import non_negative_float, non_negative_int, positive_float, positive_int
-from softcalc.errors import SettingsError
 from softcalc.fileio import check_outputs, write_json
 from softcalc.finetune.settings import PRESETS, FineTuneSettings
 
@@ -155,9 +154,6 @@ def run(args: argparse.Namespace) -> int:
     --temperature, --strain and --order), hold out the rest (or --test), report force and energy errors
     before/after, the λ uncertainty and warnings.
     """
-    method = args.method or ("per-species" if args.per_species else "scale")
-    if args.per_species and method != "per-species":
-        raise SettingsError(f"--per-species contradicts --method {method}. Fix: give one of them.")
     settings = _finetune_settings(args)
     outputs = {"--out": args.out, "--json": args.json, "--plot": args.plot}
     check_outputs(outputs, inputs=[*args.data, *(args.test or [])])
@@ -172,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         strain=args.strain,
         target=args.target,
-        method=method,
+        per_species=args.per_species,
+        method=args.method,
         finetune=settings,
         n_bootstrap=args.bootstrap,
         seed=args.seed,
@@ -198,10 +195,7 @@ def _finetune_settings(args: argparse.Namespace) -> FineTuneSettings:
     """The fine-tuning options given, over FineTuneSettings' defaults; invalid ones are a one-line error."""
     given = {name: getattr(args, name) for name, _, _ in TUNING_OPTIONS if getattr(args, name) is not None}
     given.update(seed=args.seed, device=args.device, refit_references=not args.no_refit_references)
-    try:
-        return FineTuneSettings.preset(args.preset, **given)
-    except ValueError as exc:
-        raise SettingsError(str(exc)) from None
+    return FineTuneSettings.preset(args.preset, **given)
 
 
 def _plot(calc, args: argparse.Namespace, result: Calibration) -> None:  # noqa: ANN001

@@ -28,8 +28,8 @@ The loop, on a deep copy of the adapter (the input adapter is left untouched):
 Which epoch is kept. A validation frame is *usable* when its DFT forces have an RMS of at least
 ``min_validation_force_rms`` (eV/Å); the others (a relaxed or strained cell with near-zero forces, whose
 force error cannot tell a softened model from a corrected one) count for the energy and stress part of
-the validation loss only. With fewer than two usable frames (none, or the one frame in ten the
-calibration keeps aside from ten frames) no epoch is chosen on validation: the last epoch is kept, and
+the validation loss only. With fewer than two usable frames (none, or one usable frame among
+near-zero-force ones) no epoch is chosen on validation: the last epoch is kept, and
 :attr:`TuneResult.stopping` says so. Otherwise the kept epoch is the one with the lowest validation loss
 among the epochs >= ``min_epochs`` and epoch 0, the refitted starting model: epoch 0 is kept only when
 no candidate epoch validates better (``best_epoch == 0``, "no gain"), so a fine-tune that harms the

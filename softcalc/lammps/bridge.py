@@ -85,7 +85,7 @@ class PairBridge:
         self.cutoff = float(info.cutoff)
         #: n_message_passing × cutoff in Å: the ghost shell of the decomposed path
         self.receptive_field = float(info.receptive_field)
-        self.has_per_atom_energies = "energies" in self.calc.base.implemented_properties
+        self.has_per_atom_energies = "energies" in self.calc.active.implemented_properties
         self._warned_virial = False
 
     def _virial_available(self, atoms: Atoms) -> bool:

@@ -76,8 +76,11 @@ def fingerprint(calculator: Calculator, atoms: Atoms) -> dict[str, Any]:
         c = calculator.correction
         refs = calculator.reference_energies
         species = sorted(set(atoms.get_chemical_symbols()))
+        parameters = c.parameters()
+        if c.kind == "finetune" and "weights_sha256" not in parameters and calculator.info is not None:
+            parameters["weights_sha256"] = calculator.info.weights_sha256  # tuned in memory, not saved yet
         record["correction"] = {
-            "kind": c.kind, **c.parameters(),
+            "kind": c.kind, **parameters,
             "reference_energies": {s: float(refs.get(s, 0.0)) for s in species},
         }
     return record
