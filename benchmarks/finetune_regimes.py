@@ -21,7 +21,8 @@ Variants (``--variants``, names from :data:`VARIANTS`): ``scale`` (one λ on for
 Usage:
     python benchmarks/finetune_regimes.py --models chgnet --materials Si,Ge,Li,Mo --ks 10 \
         --variants scale,naive,anchored --out bench_out/regimes
-``--table`` rewrites ``<out>/regimes.md`` from the JSON.
+Results: ``<out>/regimes.json``, ``<out>/regimes.md`` (table), ``<out>/regimes.png`` (property ratios);
+``--table`` rewrites the table and plot from the JSON.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from finetune_learning_curve import (  # the same random K frames as the learning curves
     draws,
     mlearn_cases,
@@ -145,10 +147,15 @@ def run(args: argparse.Namespace) -> None:
                 continue
             method, selection, overrides = VARIANTS[variant]
             picked = picked_indices(train, k, selection, args.seed)
+            # spread: the whole file with --frames K, as on the command line, so the verdict's property check
+            # also reads the strain cells and slabs beyond the K frames
+            data, frames = (train, {"frames": k, "order": "spread"}) if selection == "spread" else (
+                train.subset(picked), {})
             start = time.perf_counter()
             result = calibrate(
                 calc,
-                train.subset(picked),
+                data,
+                **frames,
                 test=test,
                 method=method,
                 finetune=settings_for(overrides, args.seed),
@@ -163,6 +170,7 @@ def run(args: argparse.Namespace) -> None:
             write_json(path, {"rows": rows})
             print(json.dumps({x: v for x, v in rows[-1].items() if x != "by_group"}), flush=True)
     (out / "regimes.md").write_text(table(rows))
+    plot(rows, out / "regimes.png")
     print(table(rows))
 
 
@@ -172,6 +180,40 @@ def blocking_reasons(r: dict[str, Any]) -> list[str]:
     worse = any(group_worse(*g["change_ci95"]) for g in r["by_group"].values())
     tuned = r.get("train_seconds") is not None
     return r["reasons"] + (["group-worse"] if tuned and worse and "group-worse" not in r["reasons"] else [])
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Property ratios model / DFT on the unseen frames, bare and per variant, one panel per model (the
+    dashed line is DFT); the held-out force-MAE drop of each variant in the legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from softcalc.plots import save_figure
+
+    models = sorted({r["model"] for r in rows})
+    fig, axes = plt.subplots(len(models), 1, figsize=(10, 3.4 * len(models)), squeeze=False)
+    for ax, model in zip(axes[:, 0], models):
+        mine = [r for r in rows if r["model"] == model]
+        labels = sorted({(r["material"], n) for r in mine for n in r["properties"]})
+        variants = sorted({r["variant"] for r in mine})
+        width = 0.8 / (len(variants) + 1)
+        x = np.arange(len(labels))
+        bare = {(r["material"], n): v[0] for r in mine for n, v in r["properties"].items()}
+        ax.bar(x - 0.4 + width / 2, [bare[k] for k in labels], width, color="grey", label="bare")
+        for j, variant in enumerate(variants, start=1):
+            chosen = [r for r in mine if r["variant"] == variant]
+            got = {(r["material"], n): v[1] for r in chosen for n, v in r["properties"].items()}
+            drops = [1 - r["force_mae"] / r["force_mae_bare"] for r in chosen]
+            ax.bar(x - 0.4 + (j + 0.5) * width, [got.get(k, np.nan) for k in labels], width,
+                   label=f"{variant} (force MAE drop, median {100 * np.median(drops):.0f} %)")  # fmt: skip
+        ax.axhline(1.0, color="k", ls="--", lw=0.8)
+        ticks = [f"{m} {n.replace('_', ' ')}" for m, n in labels]
+        ax.set_xticks(x, ticks, rotation=45, ha="right", fontsize=7)
+        ax.set(ylabel="model / DFT", title=f"{model}: properties of the frames the tuning did not see")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    save_figure(fig, path, dpi=120)
 
 
 def _ratio(props: dict[str, Any], name: str, which: int) -> str:
@@ -229,6 +271,7 @@ def main() -> None:
         return
     rows = json.loads((Path(args.out) / "regimes.json").read_text())["rows"]
     (Path(args.out) / "regimes.md").write_text(table(rows))
+    plot(rows, Path(args.out) / "regimes.png")
     print(table(rows))
 
 
