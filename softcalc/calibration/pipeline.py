@@ -96,19 +96,15 @@ def _property_changes(
 ) -> dict[str, dict[str, Any]]:
     """Property ratios before/after on the calibration and held-out frames, and on the frames of the
     calibration data beyond K that give properties (empty without energies)."""
+    if fitted.apply_energies(split.fit, fit) is None:  # a correction without energies (λ_Z)
+        return {}
     parts = [(split.fit, fit)] + ([(split.heldout, held)] if held is not None else [])
     unused = property_frames(split.unused)
     if unused:
         parts.append((unused, compare_sets(calc, unused)[1]))
-    after = [fitted.apply_energies(sets, energies) for sets, energies in parts]
-    if any(a is None for a in after):
-        return {}
-    return property_changes(
-        [d for sets, _ in parts for d in sets],
-        np.concatenate([e.dft for _, e in parts]),
-        np.concatenate([e.model for _, e in parts]),
-        np.concatenate([a.model for a in after]),
-    )
+    bare = EnergyComparison.merge([energies for _, energies in parts])
+    corrected = EnergyComparison.merge([fitted.apply_energies(sets, energies) for sets, energies in parts])
+    return property_changes([d for sets, _ in parts for d in sets], bare.dft, bare.model, corrected.model)
 
 
 def calibrate(
