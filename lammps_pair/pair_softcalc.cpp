@@ -38,7 +38,7 @@ PairSoftcalc::PairSoftcalc(LAMMPS *lmp) : Pair(lmp)
   one_coeff = 1;
   manybody_flag = 1;
   no_virial_fdotr_compute = 1;    // gather path: the virial comes from the model's stress
-  centroidstressflag = CENTROID_NOTAVAIL;
+  centroidstressflag = CENTROID_AVAIL;    // per-atom virials in the centroid form (softcalc.virial)
 }
 
 PairSoftcalc::~PairSoftcalc()
@@ -248,7 +248,7 @@ void PairSoftcalc::release_bridge()
    result = energy (eV) and virial xx yy zz xy xz yz (eV). Returns "" or the error. */
 std::string PairSoftcalc::evaluate(const std::vector<double> &positions, const std::vector<int> &types,
                                    std::vector<double> &forces, std::vector<double> &energies,
-                                   double result[7])
+                                   std::vector<double> &virials, double result[7])
 {
   if (bridge_ == nullptr) return "no model loaded: pair_coeff * * El1 El2 ... must succeed before a run";
   GilLock gil;
@@ -264,8 +264,11 @@ std::string PairSoftcalc::evaluate(const std::vector<double> &positions, const s
   PyObject *eng = Py_None;
   Ref eng_view(eflag_atom ? view(energies.data(), n * sizeof(double), true) : nullptr);
   if (eng_view) eng = eng_view.get();
-  Ref out(PyObject_CallMethod(static_cast<PyObject *>(bridge_), "compute", "OOOOOOi", pos.get(), typ.get(),
-                              cell.get(), pbc.get(), frc.get(), eng, vflag_global ? 1 : 0));
+  PyObject *vir = Py_None;
+  Ref vir_view(virials.empty() ? nullptr : view(virials.data(), virials.size() * sizeof(double), true));
+  if (vir_view) vir = vir_view.get();
+  Ref out(PyObject_CallMethod(static_cast<PyObject *>(bridge_), "compute", "OOOOOOiO", pos.get(), typ.get(),
+                              cell.get(), pbc.get(), frc.get(), eng, vflag_global ? 1 : 0, vir));
   if (out && !PyArg_ParseTuple(out.get(), "ddddddd", &result[0], &result[1], &result[2], &result[3],
                                &result[4], &result[5], &result[6]))
     PyErr_SetString(PyExc_TypeError, "PairBridge.compute must return 7 floats (energy, virial[6])");
@@ -276,7 +279,8 @@ std::string PairSoftcalc::evaluate(const std::vector<double> &positions, const s
    forces (3 * nall) and energies (nlocal, when eflag_atom) are filled. Returns "" or the error. */
 std::string PairSoftcalc::evaluate_cluster(const std::vector<double> &positions, const std::vector<int> &types,
                                            int nlocal, std::vector<double> &forces,
-                                           std::vector<double> &energies, double &energy)
+                                           std::vector<double> &energies, std::vector<double> &virials,
+                                           double &energy)
 {
   if (bridge_ == nullptr) return "no model loaded: pair_coeff * * El1 El2 ... must succeed before a run";
   GilLock gil;
@@ -287,8 +291,11 @@ std::string PairSoftcalc::evaluate_cluster(const std::vector<double> &positions,
   PyObject *eng = Py_None;
   Ref eng_view(eflag_atom ? view(energies.data(), nlocal * sizeof(double), true) : nullptr);
   if (eng_view) eng = eng_view.get();
-  Ref out(PyObject_CallMethod(static_cast<PyObject *>(bridge_), "compute_local", "OOiOO", pos.get(), typ.get(),
-                              nlocal, frc.get(), eng));
+  PyObject *vir = Py_None;
+  Ref vir_view(virials.empty() ? nullptr : view(virials.data(), virials.size() * sizeof(double), true));
+  if (vir_view) vir = vir_view.get();
+  Ref out(PyObject_CallMethod(static_cast<PyObject *>(bridge_), "compute_local", "OOiOOO", pos.get(), typ.get(),
+                              nlocal, frc.get(), eng, vir));
   if (out) energy = PyFloat_AsDouble(out.get());
   return SoftcalcPython::take_error();
 }
@@ -296,10 +303,6 @@ std::string PairSoftcalc::evaluate_cluster(const std::vector<double> &positions,
 void PairSoftcalc::compute(int eflag, int vflag)
 {
   ev_init(eflag, vflag);
-  if (vflag_atom && !warned_vatom_ && comm->me == 0)
-    error->warning(FLERR, "pair_style softcalc gives no per-atom virial: compute stress/atom reads zeros "
-                          "(the global virial and pressure are exact)");
-  warned_vatom_ = warned_vatom_ || vflag_atom;
   if (decompose_)
     compute_decomposed();
   else
@@ -311,19 +314,36 @@ void PairSoftcalc::compute_decomposed()
 {
   const int nlocal = atom->nlocal, nall = nlocal + atom->nghost;
   std::vector<double> positions(3 * nall), forces(3 * nall, 0.0), energies(eflag_atom ? nlocal : 0, 0.0);
+  std::vector<double> virials(vflag_atom || cvflag_atom ? 9 * nall : 0, 0.0);
   std::vector<int> types(atom->type, atom->type + nall);
   for (int i = 0; i < nall; i++)
     for (int k = 0; k < 3; k++) positions[3 * i + k] = atom->x[i][k] - domain->boxlo[k];
   double energy = 0.0;
-  fail_all_if(nlocal > 0 ? evaluate_cluster(positions, types, nlocal, forces, energies, energy) : "");
+  fail_all_if(nlocal > 0 ? evaluate_cluster(positions, types, nlocal, forces, energies, virials, energy) : "");
 
   double **f = atom->f;
   for (int i = 0; i < nall; i++)    // ghost forces reach their owners through reverse communication
     for (int k = 0; k < 3; k++) f[i][k] += forces[3 * i + k];
   if (eflag_atom)
     for (int i = 0; i < nlocal; i++) eatom[i] += energies[i];
+  if (!virials.empty()) tally_atom_virials(virials.data(), nall, nullptr);    // ghosts: reverse-communicated
   if (eflag_global) eng_vdwl += energy;
   if (vflag_fdotr) virial_fdotr_compute();
+}
+
+/* per-atom virials (9 per atom: xx yy zz xy xz yz yx zx zy, eV) into vatom (symmetrised) and cvatom;
+   atom i reads row index[i] (row i when index is null) */
+void PairSoftcalc::tally_atom_virials(const double *rows, int n, const tagint *index)
+{
+  for (int i = 0; i < n; i++) {
+    const double *w = rows + 9 * (index ? index[i] : i);
+    if (vflag_atom) {
+      for (int k = 0; k < 3; k++) vatom[i][k] += w[k];
+      for (int k = 3; k < 6; k++) vatom[i][k] += 0.5 * (w[k] + w[k + 3]);
+    }
+    if (cvflag_atom)
+      for (int k = 0; k < 9; k++) cvatom[i][k] += w[k];
+  }
 }
 
 /* all atoms on rank 0, ordered by atom ID; results broadcast */
@@ -360,7 +380,9 @@ void PairSoftcalc::compute_gathered()
               MPI_DOUBLE, 0, world);
 
   // rank 0: order by atom ID (IDs must be 1..N), evaluate the model
+  const bool atom_virials = vflag_atom || cvflag_atom;
   std::vector<double> forces(3 * ntotal, 0.0), energies(eflag_atom ? ntotal : 0, 0.0);
+  std::vector<double> virials(atom_virials ? 9 * ntotal : 0, 0.0);
   double result[7] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
   std::string failure;
   if (me == 0) {
@@ -375,19 +397,25 @@ void PairSoftcalc::compute_gathered()
       types[id - 1] = type_all[i];
       for (int k = 0; k < 3; k++) positions[3 * (id - 1) + k] = x_all[3 * i + k] - domain->boxlo[k];
     }
-    if (failure.empty()) failure = evaluate(positions, types, forces, energies, result);
+    if (failure.empty()) failure = evaluate(positions, types, forces, energies, virials, result);
   }
   fail_all_if(failure);
 
   MPI_Bcast(result, 7, MPI_DOUBLE, 0, world);
   MPI_Bcast(forces.data(), 3 * ntotal, MPI_DOUBLE, 0, world);
   if (eflag_atom) MPI_Bcast(energies.data(), ntotal, MPI_DOUBLE, 0, world);
+  if (atom_virials) MPI_Bcast(virials.data(), 9 * ntotal, MPI_DOUBLE, 0, world);
 
   double **f = atom->f;
   for (int i = 0; i < nlocal; i++) {
     const tagint id = atom->tag[i] - 1;
     for (int k = 0; k < 3; k++) f[i][k] += forces[3 * id + k];
     if (eflag_atom) eatom[i] += energies[id];
+  }
+  if (atom_virials) {
+    std::vector<tagint> rows(nlocal);
+    for (int i = 0; i < nlocal; i++) rows[i] = atom->tag[i] - 1;
+    tally_atom_virials(virials.data(), nlocal, rows.data());
   }
   if (me == 0) {    // global tallies are summed over ranks: count them once
     if (eflag_global) eng_vdwl += result[0];

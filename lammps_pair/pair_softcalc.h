@@ -14,7 +14,12 @@
    non-periodic cluster, weighting per-atom energies by the correction's lambda for local atoms and 0
    for ghosts. Forces on ghosts are summed onto their owners by LAMMPS (needs newton pair on); the
    virial is sum r_i . f_i over local and ghost atoms (fdotr). Needs a model with per-atom energies;
-   other models fall back to the gather path with a warning. */
+   other models fall back to the gather path with a warning.
+
+   Per-atom virials (compute stress/atom, centroid/stress/atom, heat/flux) are the centroid virials
+   W_i = sum_j r_ij (x) f_ij of softcalc.virial: on the decomposed path from the local + ghost cluster
+   (ghost rows are summed onto their owners by the computes' reverse communication), on the gather
+   path from the box unfolded to one receptive field on rank 0 (costly: use decompose yes). */
 
 #ifndef SOFTCALC_PAIR_SOFTCALC_H
 #define SOFTCALC_PAIR_SOFTCALC_H
@@ -50,7 +55,6 @@ class PairSoftcalc : public Pair {
   double model_cutoff_ = 0.0;           // Å, the model's cutoff (the gather path's pair cutoff)
   double receptive_field_ = 0.0;        // Å, n_message_passing * cutoff (the decomposed ghost shell)
   void *bridge_ = nullptr;    // PyObject *: softcalc.lammps.bridge.PairBridge (rank 0; all ranks decomposed)
-  bool warned_vatom_ = false;
 
   void allocate();
   void check_units();
@@ -62,10 +66,11 @@ class PairSoftcalc : public Pair {
   void compute_decomposed();
   std::string evaluate(const std::vector<double> &positions, const std::vector<int> &types,
                        std::vector<double> &forces, std::vector<double> &energies,
-                       double result[7]);
+                       std::vector<double> &virials, double result[7]);
   std::string evaluate_cluster(const std::vector<double> &positions, const std::vector<int> &types,
                                int nlocal, std::vector<double> &forces, std::vector<double> &energies,
-                               double &energy);
+                               std::vector<double> &virials, double &energy);
+  void tally_atom_virials(const double *rows, int n, const tagint *index);
 };
 
 }    // namespace LAMMPS_NS

@@ -46,6 +46,7 @@ def energy_derivatives(
     positions: Sequence[torch.Tensor],
     strains: Sequence[torch.Tensor],
     create_graph: bool = False,
+    retain_graph: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """F = -∂E/∂R and ∂E/∂ε of a batch from one backward pass of its scalar ``energy`` (eV), as tensors.
 
@@ -57,6 +58,7 @@ def energy_derivatives(
             (3, 3) per structure; empty for no stress.
         create_graph: keep the graph of the derivatives, so that a loss on forces or stress can be
             differentiated by the model's parameters.
+        retain_graph: keep the graph of ``energy`` for further derivatives (default: ``create_graph``).
 
     Returns:
         forces ((N, 3), eV/Å) and ∂E/∂ε ((B, 3, 3), eV; None without strains).
@@ -64,7 +66,11 @@ def energy_derivatives(
     import torch
 
     grads = torch.autograd.grad(
-        energy, [*positions, *strains], materialize_grads=True, create_graph=create_graph
+        energy,
+        [*positions, *strains],
+        materialize_grads=True,
+        create_graph=create_graph,
+        retain_graph=retain_graph,
     )
     forces = -torch.cat([g.reshape(-1, 3) for g in grads[: len(positions)]])
     if not strains:
@@ -89,6 +95,7 @@ def forces_and_stress(
     positions: Sequence[torch.Tensor],
     strains: Sequence[torch.Tensor],
     volumes: Sequence[float | None],
+    retain_graph: bool = False,
 ) -> tuple[np.ndarray, list[np.ndarray | None]]:
     """Forces and per-structure stress of a batch from one backward pass of its scalar ``energy`` (eV).
 
@@ -99,10 +106,55 @@ def forces_and_stress(
         F = -∂E/∂R ((N, 3), eV/Å) and, per structure, σ = (1/V) ∂E/∂ε (Voigt (6,), eV/Å³) or None (no
         strains, or not 3D periodic).
     """
-    forces, grad_strain = energy_derivatives(energy, positions, strains)
+    forces, grad_strain = energy_derivatives(energy, positions, strains, retain_graph=retain_graph)
     forces_np = forces.detach().cpu().double().numpy()
     if grad_strain is None:
         return forces_np, [None] * len(volumes)
     grad_strain = grad_strain.detach().cpu().double()
     stress = voigt_stresses(grad_strain, grad_strain.new_tensor([v or 1.0 for v in volumes])).numpy()
     return forces_np, [None if v is None else s for s, v in zip(stress, volumes)]
+
+
+def centroid_virials(
+    site_energies: torch.Tensor,
+    positions: Sequence[torch.Tensor],
+    forces: np.ndarray,
+    owner: torch.Tensor,
+) -> np.ndarray:
+    """Per-atom virials W_i^ab = Σ_j (r_j - r_i)^a ∂U_j/∂r_i^b (eV) of non-periodic structures.
+
+    This is the centroid form: every atom's energy U_j is shared out to the atoms it depends on, so
+    many-body models get the per-atom virial that the heat flux of Green-Kubo needs (LAMMPS
+    ``centroid/stress/atom``; for a pair potential it is LAMMPS' ½ Σ_j r_ij ⊗ f_ij). Three backward
+    passes beyond the forces' give it: with G_a = Σ_j x_j^a U_j (x_j held constant),
+    W_i^ab = x_i^a F_i^b + ∂G_a/∂x_i^b. Σ_i W_i = Σ_i r_i ⊗ F_i, the virial of the structure.
+    Positions are taken relative to each structure's centroid (any origin gives the same W_i).
+
+    Args:
+        site_energies: (N,) U_j in eV, the (weighted) per-atom energies whose sum the forces came from;
+            the graph must still be held (``retain_graph``).
+        positions: the position tensors (Å) of the batch, as in :func:`energy_derivatives`. Each
+            structure must be non-periodic: for a periodic cell ∂U_j/∂r_i sums the images of i.
+        forces: (N, 3) F = -∂(Σ U_j)/∂R in eV/Å.
+        owner: (N,) index of each atom's structure.
+
+    Returns:
+        (N, 3, 3) W_i, first index the position component a, second the force component b.
+    """
+    import torch
+
+    x = torch.cat([p.detach().reshape(-1, 3) for p in positions]).to(site_energies.dtype)
+    count = torch.zeros(int(owner.max()) + 1, dtype=x.dtype, device=x.device).index_add(
+        0, owner, torch.ones_like(x[:, 0])
+    )
+    center = torch.zeros(len(count), 3, dtype=x.dtype, device=x.device).index_add(0, owner, x)
+    rel = x - (center / count[:, None])[owner]
+    rows = []
+    for a in range(3):
+        grads = torch.autograd.grad(
+            (rel[:, a] * site_energies).sum(), list(positions), materialize_grads=True, retain_graph=a < 2
+        )
+        rows.append(torch.cat([g.reshape(-1, 3) for g in grads]))
+    d_g = torch.stack(rows, dim=1).detach().cpu().double().numpy()
+    rel_np = rel.detach().cpu().double().numpy()
+    return rel_np[:, :, None] * np.asarray(forces)[:, None, :] + d_g

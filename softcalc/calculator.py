@@ -78,10 +78,14 @@ class SoftCorrectedCalc(CheckedCalculator):
         CorrectionFileError: a fine-tuned correction whose weights file is missing or altered; a
             ``scale`` (or manual correction) outside [0.1, 10], not finite or not positive.
 
-    Units: energy eV, forces eV/Å, stress eV/Å³, per-atom energies eV.
+    Per-atom stresses (``atoms.get_stresses()``, 3D-periodic cells, models with per-atom energies) are
+    the centroid virials of :mod:`softcalc.virial`, computed on request only: they cost one evaluation
+    of the cell unfolded to one receptive field. They sum to the stress.
+
+    Units: energy eV, forces eV/Å, stress and per-atom stresses eV/Å³, per-atom energies eV.
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies", "stresses"]
 
     def __init__(
         self,
@@ -165,9 +169,30 @@ class SoftCorrectedCalc(CheckedCalculator):
             )
         return np.array([self.reference_energies.get(s, 0.0) for s in symbols])
 
+    @property
+    def receptive_field(self) -> float:
+        """Å: how far an atom's energy reaches (message-passing steps × cutoff) in the running model.
+
+        Raises:
+            PerAtomEnergyNotSupportedError: a foreign ASE calculator, whose reach is unknown.
+        """
+        if self.info is None:
+            raise PerAtomEnergyNotSupportedError(
+                f"{type(self.active).__name__} is not a softcalc model: its receptive field and per-atom "
+                "energies are unknown, so per-atom stresses cannot be computed."
+            )
+        return float(self.info.receptive_field)
+
     def evaluate(self, atoms: Atoms, properties: Sequence[str], changes: Sequence[str]) -> dict[str, Any]:
-        if "stress" in properties and not atoms.pbc.all():
+        if ("stress" in properties or "stresses" in properties) and not atoms.pbc.all():
             raise PropertyNotImplementedError("stress needs a 3D periodic cell")
+        if "stresses" in properties:
+            from softcalc.virial import per_atom_virials  # the image cluster: only when asked for
+
+            if self.correction.kind == "finetune":
+                self._warn_untuned(atoms.get_chemical_symbols())
+            res = per_atom_virials(self, atoms)
+            return {key: res[key] for key in ("energy", "forces", "energies", "stress", "stresses")}
         wanted = {"energy", "forces", *properties} - {"free_energy"}
         if atoms.pbc.all() and "stress" in self.active.implemented_properties:
             wanted.add("stress")  # computed with the forces at no extra model call; cached for get_stress
@@ -238,7 +263,11 @@ class SoftCorrectedCalc(CheckedCalculator):
         return self.local_energy(atoms, compute_stress="stress" in wanted)
 
     def local_energy(
-        self, atoms: Atoms, owned: np.ndarray | None = None, compute_stress: bool = False
+        self,
+        atoms: Atoms,
+        owned: np.ndarray | None = None,
+        compute_stress: bool = False,
+        virials: bool = False,
     ) -> dict[str, Any]:
         """Corrected energy of the atoms flagged ``owned``, differentiated with respect to every atom.
 
@@ -251,10 +280,13 @@ class SoftCorrectedCalc(CheckedCalculator):
             atoms: the structure or cluster (a ghost-shell cluster is non-periodic).
             owned: (N,) bool, the atoms whose energy counts; default all.
             compute_stress: also return the stress (periodic cells only).
+            virials: also return the per-atom virials (non-periodic ``atoms`` only, see
+                :func:`softcalc.autograd.centroid_virials`).
 
         Returns:
             ``energy`` (eV), ``forces`` ((N, 3) eV/Å, on owned and ghost atoms), ``energies``
-            ((N,) eV, corrected per-atom energies, zero for atoms not owned) and ``stress`` (eV/Å³).
+            ((N,) eV, corrected per-atom energies, zero for atoms not owned), ``stress`` (eV/Å³) and
+            ``virials`` ((N, 3, 3) eV: W_i^ab = Σ_j (r_j - r_i)^a ∂E'_j/∂r_i^b, ghosts included).
 
         Raises:
             PerAtomEnergyNotSupportedError: the model gives no differentiable per-atom energies.
@@ -274,7 +306,9 @@ class SoftCorrectedCalc(CheckedCalculator):
         mask = np.ones(len(atoms), dtype=bool) if owned is None else np.asarray(owned, dtype=bool)
         lam = self.correction.atom_scales(symbols)
         mu = self._anchors(symbols) if np.any(lam != 1.0) else np.zeros(len(atoms))
-        res = model.weighted_energy(atoms, np.where(mask, lam, 0.0), compute_stress=compute_stress)
+        res = model.weighted_energy(
+            atoms, np.where(mask, lam, 0.0), compute_stress=compute_stress, virials=virials
+        )
         shift = np.where(mask, mu * (1.0 - lam), 0.0)
         out: dict[str, Any] = {
             "energy": float(shift.sum() + res["energy"]),
@@ -283,6 +317,8 @@ class SoftCorrectedCalc(CheckedCalculator):
         }
         if compute_stress and "stress" in res:
             out["stress"] = np.asarray(res["stress"])
+        if virials:
+            out["virials"] = np.asarray(res["virials"])
         return out
 
     def _warn_untuned(self, symbols: Sequence[str]) -> None:

@@ -86,13 +86,15 @@ class ModelAdapter(ABC):
         return [self.compute(atoms, properties) for atoms in structures]
 
     def weighted_energy(
-        self, atoms: Atoms, atom_weights: np.ndarray, compute_stress: bool = True
+        self, atoms: Atoms, atom_weights: np.ndarray, compute_stress: bool = True, virials: bool = False
     ) -> dict[str, Any]:
         """Differentiate a weighted sum of per-atom energies.
 
         With per-atom energies e_i and weights w_i, returns ``energy`` = Σ w_i e_i (eV),
         ``forces`` = -∂/∂R of it ((N, 3) eV/Å), ``stress`` = (1/V) ∂/∂ε of it ((6,) eV/Å³, when
-        requested and periodic) and ``energies`` = e_i ((N,) eV, unweighted).
+        requested and periodic), ``energies`` = e_i ((N,) eV, unweighted) and, when ``virials`` (a
+        non-periodic ``atoms`` only), ``virials``: the per-atom virials of Σ w_i e_i ((N, 3, 3) eV,
+        :func:`softcalc.autograd.centroid_virials`).
         """
         raise PerAtomEnergyNotSupportedError(
             f"model {self.info.name} ({self.info.family}) does not expose differentiable per-atom "

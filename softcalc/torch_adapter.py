@@ -47,8 +47,9 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 from ase import Atoms
+from ase.calculators.calculator import PropertyNotImplementedError
 
-from softcalc.autograd import forces_and_stress
+from softcalc.autograd import centroid_virials, forces_and_stress
 from softcalc.errors import SoftcalcError
 from softcalc.model import ModelAdapter, atom_batches
 from softcalc.structure import check_structure
@@ -290,13 +291,21 @@ class TorchAdapter(ModelAdapter):
         properties: Sequence[str],
     ) -> list[dict[str, Any]]:
         """``energy`` Σ w_i e_i, ``forces``, ``stress`` (3D-periodic cells, when requested) and
-        ``energies`` e_i (when requested) of ``structures`` in one forward and one backward pass.
+        ``energies`` e_i (when requested) of ``structures`` in one forward and one backward pass;
+        ``virials`` (when requested, non-periodic structures only) the per-atom virials of Σ w_i e_i
+        (:func:`softcalc.autograd.centroid_virials`, three more backward passes).
 
         e_i includes :meth:`energies_outside`. ``weights`` holds one (n_k,) array per structure; None
         weighs every atom 1.
         """
+        virials = "virials" in properties
         for atoms in structures:
             check_structure(atoms, self.info)
+            if virials and atoms.pbc.any():
+                raise PropertyNotImplementedError(
+                    "per-atom virials are computed on non-periodic clusters; for a periodic cell use "
+                    "softcalc.virial.per_atom_virials, which builds the cluster of its images"
+                )
         volumes = [atoms.get_volume() if atoms.pbc.all() else None for atoms in structures]
         stress = "stress" in properties and any(v is not None for v in volumes)
         n_atoms = [len(atoms) for atoms in structures]
@@ -304,8 +313,14 @@ class TorchAdapter(ModelAdapter):
         with torch.enable_grad():
             forward, outside = self._energies(structures, stress)
             e = _plus(forward.energies, outside)
-            objective = (torch.as_tensor(w, dtype=e.dtype, device=e.device) * e).sum()
-            forces, stresses = forces_and_stress(objective, forward.positions, forward.strains, volumes)
+            site = torch.as_tensor(w, dtype=e.dtype, device=e.device) * e
+            forces, stresses = forces_and_stress(
+                site.sum(), forward.positions, forward.strains, volumes, retain_graph=virials
+            )
+            if virials:
+                atom_virials = centroid_virials(
+                    site, forward.positions, forces, _owners(structures, e.device)
+                )
         energies, totals = _reported_energies(structures, forward.energies, outside, w)
         results = []
         start = 0
@@ -313,6 +328,8 @@ class TorchAdapter(ModelAdapter):
             res: dict[str, Any] = {"energy": float(totals[k]), "forces": forces[start : start + n]}
             if "energies" in properties:
                 res["energies"] = energies[start : start + n]
+            if virials:
+                res["virials"] = atom_virials[start : start + n]
             if stresses[k] is not None:
                 res["stress"] = stresses[k]
             results.append(res)
@@ -335,12 +352,18 @@ class TorchAdapter(ModelAdapter):
         return results
 
     def weighted_energy(
-        self, atoms: Atoms, atom_weights: np.ndarray, compute_stress: bool = True
+        self, atoms: Atoms, atom_weights: np.ndarray, compute_stress: bool = True, virials: bool = False
     ) -> dict[str, Any]:
         if not self.supports_per_atom_energies:
-            return super().weighted_energy(atoms, atom_weights, compute_stress)
+            return super().weighted_energy(atoms, atom_weights, compute_stress, virials)
         weights = np.asarray(atom_weights, dtype=float)
         if weights.shape != (len(atoms),):
             raise ValueError(f"atom_weights must have shape ({len(atoms)},), got {weights.shape}")
-        properties = ["energy", "forces", "energies", *(["stress"] if compute_stress else [])]
+        properties = [
+            "energy",
+            "forces",
+            "energies",
+            *(["stress"] if compute_stress else []),
+            *(["virials"] if virials else []),
+        ]
         return self._evaluate([atoms], [weights], properties)[0]

@@ -39,12 +39,18 @@ BAR_TO_GPA = 1e-4
 
 @dataclass
 class Result:
-    """Energy (eV), forces (N, 3) eV/Å and per-atom energies (N,) eV in atom order, pressure tensor in GPa."""
+    """Energy (eV), forces (N, 3) eV/Å and per-atom energies (N,) eV in atom order, pressure tensor in GPa.
+
+    With ``stress_atom``: the virial part of ``compute stress/atom`` (N, 6) in eV (LAMMPS order xx yy
+    zz xy xz yz, pressure × volume), and -3PV (eV) from the virial part of the pressure.
+    """
 
     energy: float
     forces: np.ndarray
     energies: np.ndarray
     pressure: np.ndarray  # xx yy zz yz xz xy
+    stress_atom: np.ndarray | None = None
+    minus_3pv: float | None = None
 
 
 @pytest.fixture(scope="module")
@@ -114,20 +120,27 @@ def run_lmp(
     plugin: Path,
     nprocs: int = 1,
     processors: str | None = None,
+    stress_atom: bool = False,
     **options: object,
 ) -> Result:
     """Run the `lmp` executable (under mpirun for nprocs > 1); the plugin loads from LAMMPS_PLUGIN_PATH.
 
-    ``processors``: a processor grid ("2 1 1") set before the box is read.
+    ``processors``: a processor grid ("2 1 1") set before the box is read; ``stress_atom``: also
+    read ``compute stress/atom`` (virial part) and the virial pressure.
     """
-    values = " ".join(f"$({key}:%.12g)" for key in THERMO)
+    keys = [*THERMO, *(["c_pv", "vol"] if stress_atom else [])]
+    values = " ".join(f"$({key}:%.15g)" for key in keys)
     commands = script(tmp_path / "data.lmp", atoms, model, None, **options)
+    per_atom = ["compute sa all stress/atom NULL virial", "compute pv all pressure NULL virial"]
+    columns = " c_sa[1] c_sa[2] c_sa[3] c_sa[4] c_sa[5] c_sa[6]" if stress_atom else ""
     lines = [
         *commands[:1],
         *([f"processors {processors}"] if processors else []),
-        *commands[1:],
+        *commands[1:-1],
+        *(per_atom if stress_atom else []),
+        commands[-1],
         f'print "RESULT {values}"',
-        "write_dump all custom forces.dump id fx fy fz c_pe modify sort id format float %.15g",
+        f"write_dump all custom forces.dump id fx fy fz c_pe{columns} modify sort id format float %.15g",
     ]
     (tmp_path / "in.lmp").write_text("\n".join(lines) + "\n")
     env = plugin_environment(plugin)
@@ -140,9 +153,13 @@ def run_lmp(
     assert grid is not None and np.prod([int(g) for g in grid.groups()]) == nprocs
     if processors:
         assert " ".join(grid.groups()) == processors
-    values = [float(v) for v in proc.stdout.split("RESULT ")[-1].split()[: len(THERMO)]]
+    values = [float(v) for v in proc.stdout.split("RESULT ")[-1].split()[: len(keys)]]
     dump = np.loadtxt(tmp_path / "forces.dump", skiprows=9)
-    return Result(values[0], dump[:, 1:4], dump[:, 4], np.array(values[1:]) * BAR_TO_GPA)
+    pressure = np.array(values[1 : len(THERMO)]) * BAR_TO_GPA
+    if not stress_atom:
+        return Result(values[0], dump[:, 1:4], dump[:, 4], pressure)
+    minus_3pv = -3.0 * values[-2] * values[-1] * units.bar
+    return Result(values[0], dump[:, 1:4], dump[:, 4], pressure, dump[:, 5:11] * units.bar, minus_3pv)
 
 
 def assert_lammps_error(plugin: Path, commands: list[str], message: str) -> None:
@@ -242,11 +259,38 @@ def test_toy_decomposed_lmp(
 
 @pytest.mark.parametrize("nprocs", [1, 2])
 def test_mace_decomposed_lmp(tmp_path: Path, plugin: Path, nprocs: int) -> None:
+    """Many-body model split between ranks; its per-atom virials sum to the virial pressure."""
     if not MACE_SWA.is_file():
         pytest.skip(f"{MACE_SWA} not found")
     gst = ase.io.read(MODEL_DIR / "mace" / "validate.xyz", index=0)  # Ge2Sb2Te5, 81 atoms, triclinic
-    got = run_lmp(tmp_path, gst, str(MACE_SWA), plugin, nprocs, scale=1.2, decompose=True)
+    got = run_lmp(tmp_path, gst, str(MACE_SWA), plugin, nprocs, stress_atom=True, scale=1.2, decompose=True)
     assert_agree(got, reference(gst, str(MACE_SWA), scale=1.2), len(gst))
+    assert got.stress_atom is not None and got.minus_3pv is not None
+    assert abs(got.stress_atom[:, :3].sum() - got.minus_3pv) <= 1e-6 * abs(got.minus_3pv)
+
+
+@pytest.mark.parametrize(
+    ("nprocs", "processors", "decompose"),
+    [(1, None, False), (2, "2 1 1", False), (2, "2 1 1", True), (3, "1 3 1", True)],
+    ids=["gathered-1", "gathered-2", "decomposed-2", "decomposed-3"],
+)
+def test_per_atom_virials_sum_to_the_pressure_and_equal_ase_stresses(
+    tmp_path: Path, plugin: Path, sige_triclinic: Atoms, nprocs: int, processors: str | None, decompose: bool
+) -> None:
+    """compute stress/atom: Σ_i = -3PV, and each atom's equals SoftCorrectedCalc's per-atom stress × V."""
+    path = tmp_path / "sige.json"
+    Correction(species_scales={"Si": 1.1, "Ge": 1.25}).save(path)
+    got = run_lmp(
+        tmp_path, sige_triclinic, "toy-morse", plugin, nprocs, processors, stress_atom=True,
+        decompose=decompose, correction=path,
+    )
+    assert got.stress_atom is not None and got.minus_3pv is not None
+    assert abs(got.stress_atom[:, :3].sum() - got.minus_3pv) <= 1e-6 * abs(got.minus_3pv)
+    atoms = sige_triclinic.copy()
+    atoms.calc = SoftCorrectedCalc("toy-morse", correction=path)
+    expected = atoms.get_stresses() * atoms.get_volume()  # eV, ASE order xx yy zz yz xz xy
+    assert np.abs(expected).max() > 0.5
+    np.testing.assert_allclose(got.stress_atom[:, [0, 1, 2, 5, 4, 3]], expected, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize(

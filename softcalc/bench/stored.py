@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import PropertyNotImplementedError
 
 from softcalc.errors import DataError
 from softcalc.model import ModelAdapter, ModelInfo
@@ -85,9 +86,12 @@ class StoredForces(ModelAdapter):
         return self.compute_many([atoms], properties)[0]
 
     def weighted_energy(
-        self, atoms: Atoms, atom_weights: np.ndarray, compute_stress: bool = True
+        self, atoms: Atoms, atom_weights: np.ndarray, compute_stress: bool = True, virials: bool = False
     ) -> dict[str, Any]:
-        """Energy, forces and per-atom energies of Σ w_i e_i (no stress: the benchmark compares forces)."""
+        """Energy, forces and per-atom energies of Σ w_i e_i (no stress or virials: the benchmark
+        compares forces)."""
+        if virials:
+            raise PropertyNotImplementedError("stored benchmark predictions hold no per-atom virials")
         key = weights_key(atoms, atom_weights)
         if key not in self.weighted:
             if self.base is None:

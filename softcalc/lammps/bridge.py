@@ -30,6 +30,14 @@ def lammps_virial(stress: np.ndarray, volume: float) -> np.ndarray:
     return -volume * np.asarray(stress, dtype=float)[ASE_TO_LAMMPS_VOIGT]
 
 
+def lammps_atom_virials(virials: np.ndarray) -> np.ndarray:
+    """LAMMPS per-atom centroid virials (N, 9) eV, order xx yy zz xy xz yz yx zx zy, from W_i^ab
+    ((N, 3, 3), a the distance and b the force component: :mod:`softcalc.virial`). The first six are
+    the symmetric ``stress/atom`` components once xy, xz, yz are averaged with yx, zx, zy."""
+    w = np.asarray(virials)
+    return w[:, [0, 1, 2, 0, 0, 1, 1, 2, 2], [0, 1, 2, 1, 2, 2, 0, 0, 1]]
+
+
 def cluster_atoms(numbers: np.ndarray, positions: np.ndarray, margin: float = 1.0) -> Atoms:
     """A non-periodic cluster translated into a bounding box (Å) that holds every atom.
 
@@ -113,8 +121,13 @@ class PairBridge:
         forces: memoryview,
         energies: memoryview | None,
         want_virial: bool,
+        virials: memoryview | None = None,
     ) -> tuple[float, ...]:
-        """Evaluate the corrected model; fill ``forces`` (eV/Å) and ``energies`` (eV) in place.
+        """Evaluate the corrected model; fill ``forces`` (eV/Å), ``energies`` (eV) and ``virials``
+        (per-atom centroid virials, (N, 9) eV, :func:`lammps_atom_virials`) in place.
+
+        Per-atom virials come from the box unfolded to one receptive field (:mod:`softcalc.virial`);
+        the global virial is then their sum, so the two agree to round-off.
 
         Returns the energy (eV) followed by the LAMMPS virial (eV, xx yy zz xy xz yz; zeros unless
         ``want_virial``).
@@ -122,25 +135,38 @@ class PairBridge:
         pos = np.frombuffer(positions, dtype=np.float64).reshape(-1, 3)
         typ = np.frombuffer(types, dtype=np.intc)
         atoms = self.atoms(pos, typ, np.reshape(cell, (3, 3)), pbc)
-        props = ["energy", "forces"]
         want_virial = want_virial and self._virial_available(atoms)
-        if want_virial:
-            props.append("stress")
-        if energies is not None:
-            if not self.has_per_atom_energies:
-                raise PerAtomEnergyNotSupportedError(
-                    f"model {self.calc.info.name} gives no per-atom energies, so compute pe/atom is not "
-                    "available with pair_style softcalc. Fix: remove compute pe/atom, or use a model "
-                    "with per-atom energies."
-                )
-            props.append("energies")
-        self.calc.calculate(atoms, props, all_changes)
-        res = self.calc.results
+        if energies is not None or virials is not None:
+            self._require_per_atom_energies("compute pe/atom" if virials is None else "compute stress/atom")
+        if virials is not None:
+            from softcalc.virial import per_atom_virials
+
+            res = per_atom_virials(self.calc, atoms)
+            atom_virials = lammps_atom_virials(res["virials"])
+            np.frombuffer(virials, dtype=np.float64).reshape(-1, 9)[:] = atom_virials
+            total = atom_virials.sum(axis=0)
+            virial = total[[0, 1, 2, 3, 4, 5]] + total[[0, 1, 2, 6, 7, 8]]
+            virial = 0.5 * virial if want_virial else np.zeros(6)
+        else:
+            props = ["energy", "forces"]
+            if want_virial:
+                props.append("stress")
+            if energies is not None:
+                props.append("energies")
+            self.calc.calculate(atoms, props, all_changes)
+            res = self.calc.results
+            virial = lammps_virial(res["stress"], atoms.get_volume()) if want_virial else np.zeros(6)
         np.frombuffer(forces, dtype=np.float64).reshape(-1, 3)[:] = res["forces"]
         if energies is not None:
             np.frombuffer(energies, dtype=np.float64)[:] = res["energies"]
-        virial = lammps_virial(res["stress"], atoms.get_volume()) if want_virial else np.zeros(6)
         return (float(res["energy"]), *map(float, virial))
+
+    def _require_per_atom_energies(self, what: str) -> None:
+        if not self.has_per_atom_energies:
+            raise PerAtomEnergyNotSupportedError(
+                f"model {self.calc.info.name} gives no per-atom energies, so {what} is not available "
+                f"with pair_style softcalc. Fix: remove {what}, or use a model with per-atom energies."
+            )
 
     def compute_local(
         self,
@@ -149,19 +175,23 @@ class PairBridge:
         nlocal: int,
         forces: memoryview,
         energies: memoryview | None,
+        virials: memoryview | None = None,
     ) -> float:
         """Evaluate one rank's share: the corrected energy of its ``nlocal`` local atoms (eV).
 
         ``positions`` and ``types`` hold the local atoms first, then the ghost atoms (periodic images
         included) out to one receptive field; they form a non-periodic cluster. Fills ``forces``
-        (eV/Å) for local and ghost atoms (LAMMPS sums ghost forces onto their owners) and, when given,
-        ``energies`` (eV) for the local atoms.
+        (eV/Å) for local and ghost atoms (LAMMPS sums ghost forces onto their owners), when given
+        ``energies`` (eV) for the local atoms and ``virials`` ((nall, 9) eV, per-atom centroid virials
+        of local and ghost atoms, :func:`lammps_atom_virials`; LAMMPS sums the ghosts' onto their owners).
         """
         pos = np.frombuffer(positions, dtype=np.float64).reshape(-1, 3)
         typ = np.frombuffer(types, dtype=np.intc)
         cluster = cluster_atoms(self.numbers[typ - 1], pos)
-        res = self.calc.local_energy(cluster, np.arange(len(cluster)) < nlocal)
+        res = self.calc.local_energy(cluster, np.arange(len(cluster)) < nlocal, virials=virials is not None)
         np.frombuffer(forces, dtype=np.float64).reshape(-1, 3)[:] = res["forces"]
         if energies is not None:
             np.frombuffer(energies, dtype=np.float64)[:] = res["energies"][:nlocal]
+        if virials is not None:
+            np.frombuffer(virials, dtype=np.float64).reshape(-1, 9)[:] = lammps_atom_virials(res["virials"])
         return res["energy"]
