@@ -13,6 +13,7 @@
 #include "update.h"
 #include "utils.h"
 
+#include <algorithm>
 #include <cstring>
 
 using namespace LAMMPS_NS;
@@ -23,12 +24,44 @@ namespace {
 const char *const BRIDGE_MODULE = "softcalc.lammps.bridge";
 const char *const BRIDGE_CLASS = "PairBridge";
 
+const char *const CAPSULE_NAME = "softcalc.PairSoftcalc";
+//: a rank whose ghosts outnumber its atoms by more than this is told what the shell costs
+const double GHOST_WARNING_RATIO = 20.0;
+
 // memoryview over a buffer the plugin owns (no copy)
 PyObject *view(const void *data, size_t bytes, bool writable)
 {
   return PyMemoryView_FromMemory(const_cast<char *>(static_cast<const char *>(data)),
                                  static_cast<Py_ssize_t>(bytes), writable ? PyBUF_WRITE : PyBUF_READ);
 }
+
+// exchange(rows, width) from Python: rows is a writable C-contiguous float64 buffer of
+// (nlocal + nghost) x width values
+PyObject *call_exchange(PyObject *capsule, PyObject *args, bool reverse)
+{
+  PyObject *rows = nullptr;
+  int width = 0;
+  if (!PyArg_ParseTuple(args, "Oi", &rows, &width)) return nullptr;
+  auto *pair = static_cast<PairSoftcalc *>(PyCapsule_GetPointer(capsule, CAPSULE_NAME));
+  if (pair == nullptr) return nullptr;
+  Py_buffer buffer;
+  if (PyObject_GetBuffer(rows, &buffer, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) != 0) return nullptr;
+  const std::string failure = pair->exchange(static_cast<double *>(buffer.buf), width, reverse);
+  PyBuffer_Release(&buffer);
+  if (!failure.empty()) {
+    PyErr_SetString(PyExc_RuntimeError, failure.c_str());
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject *forward_exchange(PyObject *capsule, PyObject *args) { return call_exchange(capsule, args, false); }
+PyObject *reverse_exchange(PyObject *capsule, PyObject *args) { return call_exchange(capsule, args, true); }
+
+PyMethodDef FORWARD_EXCHANGE = {"forward_exchange", forward_exchange, METH_VARARGS,
+                                "forward_exchange(rows, width): owners' rows into the ghost rows"};
+PyMethodDef REVERSE_EXCHANGE = {"reverse_exchange", reverse_exchange, METH_VARARGS,
+                                "reverse_exchange(rows, width): ghost rows added into their owners' rows"};
 }    // namespace
 
 PairSoftcalc::PairSoftcalc(LAMMPS *lmp) : Pair(lmp)
@@ -81,7 +114,7 @@ void PairSoftcalc::settings(int narg, char **arg)
   dtype_.clear();
   device_ = "cpu";
   has_scale_ = false;
-  decompose_requested_ = false;
+  decompose_requested_ = 0;
   check_model_ = true;
   for (int iarg = 1; iarg < narg; iarg += 2) {
     const std::string key = arg[iarg];
@@ -101,7 +134,7 @@ void PairSoftcalc::settings(int narg, char **arg)
         error->all(FLERR, "pair_style softcalc: dtype must be float32 or float64, not '" + value + "'");
       dtype_ = value;
     } else if (key == "decompose") {
-      decompose_requested_ = utils::logical(FLERR, value, false, lmp) == 1;
+      decompose_requested_ = value == "field" ? 2 : utils::logical(FLERR, value, false, lmp);
     } else if (key == "check_model") {
       check_model_ = utils::logical(FLERR, value, false, lmp) == 1;
     } else {
@@ -139,12 +172,15 @@ void PairSoftcalc::init_style()
                       "'decompose no'");
   if (!decompose_ && atom->natoms > MAXSMALLINT)
     error->all(FLERR, "pair_style softcalc: too many atoms for the gather path. Fix: decompose yes");
+  warned_ghosts_ = false;
   // no neighbour list: the model builds its own graph from the gathered box or the local + ghost cluster
 }
 
-/* the decomposed path's ghost shell is the receptive field: local atoms' energies are then exact */
+/* ghost shell: one exchange cutoff with per-layer exchange, else the receptive field, so that local
+   atoms' energies are exact; the gather path's cutoff is the model's */
 double PairSoftcalc::init_one(int, int)
 {
+  if (layers_) return exchange_cutoff_;
   return decompose_ ? receptive_field_ : model_cutoff_;
 }
 
@@ -169,16 +205,121 @@ void PairSoftcalc::create_bridge(const std::vector<std::string> &elements)
   release_bridge();
   bool per_atom_energies = false;
   fail_all_if(comm->me == 0 ? new_bridge(elements, per_atom_energies) : std::string());
-  double shared[3] = {model_cutoff_, receptive_field_, per_atom_energies ? 1.0 : 0.0};
-  MPI_Bcast(shared, 3, MPI_DOUBLE, 0, world);
+  double shared[5] = {model_cutoff_, receptive_field_, per_atom_energies ? 1.0 : 0.0, exchange_cutoff_,
+                       static_cast<double>(exchange_width_)};
+  MPI_Bcast(shared, 5, MPI_DOUBLE, 0, world);
   model_cutoff_ = shared[0];
   receptive_field_ = shared[1];
-  decompose_ = decompose_requested_ && shared[2] != 0.0;
-  if (decompose_requested_ && !decompose_ && comm->me == 0)
+  exchange_cutoff_ = shared[3];
+  exchange_width_ = static_cast<int>(shared[4]);
+  decompose_ = decompose_requested_ != 0 && shared[2] != 0.0;
+  if (decompose_requested_ != 0 && !decompose_ && comm->me == 0)
     error->warning(FLERR, "pair_style softcalc: model " + model_ + " gives no per-atom energies, so decompose "
                           "yes falls back to the gather path (all atoms evaluated on rank 0)");
+  layers_ = decompose_ && decompose_requested_ == 1 && exchange_cutoff_ > 0.0;
+  if (decompose_requested_ == 1 && decompose_ && !layers_ && comm->me == 0)
+    error->warning(FLERR, "pair_style softcalc: model " + model_ + " has no per-layer exchange, so decompose "
+                          "yes uses a ghost shell of its whole receptive field (" +
+                          std::to_string(receptive_field_) + " A)");
   if (decompose_) fail_all_if(comm->me != 0 ? new_bridge(elements, per_atom_energies) : std::string());
+  if (layers_) fail_all_if(connect_exchange());
+  comm_forward = comm_reverse = layers_ ? exchange_width_ : 0;
   no_virial_fdotr_compute = decompose_ ? 0 : 1;
+}
+
+/* this rank's bridge gets forward_exchange and reverse_exchange, bound to this pair style */
+std::string PairSoftcalc::connect_exchange()
+{
+  GilLock gil;
+  Ref capsule(PyCapsule_New(this, CAPSULE_NAME, nullptr));
+  Ref forward(capsule ? PyCFunction_New(&FORWARD_EXCHANGE, capsule.get()) : nullptr);
+  Ref reverse(forward ? PyCFunction_New(&REVERSE_EXCHANGE, capsule.get()) : nullptr);
+  Ref out(reverse ? PyObject_CallMethod(static_cast<PyObject *>(bridge_), "connect", "OO", forward.get(),
+                                        reverse.get())
+                  : nullptr);
+  return SoftcalcPython::take_error();
+}
+
+std::string PairSoftcalc::exchange(double *rows, int width, bool reverse)
+{
+  if (width > comm_forward)
+    return "a feature exchange of " + std::to_string(width) + " values per atom exceeds the " +
+        std::to_string(comm_forward) + " the pair style reserved (the model's exchange width)";
+  exchange_rows_ = rows;
+  exchange_stride_ = width;
+  if (reverse)
+    comm->reverse_comm(this, width);
+  else
+    comm->forward_comm(this, width);
+  exchange_rows_ = nullptr;
+  return "";
+}
+
+int PairSoftcalc::pack_forward_comm(int n, int *list, double *buf, int, int *)
+{
+  const int w = exchange_stride_;
+  for (int i = 0; i < n; i++) std::memcpy(buf + i * w, exchange_rows_ + static_cast<size_t>(list[i]) * w, w * sizeof(double));
+  return n * w;
+}
+
+void PairSoftcalc::unpack_forward_comm(int n, int first, double *buf)
+{
+  std::memcpy(exchange_rows_ + static_cast<size_t>(first) * exchange_stride_, buf,
+              static_cast<size_t>(n) * exchange_stride_ * sizeof(double));
+}
+
+int PairSoftcalc::pack_reverse_comm(int n, int first, double *buf)
+{
+  std::memcpy(buf, exchange_rows_ + static_cast<size_t>(first) * exchange_stride_,
+              static_cast<size_t>(n) * exchange_stride_ * sizeof(double));
+  return n * exchange_stride_;
+}
+
+void PairSoftcalc::unpack_reverse_comm(int n, int *list, double *buf)
+{
+  const int w = exchange_stride_;
+  for (int i = 0; i < n; i++) {
+    double *row = exchange_rows_ + static_cast<size_t>(list[i]) * w;
+    for (int k = 0; k < w; k++) row[k] += buf[i * w + k];
+  }
+}
+
+/* once per run: a rank with many more ghosts than atoms (or none) is named, with what it costs */
+void PairSoftcalc::report_ghosts()
+{
+  warned_ghosts_ = true;
+  const double mine[2] = {static_cast<double>(atom->nlocal), static_cast<double>(atom->nghost)};
+  std::vector<double> all(2 * comm->nprocs);
+  MPI_Gather(mine, 2, MPI_DOUBLE, all.data(), 2, MPI_DOUBLE, 0, world);
+  if (comm->me != 0) return;
+  int empty = 0, heavy = 0;
+  double worst = 0.0, ghosts = 0.0, atoms = 0.0, busiest = 0.0;
+  for (int p = 0; p < comm->nprocs; p++) {
+    atoms += all[2 * p];
+    ghosts += all[2 * p + 1];
+    busiest = std::max(busiest, all[2 * p] + all[2 * p + 1]);
+    if (all[2 * p] == 0.0) {
+      empty++;
+    } else if (all[2 * p + 1] > GHOST_WARNING_RATIO * all[2 * p]) {
+      heavy++;
+      worst = std::max(worst, all[2 * p + 1] / all[2 * p]);
+    }
+  }
+  if (empty == 0 && heavy == 0) return;
+  const double shell = layers_ ? exchange_cutoff_ : receptive_field_;
+  std::string text = "pair_style softcalc decompose: ";
+  if (empty > 0)
+    text += fmt::format("{} of {} subdomains hold no atoms", empty, comm->nprocs);
+  if (heavy > 0)
+    text += fmt::format("{}{} rank(s) hold up to {:.0f}x more ghost atoms than atoms", empty > 0 ? "; " : "",
+                        heavy, worst);
+  // a rank's time follows its local + ghost atoms; the gather path evaluates all atoms once on rank 0
+  text += fmt::format(" (ghost shell {:.1f} A: the ranks evaluate {:.0f} atoms in all for {:.0f}, so the "
+                      "busiest rank may take about {:.1f}x the time of one rank evaluating every atom). "
+                      "Fix: fewer ranks; 'processors' or 'balance' so that every subdomain holds atoms; "
+                      "decompose no for small systems",
+                      shell, atoms + ghosts, atoms, busiest / std::max(atoms, 1.0));
+  error->warning(FLERR, text);
 }
 
 /* PairBridge(model, elements, **options) on this rank; returns "" or the error */
@@ -215,10 +356,14 @@ std::string PairSoftcalc::new_bridge(const std::vector<std::string> &elements, b
   Ref cutoff(bridge ? PyObject_GetAttrString(bridge, "cutoff") : nullptr);
   Ref field(cutoff ? PyObject_GetAttrString(bridge, "receptive_field") : nullptr);
   Ref per_atom(field ? PyObject_GetAttrString(bridge, "has_per_atom_energies") : nullptr);
-  if (per_atom) {
+  Ref xcut(per_atom ? PyObject_GetAttrString(bridge, "exchange_cutoff") : nullptr);
+  Ref xwidth(xcut ? PyObject_GetAttrString(bridge, "exchange_width") : nullptr);
+  if (xwidth) {
     model_cutoff_ = PyFloat_AsDouble(cutoff.get());
     receptive_field_ = PyFloat_AsDouble(field.get());
     per_atom_energies = PyObject_IsTrue(per_atom.get()) == 1;
+    exchange_cutoff_ = PyFloat_AsDouble(xcut.get());
+    exchange_width_ = static_cast<int>(PyLong_AsLong(xwidth.get()));
   }
   failure = SoftcalcPython::take_error();
   if (failure.empty())
@@ -319,7 +464,10 @@ void PairSoftcalc::compute_decomposed()
   for (int i = 0; i < nall; i++)
     for (int k = 0; k < 3; k++) positions[3 * i + k] = atom->x[i][k] - domain->boxlo[k];
   double energy = 0.0;
-  fail_all_if(nlocal > 0 ? evaluate_cluster(positions, types, nlocal, forces, energies, virials, energy) : "");
+  if (!warned_ghosts_) report_ghosts();
+  // with per-layer exchange every rank runs the exchanges, a rank without atoms included
+  const bool evaluate = nlocal > 0 || layers_;
+  fail_all_if(evaluate ? evaluate_cluster(positions, types, nlocal, forces, energies, virials, energy) : "");
 
   double **f = atom->f;
   for (int i = 0; i < nall; i++)    // ghost forces reach their owners through reverse communication

@@ -120,6 +120,7 @@ def centroid_virials(
     positions: Sequence[torch.Tensor],
     forces: np.ndarray,
     owner: torch.Tensor,
+    origin: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per-atom virials W_i^ab = Σ_j (r_j - r_i)^a ∂U_j/∂r_i^b (eV) of non-periodic structures.
 
@@ -128,7 +129,9 @@ def centroid_virials(
     ``centroid/stress/atom``; for a pair potential it is LAMMPS' ½ Σ_j r_ij ⊗ f_ij). Three backward
     passes beyond the forces' give it: with G_a = Σ_j x_j^a U_j (x_j held constant),
     W_i^ab = x_i^a F_i^b + ∂G_a/∂x_i^b. Σ_i W_i = Σ_i r_i ⊗ F_i, the virial of the structure.
-    Positions are taken relative to each structure's centroid (any origin gives the same W_i).
+    Positions are taken relative to each structure's centroid, or to ``origin``: any origin gives the
+    same W_i as long as every U_j that depends on r_i is differentiated in one frame (LAMMPS' per-layer
+    exchange differentiates the energies of other ranks' atoms too, so all ranks pass one origin).
 
     Args:
         site_energies: (N,) U_j in eV, the (weighted) per-atom energies whose sum the forces came from;
@@ -137,6 +140,7 @@ def centroid_virials(
             structure must be non-periodic: for a periodic cell ∂U_j/∂r_i sums the images of i.
         forces: (N, 3) F = -∂(Σ U_j)/∂R in eV/Å.
         owner: (N,) index of each atom's structure.
+        origin: (3,) Å, the origin of the positions in the tensors' frame; None: each structure's centroid.
 
     Returns:
         (N, 3, 3) W_i, first index the position component a, second the force component b.
@@ -144,11 +148,14 @@ def centroid_virials(
     import torch
 
     x = torch.cat([p.detach().reshape(-1, 3) for p in positions]).to(site_energies.dtype)
-    count = torch.zeros(int(owner.max()) + 1, dtype=x.dtype, device=x.device).index_add(
-        0, owner, torch.ones_like(x[:, 0])
-    )
-    center = torch.zeros(len(count), 3, dtype=x.dtype, device=x.device).index_add(0, owner, x)
-    rel = x - (center / count[:, None])[owner]
+    if origin is not None:
+        rel = x - torch.as_tensor(origin, dtype=x.dtype, device=x.device)
+    else:
+        count = torch.zeros(int(owner.max()) + 1, dtype=x.dtype, device=x.device).index_add(
+            0, owner, torch.ones_like(x[:, 0])
+        )
+        center = torch.zeros(len(count), 3, dtype=x.dtype, device=x.device).index_add(0, owner, x)
+        rel = x - (center / count[:, None])[owner]
     rows = []
     for a in range(3):
         grads = torch.autograd.grad(

@@ -268,6 +268,7 @@ class SoftCorrectedCalc(CheckedCalculator):
         owned: np.ndarray | None = None,
         compute_stress: bool = False,
         virials: bool = False,
+        virial_origin: np.ndarray | None = None,
     ) -> dict[str, Any]:
         """Corrected energy of the atoms flagged ``owned``, differentiated with respect to every atom.
 
@@ -282,6 +283,8 @@ class SoftCorrectedCalc(CheckedCalculator):
             compute_stress: also return the stress (periodic cells only).
             virials: also return the per-atom virials (non-periodic ``atoms`` only, see
                 :func:`softcalc.autograd.centroid_virials`).
+            virial_origin: (3,) Å, the origin the virials' positions are taken from (default: the
+                centroid).
 
         Returns:
             ``energy`` (eV), ``forces`` ((N, 3) eV/Å, on owned and ghost atoms), ``energies``
@@ -307,7 +310,11 @@ class SoftCorrectedCalc(CheckedCalculator):
         lam = self.correction.atom_scales(symbols)
         mu = self._anchors(symbols) if np.any(lam != 1.0) else np.zeros(len(atoms))
         res = model.weighted_energy(
-            atoms, np.where(mask, lam, 0.0), compute_stress=compute_stress, virials=virials
+            atoms,
+            np.where(mask, lam, 0.0),
+            compute_stress=compute_stress,
+            virials=virials,
+            virial_origin=virial_origin,
         )
         shift = np.where(mask, mu * (1.0 - lam), 0.0)
         out: dict[str, Any] = {

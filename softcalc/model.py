@@ -86,7 +86,12 @@ class ModelAdapter(ABC):
         return [self.compute(atoms, properties) for atoms in structures]
 
     def weighted_energy(
-        self, atoms: Atoms, atom_weights: np.ndarray, compute_stress: bool = True, virials: bool = False
+        self,
+        atoms: Atoms,
+        atom_weights: np.ndarray,
+        compute_stress: bool = True,
+        virials: bool = False,
+        virial_origin: np.ndarray | None = None,
     ) -> dict[str, Any]:
         """Differentiate a weighted sum of per-atom energies.
 
@@ -94,7 +99,8 @@ class ModelAdapter(ABC):
         ``forces`` = -∂/∂R of it ((N, 3) eV/Å), ``stress`` = (1/V) ∂/∂ε of it ((6,) eV/Å³, when
         requested and periodic), ``energies`` = e_i ((N,) eV, unweighted) and, when ``virials`` (a
         non-periodic ``atoms`` only), ``virials``: the per-atom virials of Σ w_i e_i ((N, 3, 3) eV,
-        :func:`softcalc.autograd.centroid_virials`).
+        :func:`softcalc.autograd.centroid_virials`, positions taken from ``virial_origin`` (Å) or the
+        centroid).
         """
         raise PerAtomEnergyNotSupportedError(
             f"model {self.info.name} ({self.info.family}) does not expose differentiable per-atom "

@@ -77,6 +77,19 @@ class ForwardPass:
     strains: list[torch.Tensor] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ExchangePoint:
+    """Where a model's message passing reads node features that ghost atoms must take from their owners.
+
+    Before ``module`` runs, its input ``argument`` (a position in its call, or a keyword) is a tensor
+    whose first dimension runs over the atoms of the structure: LAMMPS' per-layer exchange
+    (:mod:`softcalc.lammps.exchange`) replaces the ghost atoms' rows there by their owners'.
+    """
+
+    module: torch.nn.Module
+    argument: int | str
+
+
 @dataclass
 class TunableParts:
     """A model's trainable tensors in the groups that fine-tuning freezes by.
@@ -190,6 +203,23 @@ class TorchAdapter(ModelAdapter):
         """
         return None
 
+    # ------------------------------------------------------------------ plugin hooks: domain decomposition
+    def exchange_points(self) -> list[ExchangePoint]:
+        """The inputs of message-passing layers that read neighbours' node features, in call order.
+
+        A model that names them runs in LAMMPS with a ghost shell of :attr:`exchange_cutoff` instead of
+        its whole receptive field: before each point the ghosts' rows come from their owners, so every
+        local atom's energy equals the serial run's. Only features computed from the structure inside
+        one exchange cutoff may be read between points. The default names none (no per-layer exchange).
+        """
+        return []
+
+    @property
+    def exchange_cutoff(self) -> float:
+        """Å: the ghost shell that per-layer exchange needs (0 without :meth:`exchange_points`): the
+        cutoff of the interactions, plus whatever else one layer reaches (M3GNet's three-body cutoff)."""
+        return float(self.info.cutoff) if self.exchange_points() else 0.0
+
     # ------------------------------------------------------------------ plugin hooks: fine-tuning
     @property
     def module(self) -> torch.nn.Module:
@@ -289,6 +319,7 @@ class TorchAdapter(ModelAdapter):
         structures: Sequence[Atoms],
         weights: Sequence[np.ndarray] | None,
         properties: Sequence[str],
+        virial_origin: np.ndarray | None = None,
     ) -> list[dict[str, Any]]:
         """``energy`` Σ w_i e_i, ``forces``, ``stress`` (3D-periodic cells, when requested) and
         ``energies`` e_i (when requested) of ``structures`` in one forward and one backward pass;
@@ -296,7 +327,7 @@ class TorchAdapter(ModelAdapter):
         (:func:`softcalc.autograd.centroid_virials`, three more backward passes).
 
         e_i includes :meth:`energies_outside`. ``weights`` holds one (n_k,) array per structure; None
-        weighs every atom 1.
+        weighs every atom 1. ``virial_origin``: see :func:`softcalc.autograd.centroid_virials`.
         """
         virials = "virials" in properties
         for atoms in structures:
@@ -319,7 +350,7 @@ class TorchAdapter(ModelAdapter):
             )
             if virials:
                 atom_virials = centroid_virials(
-                    site, forward.positions, forces, _owners(structures, e.device)
+                    site, forward.positions, forces, _owners(structures, e.device), virial_origin
                 )
         energies, totals = _reported_energies(structures, forward.energies, outside, w)
         results = []
@@ -352,10 +383,15 @@ class TorchAdapter(ModelAdapter):
         return results
 
     def weighted_energy(
-        self, atoms: Atoms, atom_weights: np.ndarray, compute_stress: bool = True, virials: bool = False
+        self,
+        atoms: Atoms,
+        atom_weights: np.ndarray,
+        compute_stress: bool = True,
+        virials: bool = False,
+        virial_origin: np.ndarray | None = None,
     ) -> dict[str, Any]:
         if not self.supports_per_atom_energies:
-            return super().weighted_energy(atoms, atom_weights, compute_stress, virials)
+            return super().weighted_energy(atoms, atom_weights, compute_stress, virials, virial_origin)
         weights = np.asarray(atom_weights, dtype=float)
         if weights.shape != (len(atoms),):
             raise ValueError(f"atom_weights must have shape ({len(atoms)},), got {weights.shape}")
@@ -366,4 +402,4 @@ class TorchAdapter(ModelAdapter):
             *(["stress"] if compute_stress else []),
             *(["virials"] if virials else []),
         ]
-        return self._evaluate([atoms], [weights], properties)[0]
+        return self._evaluate([atoms], [weights], properties, virial_origin)[0]

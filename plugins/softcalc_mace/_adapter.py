@@ -20,7 +20,7 @@ from ase.data import chemical_symbols
 
 from softcalc.errors import UnknownModelError
 from softcalc.info import ModelInfo
-from softcalc.torch_adapter import ForwardPass, TorchAdapter, parameters_of
+from softcalc.torch_adapter import ExchangePoint, ForwardPass, TorchAdapter, parameters_of
 from softcalc.weight_files import loading_weights, weights_sha256
 
 
@@ -133,6 +133,13 @@ class MaceAdapter(TorchAdapter):
         zs = self.z_table.zs
         offset = self.heads.index(self.head) * len(zs) if e0.numel() > len(zs) else 0
         return e0, {chemical_symbols[z]: offset + k for k, z in enumerate(zs)}
+
+    # -- domain decomposition ------------------------------------------------------------------
+
+    def exchange_points(self) -> list[ExchangePoint]:
+        """Every interaction after the first reads its senders' ``node_feats`` (the first reads only
+        the species embedding, which a ghost already has)."""
+        return [ExchangePoint(interaction, "node_feats") for interaction in self.model.interactions[1:]]
 
     # -- graph construction and forward pass -------------------------------------------------
 

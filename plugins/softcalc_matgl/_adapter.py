@@ -25,7 +25,7 @@ from torch_geometric.data import Data
 from softcalc.autograd import strained
 from softcalc.errors import SoftcalcError
 from softcalc.info import ModelInfo
-from softcalc.torch_adapter import ForwardPass, TorchAdapter, parameters_of
+from softcalc.torch_adapter import ExchangePoint, ForwardPass, TorchAdapter, parameters_of
 from softcalc_matgl._graph import GraphBatch, build_graph_batch
 
 #: most atoms evaluated in one batched graph by :meth:`MatglAdapter.compute_many`
@@ -106,6 +106,33 @@ class MatglAdapter(TorchAdapter):
         """``element_refs.property_offset``: μ_Z by index in the model's ``element_types`` (a buffer)."""
         refs = self.potential.element_refs
         return None if refs is None else (refs.property_offset, dict(self.element_index))
+
+    # ------------------------------------------------------------------ domain decomposition
+    def exchange_points(self) -> list[ExchangePoint]:
+        """M3GNet: block k > 0 reads node features in its three-body update (those of the bonds' end
+        atoms) and in its graph convolution. TensorNet: every interaction layer reads the node tensors X
+        (the embedding is built from each atom's own neighbours)."""
+        model = self.potential.model
+        if hasattr(model, "three_body_interactions"):
+            blocks = zip(model.three_body_interactions, model.graph_layers, strict=True)
+            return [
+                point
+                for k, (three_body, conv) in enumerate(blocks)
+                if k > 0
+                for point in (ExchangePoint(three_body, 6), ExchangePoint(conv, 2))
+            ]
+        if hasattr(model, "tensor_embedding"):
+            position = 0 if getattr(model, "_use_warp", False) else 3  # where X enters each layer
+            return [ExchangePoint(layer, position) for layer in model.layers]
+        return []
+
+    @property
+    def exchange_cutoff(self) -> float:
+        """One cutoff, plus M3GNet's three-body cutoff: a bond i-j that an atom reads is updated from the
+        end atoms k of the bonds around i."""
+        if not self.exchange_points():
+            return 0.0
+        return float(self.info.cutoff) + float(getattr(self.potential.model, "threebody_cutoff", 0.0))
 
     # ------------------------------------------------------------------ evaluation
     def _atom_energies(self, graph: GraphBatch, positions: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:

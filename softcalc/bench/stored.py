@@ -86,7 +86,12 @@ class StoredForces(ModelAdapter):
         return self.compute_many([atoms], properties)[0]
 
     def weighted_energy(
-        self, atoms: Atoms, atom_weights: np.ndarray, compute_stress: bool = True, virials: bool = False
+        self,
+        atoms: Atoms,
+        atom_weights: np.ndarray,
+        compute_stress: bool = True,
+        virials: bool = False,
+        virial_origin: np.ndarray | None = None,
     ) -> dict[str, Any]:
         """Energy, forces and per-atom energies of Σ w_i e_i (no stress or virials: the benchmark
         compares forces)."""

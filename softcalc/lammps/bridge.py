@@ -1,25 +1,31 @@
 """The Python side of ``pair_style softcalc``: what the C++ plugin calls every step.
 
 Gather path (``decompose no``): the plugin gathers all atoms on rank 0, ordered by atom ID, and calls
-:meth:`PairBridge.compute` on the periodic box. Decomposed path (``decompose yes``): every rank calls
-:meth:`PairBridge.compute_local` on its local atoms plus a ghost shell of one receptive field. Both
-get read-only buffers (positions, types) and fill writable ones (forces, per-atom energies) the plugin
-owns. Units are LAMMPS ``metal`` units, which are softcalc's: Å, eV, eV/Å; the virial is in eV.
+:meth:`PairBridge.compute` on the periodic box. Decomposed path: every rank calls
+:meth:`PairBridge.compute_local` on its local atoms plus a ghost shell, either of one exchange cutoff
+with the node features exchanged before every layer (``decompose yes`` for models with exchange
+points, after :meth:`PairBridge.connect`; :mod:`softcalc.lammps.exchange`) or of one receptive field
+(``decompose field``, and models without). Both get read-only buffers (positions, types) and fill
+writable ones (forces, per-atom energies, per-atom virials) the plugin owns. Units are LAMMPS
+``metal`` units, which are softcalc's: Å, eV, eV/Å; virials are in eV.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import all_changes
 from ase.data import atomic_numbers
+from scipy.spatial import cKDTree
 
 from softcalc.calculator import SoftCorrectedCalc
 from softcalc.errors import PerAtomEnergyNotSupportedError, SoftcalcError, UnsupportedElementsError
+from softcalc.lammps.exchange import Communicate, FeatureExchange, probe_structure
 
 #: ASE Voigt order (xx yy zz yz xz xy) → LAMMPS virial order (xx yy zz xy xz yz)
 ASE_TO_LAMMPS_VOIGT = np.array([0, 1, 2, 5, 4, 3])
@@ -48,6 +54,14 @@ def cluster_atoms(numbers: np.ndarray, positions: np.ndarray, margin: float = 1.
     low = positions.min(axis=0) - margin
     extent = positions.max(axis=0) - low + margin
     return Atoms(numbers=numbers, positions=positions - low, cell=np.diag(extent), pbc=False)
+
+
+def has_pairs(positions: np.ndarray, cutoff: float) -> bool:
+    """Whether two of ``positions`` (Å) lie within ``cutoff``; assumed for 64 atoms and more (a
+    denser cluster than a gas), where the search would cost more than it tells."""
+    if len(positions) >= 64:
+        return True
+    return len(positions) > 1 and bool(cKDTree(positions).query_pairs(cutoff, output_type="ndarray").size)
 
 
 class PairBridge:
@@ -94,7 +108,27 @@ class PairBridge:
         #: n_message_passing × cutoff in Å: the ghost shell of the decomposed path
         self.receptive_field = float(info.receptive_field)
         self.has_per_atom_energies = "energies" in self.calc.active.implemented_properties
+        model = getattr(self.calc.active, "model", None)
+        points = model.exchange_points() if self.has_per_atom_energies and model is not None else []
+        #: Å, the ghost shell of per-layer exchange; 0 when the model has none
+        self.exchange_cutoff = float(model.exchange_cutoff) if points else 0.0
+        #: the model's per-layer exchange (None without), in use once :meth:`connect` has been called
+        self.exchange = FeatureExchange(model) if points else None
+        if self.exchange is not None:
+            probe = probe_structure(self.elements[0], self.cutoff)
+            self.exchange.record(lambda: self.calc.local_energy(probe), len(probe))
         self._warned_virial = False
+
+    @property
+    def exchange_width(self) -> int:
+        """The most values per atom one exchange sends (0 without per-layer exchange)."""
+        return self.exchange.width if self.exchange is not None else 0
+
+    def connect(self, forward: Communicate, reverse: Communicate) -> None:
+        """Use LAMMPS' forward and reverse communication for per-layer exchange (``decompose yes``)."""
+        if self.exchange is None:
+            raise SoftcalcError(f"model {self.calc.info.name} has no per-layer exchange")
+        self.exchange.connect(forward, reverse)
 
     def _virial_available(self, atoms: Atoms) -> bool:
         if atoms.pbc.all():
@@ -187,8 +221,22 @@ class PairBridge:
         """
         pos = np.frombuffer(positions, dtype=np.float64).reshape(-1, 3)
         typ = np.frombuffer(types, dtype=np.intc)
+        exchange = self.exchange if self.exchange is not None and self.exchange.connected else None
+        if exchange is not None and (nlocal == 0 or not has_pairs(pos, self.cutoff)):
+            # no energy here depends on a ghost's features (no atoms of its own, or no atom reads a
+            # neighbour), so nothing but zeros would go back: keep the other ranks' exchanges in step on
+            # zero rows (ghost rows relayed to further ranks are filled in the exchange itself), then
+            # evaluate alone
+            exchange.idle(len(pos), 1 + 3 * (virials is not None))
+            exchange = None
+            if nlocal == 0:
+                return 0.0
         cluster = cluster_atoms(self.numbers[typ - 1], pos)
-        res = self.calc.local_energy(cluster, np.arange(len(cluster)) < nlocal, virials=virials is not None)
+        owned = np.arange(len(cluster)) < nlocal
+        with exchange.running(nlocal, len(pos)) if exchange is not None else nullcontext():
+            # one frame for every rank's virials: positions relative to boxlo
+            origin = cluster.positions[0] - pos[0]
+            res = self.calc.local_energy(cluster, owned, virials=virials is not None, virial_origin=origin)
         np.frombuffer(forces, dtype=np.float64).reshape(-1, 3)[:] = res["forces"]
         if energies is not None:
             np.frombuffer(energies, dtype=np.float64)[:] = res["energies"][:nlocal]

@@ -1,0 +1,181 @@
+"""Per-layer ghost exchange: the node features of LAMMPS ghost atoms come from their owners.
+
+With ``pair_style softcalc ... decompose yes`` each rank evaluates its local atoms plus a ghost shell of
+one exchange cutoff (:attr:`softcalc.torch_adapter.TorchAdapter.exchange_cutoff`) as a non-periodic
+cluster, local atoms first, ghosts in LAMMPS' order. A ghost's features after a message-passing layer
+are wrong (its neighbours beyond the shell are missing), so before every layer that reads neighbours'
+features (:meth:`~softcalc.torch_adapter.TorchAdapter.exchange_points`) a forward hook replaces the
+ghost rows by the owners' rows (LAMMPS forward communication). The replacement is an autograd
+function: in the backward pass the gradient arriving at a ghost row is sent back and added to its
+owner's row (LAMMPS reverse communication), and the ghost row's own gradient is zero, since its
+computed value was discarded. Forces, per-atom virials and the fdotr virial then equal the serial
+run's.
+
+Every exchange is a collective step of all ranks, so every rank must run the same exchanges in the
+same order, also a rank whose cluster cannot run the model (no atoms, or no pair within the cutoff):
+it replays the exchange widths recorded at start-up with rows of zeros (:meth:`FeatureExchange.idle`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from softcalc.errors import SoftcalcError
+from softcalc.torch_adapter import ExchangePoint, TorchAdapter
+
+#: LAMMPS' communication, bound to one pair style: ``(rows, width)`` on a C-contiguous float64 array
+#: of (nlocal + nghost) rows
+Communicate = Callable[[np.ndarray, int], None]
+
+
+class _GhostRows(torch.autograd.Function):
+    """y = x with the ghost rows replaced by their owners' (forward); gradient: ghost rows' gradients
+    added to their owners', ghost rows zero (backward)."""
+
+    @staticmethod
+    def forward(ctx: Any, features: torch.Tensor, exchange: FeatureExchange) -> torch.Tensor:  # noqa: ANN401
+        ctx.exchange = exchange
+        rows = exchange.rows(features)
+        exchange.send(rows, reverse=False)
+        return torch.from_numpy(rows).to(features.device, features.dtype).reshape(features.shape)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN401
+        exchange: FeatureExchange = ctx.exchange
+        rows = exchange.rows(grad)
+        exchange.send(rows, reverse=True)
+        rows[exchange.nlocal :] = 0.0
+        return torch.from_numpy(rows).to(grad.device, grad.dtype).reshape(grad.shape), None
+
+
+class FeatureExchange:
+    """The exchange hooks of one model, bound to one pair style's LAMMPS communication.
+
+    Args:
+        adapter: the model (its :meth:`~softcalc.torch_adapter.TorchAdapter.exchange_points`).
+
+    The hooks stay registered on the model but act only inside :meth:`running`; they communicate once
+    :meth:`connect` has given them LAMMPS' communication.
+    """
+
+    def __init__(self, adapter: TorchAdapter) -> None:
+        self.points = adapter.exchange_points()
+        if not self.points:
+            raise SoftcalcError(f"model {adapter.info.name} names no exchange points: no per-layer exchange")
+        self._forward: Communicate | None = None
+        self._reverse: Communicate | None = None
+        self.nlocal = self.nall = 0
+        self._active = False
+        #: widths (values per atom) of the exchanges of one evaluation, forward then backward order
+        self.forward_widths: list[int] = []
+        self.backward_widths: list[int] = []
+        self._recording: tuple[list[int], list[int]] | None = None
+        for point in self.points:
+            point.module.register_forward_pre_hook(self._hook(point), with_kwargs=True)
+
+    def connect(self, forward: Communicate, reverse: Communicate) -> None:
+        """Exchange through ``forward`` and ``reverse``: LAMMPS' forward and reverse communication."""
+        self._forward, self._reverse = forward, reverse
+
+    @property
+    def connected(self) -> bool:
+        """Whether :meth:`connect` has been called."""
+        return self._forward is not None
+
+    def _communicate(self, reverse: bool) -> Communicate:
+        channel = self._reverse if reverse else self._forward
+        if channel is None:
+            raise SoftcalcError("per-layer exchange: no LAMMPS communication is connected")
+        return channel
+
+    def _hook(self, point: ExchangePoint) -> Callable[..., Any]:
+        def exchange_inputs(_module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+            if not self._active:
+                return None
+            if isinstance(point.argument, str):
+                kwargs = {**kwargs, point.argument: _GhostRows.apply(kwargs[point.argument], self)}
+            else:
+                args = (
+                    *args[: point.argument],
+                    _GhostRows.apply(args[point.argument], self),
+                    *args[point.argument + 1 :],
+                )
+            return args, kwargs
+
+        return exchange_inputs
+
+    def rows(self, features: torch.Tensor) -> np.ndarray:
+        """``features`` as a fresh C-contiguous float64 (atoms, values) array."""
+        if features.shape[0] != self.nall:
+            raise SoftcalcError(
+                f"an exchange point received {features.shape[0]} rows for a cluster of {self.nall} atoms: "
+                "the model's exchange points must take per-atom features"
+            )
+        return np.ascontiguousarray(features.detach().cpu().double().reshape(self.nall, -1).numpy().copy())
+
+    def send(self, rows: np.ndarray, reverse: bool) -> None:
+        """One exchange of ``rows`` in place (or, while recording, only its width)."""
+        width = int(rows.shape[1]) if rows.ndim == 2 else 0
+        if self._recording is not None:
+            self._recording[reverse].append(width)
+            return
+        self._communicate(reverse)(rows, width)
+
+    @contextmanager
+    def running(self, nlocal: int, nall: int) -> Iterator[None]:
+        """Exchange at every exchange point while the block runs, for a cluster of ``nlocal`` local
+        atoms followed by ``nall - nlocal`` ghosts."""
+        self.nlocal, self.nall, self._active = nlocal, nall, True
+        try:
+            yield
+        finally:
+            self._active = False
+
+    def record(self, evaluate: Callable[[], Any], n_atoms: int) -> None:
+        """Run ``evaluate`` (one evaluation with forces of an ``n_atoms`` structure, owned atoms only)
+        and keep the widths of its exchanges, for :meth:`idle`.
+
+        Raises:
+            SoftcalcError: an exchange point did not run, or did not run in the backward pass: the
+                ranks could not keep in step.
+        """
+        self._recording = ([], [])
+        try:
+            with self.running(n_atoms, n_atoms):
+                evaluate()
+            self.forward_widths, self.backward_widths = self._recording
+        finally:
+            self._recording = None
+        if len(self.forward_widths) != len(self.points) or len(self.backward_widths) != len(self.points):
+            raise SoftcalcError(
+                f"per-layer exchange: {len(self.points)} exchange points, but one evaluation exchanged "
+                f"{len(self.forward_widths)} times forward and {len(self.backward_widths)} times backward. "
+                "Fix: decompose field (a ghost shell of the whole receptive field)."
+            )
+
+    def idle(self, nall: int, backward_passes: int) -> None:
+        """The exchanges of one evaluation with ``backward_passes`` backward passes, on zero rows."""
+        for width in self.forward_widths:
+            self._communicate(False)(np.zeros((nall, width)), width)
+        for _ in range(backward_passes):
+            for width in self.backward_widths:
+                self._communicate(True)(np.zeros((nall, width)), width)
+
+    @property
+    def width(self) -> int:
+        """The most values per atom one exchange sends (what LAMMPS reserves per atom)."""
+        return max(self.forward_widths + self.backward_widths, default=0)
+
+
+def probe_structure(element: str, cutoff: float) -> Atoms:
+    """Four atoms of ``element`` on a tetrahedron of edge 0.6 ``cutoff`` (Å): every pair and every
+    angle lies within the cutoff, so every exchange point of a model runs, forward and backward."""
+    edge = 0.6 * cutoff
+    corners = np.array([[0, 0, 0], [1, 1, 0], [1, 0, 1], [0, 1, 1]], dtype=float) * edge / np.sqrt(2.0)
+    return Atoms(symbols=[element] * 4, positions=corners + cutoff, cell=np.eye(3) * 3 * cutoff, pbc=False)
