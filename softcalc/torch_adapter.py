@@ -204,6 +204,12 @@ class TorchAdapter(ModelAdapter):
         return None
 
     # ------------------------------------------------------------------ plugin hooks: domain decomposition
+    #: while LAMMPS exchanges node features (:mod:`softcalc.lammps.exchange`): the number of leading
+    #: atoms of the evaluated cluster whose features and energies count; the atoms after them are
+    #: ghosts that take their features from their owners before every exchange point. None otherwise.
+    #: A plugin may then drop the messages (edges) whose receiver is a ghost: nothing reads their result.
+    exchange_owned: int | None = None
+
     def exchange_points(self) -> list[ExchangePoint]:
         """The inputs of message-passing layers that read neighbours' node features, in call order.
 

@@ -164,6 +164,14 @@ class MaceAdapter(TorchAdapter):
     def forward_pass(self, structures: Sequence[Atoms], stress: bool) -> ForwardPass:
         """Node energies e_i of ``structures``; with ``stress`` mace strains each cell (zero displacement)."""
         data = self._batch(structures)
+        if self.exchange_owned is not None:  # LAMMPS exchanges ghost features: no messages to ghosts
+            keep = data["edge_index"][1] < self.exchange_owned
+            data.update(
+                {
+                    key: data[key][..., keep] if key == "edge_index" else data[key][keep]
+                    for key in ("edge_index", "shifts", "unit_shifts")
+                }
+            )
         positions = data["positions"].requires_grad_(True)
         strains = []
         if stress:

@@ -26,7 +26,7 @@ from softcalc.autograd import strained
 from softcalc.errors import SoftcalcError
 from softcalc.info import ModelInfo
 from softcalc.torch_adapter import ExchangePoint, ForwardPass, TorchAdapter, parameters_of
-from softcalc_matgl._graph import GraphBatch, build_graph_batch
+from softcalc_matgl._graph import GraphBatch, build_graph_batch, owned_messages
 
 #: most atoms evaluated in one batched graph by :meth:`MatglAdapter.compute_many`
 MAX_ATOMS_PER_BATCH = 2000
@@ -170,6 +170,9 @@ class MatglAdapter(TorchAdapter):
     def forward_pass(self, structures: Sequence[Atoms], stress: bool) -> ForwardPass:
         """Per-atom energies of ``structures`` as one disjoint graph, its geometry strained."""
         graph = build_graph_batch(structures, self.element_index, self.info.cutoff, self.dtype, self.device)
+        if self.exchange_owned is not None:  # LAMMPS exchanges ghost features
+            threebody = getattr(self.potential.model, "threebody_cutoff", None)
+            graph = owned_messages(graph, self.exchange_owned, None if threebody is None else float(threebody))
         positions = graph.positions.clone().requires_grad_(True)
         strain, strained_positions, strained_cells = strained(positions, graph.cells, graph.batch)
         energies = self._atom_energies(graph, strained_positions, strained_cells)

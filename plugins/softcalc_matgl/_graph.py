@@ -10,7 +10,7 @@ sorted by centre atom, as matgl's three-body line graph requires.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -78,3 +78,25 @@ def build_graph_batch(
         batch=tensor(np.concatenate(batch), torch.long),
         n_atoms=tensor(np.array(n_atoms), torch.long),
     )
+
+
+def owned_messages(graph: GraphBatch, owned: int, threebody_cutoff: float | None) -> GraphBatch:
+    """The edges of ``graph`` (one non-periodic cluster) that the energies of its first ``owned`` atoms
+    read when the other atoms' node features come from elsewhere (LAMMPS per-layer exchange).
+
+    M3GNet (``threebody_cutoff`` given): an atom's node update reads the edges ending at it (neighbour
+    j = ``edge_index[1]``), and the three-body update of such an edge i -> j reads the bonds i -> k
+    around its centre within the three-body cutoff (their geometry and the features of k); edges ending
+    at a ghost and bonds around atoms no owned atom neighbours are dropped. TensorNet (None): an atom
+    gathers the edges it is the centre of; edges centred on a ghost are dropped.
+    """
+    centre, neighbour = graph.edge_index
+    if threebody_cutoff is None:
+        keep = centre < owned
+        return replace(graph, edge_index=graph.edge_index[:, keep], shifts=graph.shifts[keep])
+    to_owned = neighbour < owned
+    centres = torch.zeros(len(graph.node_type), dtype=torch.bool, device=centre.device)
+    centres[centre[to_owned]] = True
+    length = torch.linalg.norm(graph.positions[neighbour] - graph.positions[centre], dim=1)
+    keep = to_owned | (centres[centre] & (length < threebody_cutoff))
+    return replace(graph, edge_index=graph.edge_index[:, keep], shifts=graph.shifts[keep])

@@ -65,6 +65,7 @@ class FeatureExchange:
     """
 
     def __init__(self, adapter: TorchAdapter) -> None:
+        self.adapter = adapter
         self.points = adapter.exchange_points()
         if not self.points:
             raise SoftcalcError(f"model {adapter.info.name} names no exchange points: no per-layer exchange")
@@ -132,10 +133,12 @@ class FeatureExchange:
         """Exchange at every exchange point while the block runs, for a cluster of ``nlocal`` local
         atoms followed by ``nall - nlocal`` ghosts."""
         self.nlocal, self.nall, self._active = nlocal, nall, True
+        self.adapter.exchange_owned = nlocal
         try:
             yield
         finally:
             self._active = False
+            self.adapter.exchange_owned = None
 
     def record(self, evaluate: Callable[[], Any], n_atoms: int) -> None:
         """Run ``evaluate`` (one evaluation with forces of an ``n_atoms`` structure, owned atoms only)
