@@ -51,6 +51,7 @@ class Result:
     pressure: np.ndarray  # xx yy zz yz xz xy
     stress_atom: np.ndarray | None = None
     minus_3pv: float | None = None
+    stresses: np.ndarray | None = None  # reference per-atom stresses × V (eV, ASE order)
 
 
 @pytest.fixture(scope="module")
@@ -75,16 +76,18 @@ def sige_triclinic() -> Atoms:
     return atoms
 
 
-def reference(atoms: Atoms, model: str, **options: object) -> Result:
+def reference(atoms: Atoms, model: str, per_atom_stresses: bool = False, **options: object) -> Result:
     calc = SoftCorrectedCalc(model, **options)  # type: ignore[arg-type]
     atoms = atoms.copy()
     atoms.calc = calc
-    return Result(
+    result = Result(
         atoms.get_potential_energy(),
         atoms.get_forces(),
         calc.get_property("energies", atoms),
         -atoms.get_stress() / units.GPa,
     )
+    result.stresses = atoms.get_stresses() * atoms.get_volume() if per_atom_stresses else None
+    return result
 
 
 def script(data: Path, atoms: Atoms, model: str, plugin: Path | None, **options: object) -> list[str]:
@@ -269,6 +272,97 @@ def test_mace_decomposed_lmp(tmp_path: Path, plugin: Path, nprocs: int) -> None:
     assert abs(got.stress_atom[:, :3].sum() - got.minus_3pv) <= 1e-6 * abs(got.minus_3pv)
 
 
+@pytest.fixture(scope="module")
+def random_mace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight float64 MACE for Si and Ge with two interactions (one exchange point)."""
+    pytest.importorskip("mace")
+    from mace_models import save_random_mace
+
+    return save_random_mace(tmp_path_factory.mktemp("mace") / "random_sige.model")
+
+
+def sige_slab() -> Atoms:
+    """32 SiGe atoms in the lower third of a periodic box three slabs high: with 'processors 1 1 2'
+    the upper subdomain holds no atoms, only ghosts (the slab's periodic image above)."""
+    atoms = bulk("Si", "diamond", a=5.45, cubic=True).repeat((2, 2, 1))
+    atoms.symbols[::4] = "Ge"
+    atoms.cell[2, 2] *= 3.0
+    atoms.rattle(0.05, seed=11)
+    return atoms
+
+
+def assert_exact(got: Result, ref: Result, atoms: Atoms) -> None:
+    """The issue's bar for the per-layer path: 1e-6 eV/atom, 1e-5 eV/Å, per-atom virials Σ = -3PV."""
+    n = len(atoms)
+    assert abs(got.energy - ref.energy) / n < 1e-6
+    np.testing.assert_allclose(got.forces, ref.forces, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(got.energies, ref.energies, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got.pressure, ref.pressure, rtol=0, atol=1e-5)
+    assert got.stress_atom is not None and got.minus_3pv is not None
+    assert abs(got.stress_atom[:, :3].sum() - got.minus_3pv) <= 1e-6 * abs(got.minus_3pv)
+    np.testing.assert_allclose(got.stress_atom[:, [0, 1, 2, 5, 4, 3]], ref.stresses, rtol=0, atol=1e-6)
+    assert np.abs(ref.forces).max() > 0.1
+
+
+@pytest.mark.parametrize(
+    ("structure", "nprocs", "processors"),
+    [
+        ("triclinic", 1, None),
+        ("triclinic", 2, "2 1 1"),
+        ("triclinic", 3, "1 3 1"),
+        ("triclinic", 4, "2 2 1"),
+        ("empty-subdomain", 2, "1 1 2"),
+        ("empty-subdomain", 4, "1 1 4"),
+    ],
+)
+def test_per_layer_exchange_equals_the_serial_run(
+    tmp_path: Path,
+    plugin: Path,
+    sige_triclinic: Atoms,
+    random_mace: Path,
+    structure: str,
+    nprocs: int,
+    processors: str | None,
+) -> None:
+    """decompose yes with a one-cutoff ghost shell: energies, forces, pressure, per-atom energies and
+    per-atom virials of every rank count equal SoftCorrectedCalc's; ranks without atoms keep step."""
+    atoms = sige_triclinic if structure == "triclinic" else sige_slab()
+    path = tmp_path / "sige.json"
+    Correction(species_scales={"Si": 1.1, "Ge": 1.25}).save(path)
+    got = run_lmp(
+        tmp_path,
+        atoms,
+        str(random_mace),
+        plugin,
+        nprocs,
+        processors,
+        stress_atom=True,
+        decompose=True,
+        correction=path,
+        check_model=False,
+    )
+    ref = reference(atoms, str(random_mace), per_atom_stresses=True, correction=path, check_model=False)
+    assert_exact(got, ref, atoms)
+
+
+@pytest.mark.parametrize("model", ["m3gnet", "tensornet-matpes-pbe-v2025.1-pes"])
+def test_per_layer_exchange_of_matgl_models(tmp_path: Path, plugin: Path, si64: Atoms, model: str) -> None:
+    """M3GNet (three-body bonds around ghost centres) and TensorNet on 2 ranks, float64."""
+    got = run_lmp(
+        tmp_path,
+        si64,
+        model,
+        plugin,
+        2,
+        "2 1 1",
+        stress_atom=True,
+        decompose=True,
+        scale=1.1,
+        dtype="float64",
+    )
+    assert_exact(got, reference(si64, model, per_atom_stresses=True, scale=1.1, dtype="float64"), si64)
+
+
 @pytest.mark.parametrize(
     ("nprocs", "processors", "decompose"),
     [(1, None, False), (2, "2 1 1", False), (2, "2 1 1", True), (3, "1 3 1", True)],
@@ -281,8 +375,15 @@ def test_per_atom_virials_sum_to_the_pressure_and_equal_ase_stresses(
     path = tmp_path / "sige.json"
     Correction(species_scales={"Si": 1.1, "Ge": 1.25}).save(path)
     got = run_lmp(
-        tmp_path, sige_triclinic, "toy-morse", plugin, nprocs, processors, stress_atom=True,
-        decompose=decompose, correction=path,
+        tmp_path,
+        sige_triclinic,
+        "toy-morse",
+        plugin,
+        nprocs,
+        processors,
+        stress_atom=True,
+        decompose=decompose,
+        correction=path,
     )
     assert got.stress_atom is not None and got.minus_3pv is not None
     assert abs(got.stress_atom[:, :3].sum() - got.minus_3pv) <= 1e-6 * abs(got.minus_3pv)

@@ -227,13 +227,14 @@ class PairBridge:
             # neighbour), so nothing but zeros would go back: keep the other ranks' exchanges in step on
             # zero rows (ghost rows relayed to further ranks are filled in the exchange itself), then
             # evaluate alone
-            exchange.idle(len(pos), 1 + 3 * (virials is not None))
+            exchange.idle(len(pos), virials is not None)
             exchange = None
             if nlocal == 0:
                 return 0.0
         cluster = cluster_atoms(self.numbers[typ - 1], pos)
         owned = np.arange(len(cluster)) < nlocal
-        with exchange.running(nlocal, len(pos)) if exchange is not None else nullcontext():
+        frame = pos if virials is not None else None  # per-atom virials: image shifts in LAMMPS' frame
+        with exchange.running(nlocal, len(pos), frame) if exchange is not None else nullcontext():
             # one frame for every rank's virials: positions relative to boxlo
             origin = cluster.positions[0] - pos[0]
             res = self.calc.local_energy(cluster, owned, virials=virials is not None, virial_origin=origin)

@@ -11,6 +11,14 @@ owner's row (LAMMPS reverse communication), and the ghost row's own gradient is 
 computed value was discarded. Forces, per-atom virials and the fdotr virial then equal the serial
 run's.
 
+Per-atom virials need one more step. The centroid virial W_i = Σ_j (r_j - r_i) ⊗ ∂U_j/∂r_i takes r_i
+where atom j sees atom i: a ghost's features now come from its owner's neighbourhood, one periodic
+image away, so the derivatives that reach the owner's side are shifted by the image vector
+T_g = r_g - r_owner. With G_a = Σ_j r_j^a U_j differentiated after E = Σ_j U_j
+(:func:`softcalc.autograd.centroid_virials`), the gradient of G_a that a ghost row sends back is
+corrected by -T_g^a times the gradient of E at the same row, as if the ghost had computed its own
+features in place. T_g comes from a forward exchange of the owners' positions.
+
 Every exchange is a collective step of all ranks, so every rank must run the same exchanges in the
 same order, also a rank whose cluster cannot run the model (no atoms, or no pair within the cutoff):
 it replays the exchange widths recorded at start-up with rows of zeros (:meth:`FeatureExchange.idle`).
@@ -36,11 +44,17 @@ Communicate = Callable[[np.ndarray, int], None]
 
 class _GhostRows(torch.autograd.Function):
     """y = x with the ghost rows replaced by their owners' (forward); gradient: ghost rows' gradients
-    added to their owners', ghost rows zero (backward)."""
+    added to their owners', ghost rows zero (backward).
+
+    With image shifts (per-atom virials), backward passes 2 to 4 are those of G_0, G_1, G_2 after the
+    first one of E (:func:`softcalc.autograd.centroid_virials`): their ghost rows are corrected by
+    -T^a times the first pass's ghost rows (module docstring).
+    """
 
     @staticmethod
     def forward(ctx: Any, features: torch.Tensor, exchange: FeatureExchange) -> torch.Tensor:  # noqa: ANN401
         ctx.exchange = exchange
+        ctx.passes = 0
         rows = exchange.rows(features)
         exchange.send(rows, reverse=False)
         return torch.from_numpy(rows).to(features.device, features.dtype).reshape(features.shape)
@@ -49,8 +63,15 @@ class _GhostRows(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN401
         exchange: FeatureExchange = ctx.exchange
         rows = exchange.rows(grad)
+        shifts, ghosts = exchange.image_shifts, slice(exchange.nlocal, None)
+        if shifts is not None:
+            if ctx.passes == 0:
+                ctx.energy_rows = rows[ghosts].copy()
+            else:
+                rows[ghosts] -= shifts[ghosts, ctx.passes - 1 : ctx.passes] * ctx.energy_rows
+        ctx.passes += 1
         exchange.send(rows, reverse=True)
-        rows[exchange.nlocal :] = 0.0
+        rows[ghosts] = 0.0
         return torch.from_numpy(rows).to(grad.device, grad.dtype).reshape(grad.shape), None
 
 
@@ -72,6 +93,8 @@ class FeatureExchange:
         self._forward: Communicate | None = None
         self._reverse: Communicate | None = None
         self.nlocal = self.nall = 0
+        #: (nall, 3) Å, r_g - r_owner of every row (zero for local atoms) while per-atom virials are wanted
+        self.image_shifts: np.ndarray | None = None
         self._active = False
         #: widths (values per atom) of the exchanges of one evaluation, forward then backward order
         self.forward_widths: list[int] = []
@@ -129,16 +152,26 @@ class FeatureExchange:
         self._communicate(reverse)(rows, width)
 
     @contextmanager
-    def running(self, nlocal: int, nall: int) -> Iterator[None]:
+    def running(self, nlocal: int, nall: int, positions: np.ndarray | None = None) -> Iterator[None]:
         """Exchange at every exchange point while the block runs, for a cluster of ``nlocal`` local
-        atoms followed by ``nall - nlocal`` ghosts."""
-        self.nlocal, self.nall, self._active = nlocal, nall, True
+        atoms followed by ``nall - nlocal`` ghosts.
+
+        ``positions`` ((nall, 3) Å, one frame on every rank): per-atom virials are wanted; the image
+        shifts of the ghosts are exchanged first.
+        """
+        self.nlocal, self.nall = nlocal, nall
+        if positions is not None:
+            owners = np.ascontiguousarray(positions, dtype=np.float64).copy()
+            self.send(owners, reverse=False)
+            self.image_shifts = np.asarray(positions) - owners
+        self._active = True
         self.adapter.exchange_owned = nlocal
         try:
             yield
         finally:
             self._active = False
             self.adapter.exchange_owned = None
+            self.image_shifts = None
 
     def record(self, evaluate: Callable[[], Any], n_atoms: int) -> None:
         """Run ``evaluate`` (one evaluation with forces of an ``n_atoms`` structure, owned atoms only)
@@ -162,8 +195,12 @@ class FeatureExchange:
                 "Fix: decompose field (a ghost shell of the whole receptive field)."
             )
 
-    def idle(self, nall: int, backward_passes: int) -> None:
-        """The exchanges of one evaluation with ``backward_passes`` backward passes, on zero rows."""
+    def idle(self, nall: int, virials: bool) -> None:
+        """The exchanges of one evaluation (with per-atom virials: the image shifts' and three more
+        backward passes), on zero rows."""
+        if virials:
+            self._communicate(False)(np.zeros((nall, 3)), 3)
+        backward_passes = 4 if virials else 1
         for width in self.forward_widths:
             self._communicate(False)(np.zeros((nall, width)), width)
         for _ in range(backward_passes):

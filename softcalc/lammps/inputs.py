@@ -32,14 +32,16 @@ def pair_style(
     scale: float | None = None,
     device: str = "cpu",
     dtype: str | None = None,
-    decompose: bool = False,
+    decompose: bool | str = False,
     check_model: bool = True,
 ) -> str:
     """The ``pair_style softcalc`` line for a model and its correction (file or global scale).
 
-    ``decompose``: evaluate each rank's atoms with a ghost shell of one receptive field (needs
-    ``newton on``, the default) instead of gathering all atoms on rank 0. ``check_model=False``
-    (``check_model no``) accepts a fitted correction that names no model or another one.
+    ``decompose``: True (``decompose yes``) evaluates each rank's atoms with a ghost shell of one
+    exchange cutoff and per-layer feature exchange (or of one receptive field for models without),
+    ``"field"`` always with a shell of one receptive field; both need ``newton on`` (the default).
+    False gathers all atoms on rank 0. ``check_model=False`` (``check_model no``) accepts a fitted
+    correction that names no model or another one.
     """
     words = ["pair_style softcalc", str(model)]
     if correction is not None:
@@ -51,7 +53,7 @@ def pair_style(
     if dtype is not None:
         words += ["dtype", dtype]
     if decompose:
-        words += ["decompose", "yes"]
+        words += ["decompose", "field" if decompose == "field" else "yes"]
     if not check_model:
         words += ["check_model", "no"]
     return " ".join(words)
