@@ -83,7 +83,7 @@ class ExchangePoint:
 
     Before ``module`` runs, its input ``argument`` (a position in its call, or a keyword) is a tensor
     whose first dimension runs over the atoms of the structure: LAMMPS' per-layer exchange
-    (:mod:`softcalc.lammps.exchange`) replaces the ghost atoms' rows there by their owners'.
+    (:mod:`softcalc.exchange`) replaces the ghost atoms' rows there by their owners'.
     """
 
     module: torch.nn.Module
@@ -204,7 +204,7 @@ class TorchAdapter(ModelAdapter):
         return None
 
     # ------------------------------------------------------------------ plugin hooks: domain decomposition
-    #: while LAMMPS exchanges node features (:mod:`softcalc.lammps.exchange`): the number of leading
+    #: while LAMMPS exchanges node features (:mod:`softcalc.exchange`): the number of leading
     #: atoms of the evaluated cluster whose features and energies count; the atoms after them are
     #: ghosts that take their features from their owners before every exchange point. None otherwise.
     #: A plugin may then drop the messages (edges) whose receiver is a ghost: nothing reads their result.

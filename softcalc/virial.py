@@ -1,18 +1,20 @@
 """Per-atom virials and per-atom stresses of a corrected model, periodic cells included.
 
 A model's per-atom virial needs ∂U_j/∂r_i for every image of atom i separately, which a periodic
-evaluation sums away. Here the cell is unfolded: its atoms plus every periodic image within one
-receptive field of them form a non-periodic cluster in which only the cell's own atoms carry energy
-(the cluster of LAMMPS' decomposed path, built from the cell instead of a subdomain). The cluster's
-centroid virials (:func:`softcalc.autograd.centroid_virials`) are then folded back onto the atoms
-whose images they belong to:
+evaluation sums away. Here the cell is unfolded: its atoms plus periodic images form a non-periodic
+cluster in which only the cell's own atoms carry energy (the cluster of LAMMPS' decomposed path, built
+from the cell instead of a subdomain). For a model with exchange points (MACE, M3GNet, TensorNet) the
+images reach one exchange cutoff and take their node features from the atoms they copy before every
+layer (:mod:`softcalc.exchange`); for the others (CHGNet) they reach one receptive field. The
+cluster's centroid virials (:func:`softcalc.autograd.centroid_virials`) are then folded back onto the
+atoms whose images they belong to:
 
     W_i^ab = Σ_(images i' of i) Σ_j (r_j - r_i')^a ∂U_j/∂r_i'^b   (eV)
 
 with U_j the corrected per-atom energy. Σ_i W_i is the virial Σ r ⊗ F of the cell, so
 Σ_i W_i = -V σ. The per-atom stresses of ASE (``atoms.get_stresses()``) are -W_i / V (eV/Å³, Voigt,
 symmetrised), which sum to the stress as in ASE's own calculators. The cost is one evaluation of the
-cluster (for a small cell many times the cell's atoms) and three extra backward passes.
+cluster (for a small cell several times the cell's atoms) and three extra backward passes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ import numpy as np
 from ase import Atoms
 from ase.neighborlist import primitive_neighbor_list
 from ase.stress import full_3x3_to_voigt_6_stress
+
+from softcalc.exchange import FeatureExchange, image_exchange
+from softcalc.torch_adapter import TorchAdapter
 
 if TYPE_CHECKING:
     from softcalc.calculator import SoftCorrectedCalc
@@ -90,9 +95,17 @@ def per_atom_virials(calc: SoftCorrectedCalc, atoms: Atoms) -> dict[str, np.ndar
     Raises:
         PerAtomEnergyNotSupportedError: the model gives no differentiable per-atom energies.
     """
-    unfolded = image_cluster(atoms, calc.receptive_field)
-    res = calc.local_energy(unfolded.atoms, unfolded.home, virials=True)
+    model = getattr(calc.active, "model", None)
+    exchange = FeatureExchange(model) if isinstance(model, TorchAdapter) and model.exchange_points() else None
     n = len(atoms)
+    if exchange is None:
+        unfolded = image_cluster(atoms, calc.receptive_field)
+        res = calc.local_energy(unfolded.atoms, unfolded.home, virials=True)
+    else:
+        unfolded = image_cluster(atoms, model.exchange_cutoff)
+        exchange.connect(*image_exchange(unfolded.owner))
+        with exchange.running(n, len(unfolded.atoms), unfolded.atoms.positions):
+            res = calc.local_energy(unfolded.atoms, unfolded.home, virials=True)
     forces = np.zeros((n, 3))
     np.add.at(forces, unfolded.owner, res["forces"])
     virials = np.zeros((n, 3, 3))

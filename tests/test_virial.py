@@ -153,3 +153,21 @@ def test_virials_of_a_periodic_structure_are_refused_by_the_adapter(sige: Atoms)
     with pytest.raises(PropertyNotImplementedError, match="non-periodic clusters"):
         model.weighted_energy(sige, np.ones(len(sige)), virials=True)
     assert torch.get_num_threads() == 1
+
+
+def test_exchanged_images_give_the_virials_of_the_whole_receptive_field(
+    random_mace: Path, sige: Atoms
+) -> None:
+    """A one-cutoff shell whose images take their features from their atoms (softcalc.exchange)
+    equals the plain evaluation of every image out to the receptive field, atom by atom."""
+    calc = SoftCorrectedCalc(random_mace, correction=Correction(species_scales={"Si": 1.1, "Ge": 1.3}))
+    model = calc.active.model
+    assert model.exchange_cutoff < calc.receptive_field
+    unfolded = image_cluster(sige, calc.receptive_field)
+    field = calc.local_energy(unfolded.atoms, unfolded.home, virials=True)
+    expected = np.zeros((len(sige), 3, 3))
+    np.add.at(expected, unfolded.owner, field["virials"])
+    got = per_atom_virials(calc, sige)
+    assert len(image_cluster(sige, model.exchange_cutoff).atoms) < len(unfolded.atoms)
+    np.testing.assert_allclose(got["virials"], expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got["energies"], field["energies"][: len(sige)], rtol=0, atol=1e-10)

@@ -4,7 +4,7 @@ Gather path (``decompose no``): the plugin gathers all atoms on rank 0, ordered 
 :meth:`PairBridge.compute` on the periodic box. Decomposed path: every rank calls
 :meth:`PairBridge.compute_local` on its local atoms plus a ghost shell, either of one exchange cutoff
 with the node features exchanged before every layer (``decompose yes`` for models with exchange
-points, after :meth:`PairBridge.connect`; :mod:`softcalc.lammps.exchange`) or of one receptive field
+points, after :meth:`PairBridge.connect`; :mod:`softcalc.exchange`) or of one receptive field
 (``decompose field``, and models without). Both get read-only buffers (positions, types) and fill
 writable ones (forces, per-atom energies, per-atom virials) the plugin owns. Units are LAMMPS
 ``metal`` units, which are softcalc's: Å, eV, eV/Å; virials are in eV.
@@ -25,7 +25,7 @@ from scipy.spatial import cKDTree
 
 from softcalc.calculator import SoftCorrectedCalc
 from softcalc.errors import PerAtomEnergyNotSupportedError, SoftcalcError, UnsupportedElementsError
-from softcalc.lammps.exchange import Communicate, FeatureExchange, probe_structure
+from softcalc.exchange import Communicate, FeatureExchange, probe_structure
 
 #: ASE Voigt order (xx yy zz yz xz xy) → LAMMPS virial order (xx yy zz xy xz yz)
 ASE_TO_LAMMPS_VOIGT = np.array([0, 1, 2, 5, 4, 3])

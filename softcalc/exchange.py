@@ -1,8 +1,11 @@
-"""Per-layer ghost exchange: the node features of LAMMPS ghost atoms come from their owners.
+"""Per-layer ghost exchange: the node features of ghost atoms come from the atoms they copy.
 
-With ``pair_style softcalc ... decompose yes`` each rank evaluates its local atoms plus a ghost shell of
-one exchange cutoff (:attr:`softcalc.torch_adapter.TorchAdapter.exchange_cutoff`) as a non-periodic
-cluster, local atoms first, ghosts in LAMMPS' order. A ghost's features after a message-passing layer
+Two users: LAMMPS' domain decomposition (``pair_style softcalc ... decompose yes``, ghosts are other
+ranks' atoms and periodic images, the exchange is LAMMPS' communication) and the per-atom virials of a
+periodic cell (:mod:`softcalc.virial`, ghosts are the cell's periodic images, the exchange is an index
+copy, :func:`image_exchange`). Each evaluates its own atoms plus a ghost shell of one exchange cutoff
+(:attr:`softcalc.torch_adapter.TorchAdapter.exchange_cutoff`) as a non-periodic cluster, own atoms
+first. A ghost's features after a message-passing layer
 are wrong (its neighbours beyond the shell are missing), so before every layer that reads neighbours'
 features (:meth:`~softcalc.torch_adapter.TorchAdapter.exchange_points`) a forward hook replaces the
 ghost rows by the owners' rows (LAMMPS forward communication). The replacement is an autograd
@@ -81,8 +84,8 @@ class FeatureExchange:
     Args:
         adapter: the model (its :meth:`~softcalc.torch_adapter.TorchAdapter.exchange_points`).
 
-    The hooks stay registered on the model but act only inside :meth:`running`; they communicate once
-    :meth:`connect` has given them LAMMPS' communication.
+    The hooks are registered on the model only inside :meth:`running`; they communicate through what
+    :meth:`connect` gave them.
     """
 
     def __init__(self, adapter: TorchAdapter) -> None:
@@ -95,13 +98,10 @@ class FeatureExchange:
         self.nlocal = self.nall = 0
         #: (nall, 3) Å, r_g - r_owner of every row (zero for local atoms) while per-atom virials are wanted
         self.image_shifts: np.ndarray | None = None
-        self._active = False
         #: widths (values per atom) of the exchanges of one evaluation, forward then backward order
         self.forward_widths: list[int] = []
         self.backward_widths: list[int] = []
         self._recording: tuple[list[int], list[int]] | None = None
-        for point in self.points:
-            point.module.register_forward_pre_hook(self._hook(point), with_kwargs=True)
 
     def connect(self, forward: Communicate, reverse: Communicate) -> None:
         """Exchange through ``forward`` and ``reverse``: LAMMPS' forward and reverse communication."""
@@ -119,9 +119,7 @@ class FeatureExchange:
         return channel
 
     def _hook(self, point: ExchangePoint) -> Callable[..., Any]:
-        def exchange_inputs(_module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
-            if not self._active:
-                return None
+        def exchange_inputs(_module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
             if isinstance(point.argument, str):
                 kwargs = {**kwargs, point.argument: _GhostRows.apply(kwargs[point.argument], self)}
             else:
@@ -164,12 +162,14 @@ class FeatureExchange:
             owners = np.ascontiguousarray(positions, dtype=np.float64).copy()
             self.send(owners, reverse=False)
             self.image_shifts = np.asarray(positions) - owners
-        self._active = True
+        hooks = [(point.module, self._hook(point)) for point in self.points]
+        handles = [module.register_forward_pre_hook(hook, with_kwargs=True) for module, hook in hooks]
         self.adapter.exchange_owned = nlocal
         try:
             yield
         finally:
-            self._active = False
+            for handle in handles:
+                handle.remove()
             self.adapter.exchange_owned = None
             self.image_shifts = None
 
@@ -211,6 +211,20 @@ class FeatureExchange:
     def width(self) -> int:
         """The most values per atom one exchange sends (what LAMMPS reserves per atom)."""
         return max(self.forward_widths + self.backward_widths, default=0)
+
+
+def image_exchange(owner: np.ndarray) -> tuple[Communicate, Communicate]:
+    """Forward and reverse exchange within one process, for a cluster whose row k copies atom
+    ``owner[k]`` (own atoms first, ``owner[k] == k`` for them)."""
+    n = int(np.count_nonzero(owner == np.arange(len(owner))))
+
+    def forward(rows: np.ndarray, _width: int) -> None:
+        rows[n:] = rows[owner[n:]]
+
+    def reverse(rows: np.ndarray, _width: int) -> None:
+        np.add.at(rows, owner[n:], rows[n:])
+
+    return forward, reverse
 
 
 def probe_structure(element: str, cutoff: float) -> Atoms:
