@@ -66,6 +66,11 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "spread-stress": ("finetune", "spread", {"preset": "stress"}),
     "spread-equitrain": ("finetune", "spread", {"preset": "equitrain"}),
     "spread-scale": ("scale", "spread", {}),
+    "spread-e60": ("finetune", "spread", {"epochs": 60}),
+    "spread-lr3e-3": ("finetune", "spread", {"lr": 3e-3}),
+    "spread-b1": ("finetune", "spread", {"batch_size": 1}),
+    "spread-f3": ("finetune", "spread", {"force_weight": 3.0}),
+    "spread-e60-f3": ("finetune", "spread", {"epochs": 60, "force_weight": 3.0}),
 }
 
 

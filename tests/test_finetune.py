@@ -43,9 +43,9 @@ from softcalc.torch_adapter import TorchAdapter
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: toy fine-tune that recovers 1.3 times deeper Morse wells (about 1 s)
-KNOWN = FineTuneSettings(epochs=20, lr=0.05, lr_final=1e-3)
+KNOWN = FineTuneSettings(epochs=20, lr=0.05, lr_final=1e-3, force_weight=1.0)
 #: a few epochs, for tests of the mechanics
-SHORT = FineTuneSettings(epochs=3, lr=0.02)
+SHORT = FineTuneSettings(epochs=3, lr=0.02, force_weight=1.0)
 
 
 def stiff_toy() -> ToyMorse:
@@ -277,7 +277,7 @@ def test_huber_loss_equals_mse_for_small_residuals(toy_frames) -> None:
     mse, huber = FineTuneSettings(), FineTuneSettings(loss="huber")
     assert float(sums.loss(huber)) == pytest.approx(float(sums.loss(mse)), rel=1e-12)
     hot = evaluate_errors(ToyMorse(), toy_frames["train"], 2)  # forces off by ~0.3 eV/Å: linear regime
-    forces_only = {"energy_weight": 0.0, "stress_weight": 0.0}
+    forces_only = {"energy_weight": 0.0, "force_weight": 1.0, "stress_weight": 0.0}
     rho = float(hot.loss(FineTuneSettings(loss="huber", **forces_only)))
     linear = float((0.02 * hot.force.abs() - 1e-4).mean())  # 2δ|r| - δ², all but a few components
     assert rho == pytest.approx(linear, rel=1e-3)
