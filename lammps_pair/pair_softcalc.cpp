@@ -292,6 +292,12 @@ void PairSoftcalc::report_ghosts()
   std::vector<double> all(2 * comm->nprocs);
   MPI_Gather(mine, 2, MPI_DOUBLE, all.data(), 2, MPI_DOUBLE, 0, world);
   if (comm->me != 0) return;
+  std::string counts;
+  for (int p = 0; p < comm->nprocs && p < 16; p++)
+    counts += fmt::format("{}{:.0f}/{:.0f}", p > 0 ? " " : "", all[2 * p], all[2 * p + 1]);
+  utils::logmesg(lmp, "pair_style softcalc decompose {}: ghost cutoff {:.2f} A + skin; atoms/ghosts per rank: {}{}\n",
+                 layers_ ? "yes (per-layer exchange)" : "field (receptive field)",
+                 layers_ ? exchange_cutoff_ : receptive_field_, counts, comm->nprocs > 16 ? " ..." : "");
   int empty = 0, heavy = 0;
   double worst = 0.0, ghosts = 0.0, atoms = 0.0, busiest = 0.0;
   for (int p = 0; p < comm->nprocs; p++) {
