@@ -45,8 +45,13 @@ PyObject *call_exchange(PyObject *capsule, PyObject *args, bool reverse)
   auto *pair = static_cast<PairSoftcalc *>(PyCapsule_GetPointer(capsule, CAPSULE_NAME));
   if (pair == nullptr) return nullptr;
   Py_buffer buffer;
-  if (PyObject_GetBuffer(rows, &buffer, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) != 0) return nullptr;
-  const std::string failure = pair->exchange(static_cast<double *>(buffer.buf), width, reverse);
+  if (PyObject_GetBuffer(rows, &buffer, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) != 0) return nullptr;
+  std::string failure;
+  if (width < 0 || buffer.itemsize != static_cast<Py_ssize_t>(sizeof(double)) || buffer.format == nullptr ||
+      std::string(buffer.format) != "d" || buffer.len < pair->exchange_bytes(width))
+    failure = "an exchange needs a writable C-contiguous float64 array of (nlocal + nghost) x width values";
+  else
+    failure = pair->exchange(static_cast<double *>(buffer.buf), width, reverse);
   PyBuffer_Release(&buffer);
   if (!failure.empty()) {
     PyErr_SetString(PyExc_RuntimeError, failure.c_str());
@@ -102,12 +107,12 @@ void PairSoftcalc::check_units()
 }
 
 /* pair_style softcalc <model> [correction FILE | scale LAMBDA] [device cpu|cuda] [dtype float32|float64]
-                           [decompose no|yes] [check_model yes|no] */
+                           [decompose no|yes|field] [check_model yes|no] */
 void PairSoftcalc::settings(int narg, char **arg)
 {
   check_units();
   const std::string usage = "Usage: pair_style softcalc <model> [correction FILE | scale LAMBDA] "
-                            "[device cpu|cuda] [dtype float32|float64] [decompose no|yes] [check_model yes|no]";
+                            "[device cpu|cuda] [dtype float32|float64] [decompose no|yes|field] [check_model yes|no]";
   if (narg < 1) error->all(FLERR, "pair_style softcalc needs a model name or path. " + usage);
   model_ = arg[0];
   correction_.clear();
@@ -134,7 +139,9 @@ void PairSoftcalc::settings(int narg, char **arg)
         error->all(FLERR, "pair_style softcalc: dtype must be float32 or float64, not '" + value + "'");
       dtype_ = value;
     } else if (key == "decompose") {
-      decompose_requested_ = value == "field" ? 2 : utils::logical(FLERR, value, false, lmp);
+      if (value != "no" && value != "yes" && value != "field")
+        error->all(FLERR, "pair_style softcalc: decompose must be no, yes or field, not '" + value + "'");
+      decompose_requested_ = value == "field" ? 2 : (value == "yes" ? 1 : 0);
     } else if (key == "check_model") {
       check_model_ = utils::logical(FLERR, value, false, lmp) == 1;
     } else {
@@ -167,7 +174,7 @@ void PairSoftcalc::init_style()
   check_units();
   if (atom->tag_enable == 0) error->all(FLERR, "pair_style softcalc requires atom IDs (atom_modify id yes)");
   if (decompose_ && force->newton_pair == 0)
-    error->all(FLERR, "pair_style softcalc decompose yes requires newton pair on: forces on ghost atoms are "
+    error->all(FLERR, "pair_style softcalc decompose yes|field requires newton pair on: forces on ghost atoms are "
                       "summed onto their owners by LAMMPS' reverse communication. Fix: 'newton on', or "
                       "'decompose no'");
   if (!decompose_ && atom->natoms > MAXSMALLINT)
@@ -215,7 +222,7 @@ void PairSoftcalc::create_bridge(const std::vector<std::string> &elements)
   decompose_ = decompose_requested_ != 0 && shared[2] != 0.0;
   if (decompose_requested_ != 0 && !decompose_ && comm->me == 0)
     error->warning(FLERR, "pair_style softcalc: model " + model_ + " gives no per-atom energies, so decompose "
-                          "yes falls back to the gather path (all atoms evaluated on rank 0)");
+                          "falls back to the gather path (all atoms evaluated on rank 0)");
   layers_ = decompose_ && decompose_requested_ == 1 && exchange_cutoff_ > 0.0;
   if (decompose_requested_ == 1 && decompose_ && !layers_ && comm->me == 0)
     error->warning(FLERR, "pair_style softcalc: model " + model_ + " has no per-layer exchange, so decompose "
@@ -238,6 +245,11 @@ std::string PairSoftcalc::connect_exchange()
                                         reverse.get())
                   : nullptr);
   return SoftcalcPython::take_error();
+}
+
+Py_ssize_t PairSoftcalc::exchange_bytes(int width) const
+{
+  return static_cast<Py_ssize_t>(atom->nlocal + atom->nghost) * width * static_cast<Py_ssize_t>(sizeof(double));
 }
 
 std::string PairSoftcalc::exchange(double *rows, int width, bool reverse)

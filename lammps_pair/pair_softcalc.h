@@ -10,7 +10,7 @@
    broadcast back. Correct on any number of ranks, but only rank 0 evaluates the model.
 
    decompose yes (domain decomposition, per-layer exchange): for models that support it (MACE,
-   M3GNet, TensorNet) the ghost cutoff is one interaction cutoff (M3GNet: plus its three-body
+   M3GNet, TensorNet) the ghost cutoff is one interaction cutoff (M3GNet: twice its three-body
    cutoff); every rank evaluates its local + ghost atoms as a non-periodic cluster, and before each
    message-passing layer the ghost atoms' node features are replaced by their owners' (forward
    communication); in the backward pass the gradients of the ghost features go back to their owners
@@ -27,12 +27,15 @@
    Per-atom virials (compute stress/atom, centroid/stress/atom, heat/flux) are the centroid virials
    W_i = sum_j r_ij (x) f_ij of softcalc.virial: on the decomposed path from the local + ghost cluster
    (ghost rows are summed onto their owners by the computes' reverse communication), on the gather
-   path from the box unfolded to one receptive field on rank 0 (costly: use decompose yes). */
+   path from the box unfolded to one exchange cutoff on rank 0 (one receptive field for CHGNet); on
+   the steps that ask for them the gather path then takes energy and forces from that evaluation too
+   (equal to the periodic one to round-off). */
 
 #ifndef SOFTCALC_PAIR_SOFTCALC_H
 #define SOFTCALC_PAIR_SOFTCALC_H
 
 #include "pair.h"
+#include "python_embed.h"
 
 #include <string>
 #include <vector>
@@ -53,6 +56,8 @@ class PairSoftcalc : public Pair {
   // copies owners' rows into the ghost rows, reverse adds the ghost rows into their owners' rows.
   // Returns "" or the error.
   std::string exchange(double *rows, int width, bool reverse);
+  // bytes of the rows an exchange of this width needs
+  Py_ssize_t exchange_bytes(int width) const;
   void settings(int narg, char **arg) override;
   void coeff(int narg, char **arg) override;
   void init_style() override;

@@ -80,7 +80,8 @@ class SoftCorrectedCalc(CheckedCalculator):
 
     Per-atom stresses (``atoms.get_stresses()``, 3D-periodic cells, models with per-atom energies) are
     the centroid virials of :mod:`softcalc.virial`, computed on request only: they cost one evaluation
-    of the cell unfolded to one receptive field. They sum to the stress.
+    of the cell unfolded to one exchange cutoff (one receptive field for models without per-layer
+    exchange) and three more backward passes. They sum to the stress.
 
     Units: energy eV, forces eV/Å, stress and per-atom stresses eV/Å³, per-atom energies eV.
     """
@@ -184,8 +185,13 @@ class SoftCorrectedCalc(CheckedCalculator):
         return float(self.info.receptive_field)
 
     def evaluate(self, atoms: Atoms, properties: Sequence[str], changes: Sequence[str]) -> dict[str, Any]:
-        if ("stress" in properties or "stresses" in properties) and not atoms.pbc.all():
+        if "stress" in properties and not atoms.pbc.all():
             raise PropertyNotImplementedError("stress needs a 3D periodic cell")
+        if "stresses" in properties and not atoms.pbc.all():
+            raise PropertyNotImplementedError(
+                "per-atom stresses need a 3D periodic cell; for a cluster or slab use "
+                "softcalc.virial.per_atom_virials (per-atom virials in eV)"
+            )
         if "stresses" in properties:
             from softcalc.virial import per_atom_virials  # the image cluster: only when asked for
 
@@ -274,8 +280,9 @@ class SoftCorrectedCalc(CheckedCalculator):
 
         E' = Σ_(i owned) [μ_Zi + λ_Zi (e_i - μ_Zi)]. With ``owned`` None every atom is owned (the
         usual corrected energy). With a cluster of a spatial domain's atoms plus a ghost shell at least
-        as thick as the model's receptive field (LAMMPS domain decomposition), the owned atoms' e_i are
-        exact and the ghosts only shape their environment.
+        as thick as the model's receptive field (LAMMPS domain decomposition), or of one exchange cutoff
+        while :mod:`softcalc.exchange` runs, the owned atoms' e_i are exact and the ghosts only shape
+        their environment.
 
         Args:
             atoms: the structure or cluster (a ghost-shell cluster is non-periodic).

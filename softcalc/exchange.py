@@ -23,8 +23,15 @@ corrected by -T_g^a times the gradient of E at the same row, as if the ghost had
 features in place. T_g comes from a forward exchange of the owners' positions.
 
 Every exchange is a collective step of all ranks, so every rank must run the same exchanges in the
-same order, also a rank whose cluster cannot run the model (no atoms, or no pair within the cutoff):
-it replays the exchange widths recorded at start-up with rows of zeros (:meth:`FeatureExchange.idle`).
+same order:
+- a rank whose own atoms read no neighbour (none, or none within the cutoff) does not run the model
+  but replays the exchange widths recorded at start-up on rows of zeros (:meth:`FeatureExchange.idle`);
+- every exchanged tensor is tied into the energies (``0 · Σ out``, :meth:`FeatureExchange.tie`), so
+  its backward pass runs even where a layer happens not to read it (M3GNet's three-body update of a
+  cluster without short bonds), and backward passes stay in step;
+- a rank whose evaluation fails (a Python error) completes the remaining exchanges on zero rows before
+  the error is raised (:meth:`FeatureExchange.complete`), so every rank reaches the pair style's
+  collective error check instead of hanging.
 """
 
 from __future__ import annotations
@@ -60,7 +67,8 @@ class _GhostRows(torch.autograd.Function):
         ctx.passes = 0
         rows = exchange.rows(features)
         exchange.send(rows, reverse=False)
-        return torch.from_numpy(rows).to(features.device, features.dtype).reshape(features.shape)
+        out = torch.from_numpy(rows).to(features.device, features.dtype).reshape(features.shape)
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN401
@@ -96,6 +104,10 @@ class FeatureExchange:
         self._forward: Communicate | None = None
         self._reverse: Communicate | None = None
         self.nlocal = self.nall = 0
+        #: exchanges done since :meth:`running` began: forward, reverse
+        self.done = [0, 0]
+        #: the exchanged tensors of the evaluation in progress (:meth:`tie`)
+        self.outputs: list[torch.Tensor] = []
         #: (nall, 3) Å, r_g - r_owner of every row (zero for local atoms) while per-atom virials are wanted
         self.image_shifts: np.ndarray | None = None
         #: widths (values per atom) of the exchanges of one evaluation, forward then backward order
@@ -120,15 +132,12 @@ class FeatureExchange:
 
     def _hook(self, point: ExchangePoint) -> Callable[..., Any]:
         def exchange_inputs(_module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-            if isinstance(point.argument, str):
-                kwargs = {**kwargs, point.argument: _GhostRows.apply(kwargs[point.argument], self)}
-            else:
-                args = (
-                    *args[: point.argument],
-                    _GhostRows.apply(args[point.argument], self),
-                    *args[point.argument + 1 :],
-                )
-            return args, kwargs
+            key = point.argument
+            out = _GhostRows.apply(kwargs[key] if isinstance(key, str) else args[key], self)
+            self.outputs.append(out)
+            if isinstance(key, str):
+                return args, {**kwargs, key: out}
+            return (*args[:key], out, *args[key + 1 :]), kwargs
 
         return exchange_inputs
 
@@ -148,6 +157,7 @@ class FeatureExchange:
             self._recording[reverse].append(width)
             return
         self._communicate(reverse)(rows, width)
+        self.done[reverse] += 1
 
     @contextmanager
     def running(self, nlocal: int, nall: int, positions: np.ndarray | None = None) -> Iterator[None]:
@@ -158,6 +168,7 @@ class FeatureExchange:
         shifts of the ghosts are exchanged first.
         """
         self.nlocal, self.nall = nlocal, nall
+        self.done, self.outputs = [0, 0], []
         if positions is not None:
             owners = np.ascontiguousarray(positions, dtype=np.float64).copy()
             self.send(owners, reverse=False)
@@ -165,13 +176,16 @@ class FeatureExchange:
         hooks = [(point.module, self._hook(point)) for point in self.points]
         handles = [module.register_forward_pre_hook(hook, with_kwargs=True) for module, hook in hooks]
         self.adapter.exchange_owned = nlocal
+        self.adapter.exchange_tie = self.tie
         try:
             yield
         finally:
             for handle in handles:
                 handle.remove()
             self.adapter.exchange_owned = None
+            self.adapter.exchange_tie = None
             self.image_shifts = None
+            self.outputs = []
 
     def record(self, evaluate: Callable[[], Any], n_atoms: int) -> None:
         """Run ``evaluate`` (one evaluation with forces of an ``n_atoms`` structure, owned atoms only)
@@ -191,26 +205,45 @@ class FeatureExchange:
         if len(self.forward_widths) != len(self.points) or len(self.backward_widths) != len(self.points):
             raise SoftcalcError(
                 f"per-layer exchange: {len(self.points)} exchange points, but one evaluation exchanged "
-                f"{len(self.forward_widths)} times forward and {len(self.backward_widths)} times backward. "
-                "Fix: decompose field (a ghost shell of the whole receptive field)."
+                f"{len(self.forward_widths)} times forward and {len(self.backward_widths)} times backward: "
+                "the ranks could not keep in step."
             )
 
-    def idle(self, nall: int, virials: bool) -> None:
-        """The exchanges of one evaluation (with per-atom virials: the image shifts' and three more
-        backward passes), on zero rows."""
-        if virials:
-            self._communicate(False)(np.zeros((nall, 3)), 3)
-        backward_passes = 4 if virials else 1
-        for width in self.forward_widths:
-            self._communicate(False)(np.zeros((nall, width)), width)
-        for _ in range(backward_passes):
-            for width in self.backward_widths:
-                self._communicate(True)(np.zeros((nall, width)), width)
+    def tie(self, energies: torch.Tensor) -> torch.Tensor:
+        """``energies`` + 0 · Σ (every tensor exchanged so far): a graph in which every exchange's
+        backward pass runs (module docstring)."""
+        if not self.outputs:
+            return energies
+        return energies + 0.0 * sum(out.sum() for out in self.outputs)
+
+    def schedule(self, virials: bool) -> tuple[list[int], list[int]]:
+        """Widths of the forward and reverse exchanges of one evaluation (with per-atom virials: the
+        image shifts' first, and three more backward passes)."""
+        forward = ([3] if virials else []) + self.forward_widths
+        return forward, self.backward_widths * (4 if virials else 1)
+
+    def complete(self, virials: bool, positions: np.ndarray | None = None) -> None:
+        """The exchanges of one evaluation that have not run yet, on rows of zeros (``positions``
+        instead for the image shifts); from the start this is an idle evaluation."""
+        nall = self.nall
+        forward, reverse = self.schedule(virials)
+        for k, width in enumerate(forward[self.done[0] :], start=self.done[0]):
+            shifts = virials and k == 0 and positions is not None  # the image shifts' exchange
+            rows = np.array(positions, dtype=np.float64) if shifts else np.zeros((nall, width))
+            self._communicate(False)(rows, width)
+        for width in reverse[self.done[1] :]:
+            self._communicate(True)(np.zeros((nall, width)), width)
+        self.done = [len(forward), len(reverse)]
+
+    def idle(self, positions: np.ndarray, virials: bool) -> None:
+        """All exchanges of one evaluation, on rows of zeros, for a rank that does not evaluate."""
+        self.nall, self.done = len(positions), [0, 0]
+        self.complete(virials, positions)
 
     @property
     def width(self) -> int:
         """The most values per atom one exchange sends (what LAMMPS reserves per atom)."""
-        return max(self.forward_widths + self.backward_widths, default=0)
+        return max([3, *self.forward_widths, *self.backward_widths])
 
 
 def image_exchange(owner: np.ndarray) -> tuple[Communicate, Communicate]:

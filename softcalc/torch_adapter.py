@@ -40,7 +40,7 @@ them (``info.reference_energies``).
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -209,6 +209,9 @@ class TorchAdapter(ModelAdapter):
     #: ghosts that take their features from their owners before every exchange point. None otherwise.
     #: A plugin may then drop the messages (edges) whose receiver is a ghost: nothing reads their result.
     exchange_owned: int | None = None
+    #: while features are exchanged: ties every exchanged tensor into the energies
+    #: (:meth:`softcalc.exchange.FeatureExchange.tie`); None otherwise
+    exchange_tie: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def exchange_points(self) -> list[ExchangePoint]:
         """The inputs of message-passing layers that read neighbours' node features, in call order.
@@ -223,7 +226,7 @@ class TorchAdapter(ModelAdapter):
     @property
     def exchange_cutoff(self) -> float:
         """Å: the ghost shell that per-layer exchange needs (0 without :meth:`exchange_points`): the
-        cutoff of the interactions, plus whatever else one layer reaches (M3GNet's three-body cutoff)."""
+        cutoff of the interactions, or what one layer reaches if farther (M3GNet: two three-body bonds)."""
         return float(self.info.cutoff) if self.exchange_points() else 0.0
 
     # ------------------------------------------------------------------ plugin hooks: fine-tuning
@@ -265,6 +268,8 @@ class TorchAdapter(ModelAdapter):
     def _energies(self, structures: Sequence[Atoms], stress: bool) -> tuple[ForwardPass, torch.Tensor | None]:
         """One forward pass of ``structures`` and what :meth:`energies_outside` adds to its e_i."""
         forward = self.forward_pass(structures, stress)
+        if self.exchange_tie is not None:
+            forward.energies = self.exchange_tie(forward.energies)
         return forward, self.energies_outside(structures)
 
     def energy_pass(self, structures: Sequence[Atoms], stress: bool) -> tuple[torch.Tensor, ForwardPass]:

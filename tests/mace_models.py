@@ -17,7 +17,7 @@ RANDOM_E0 = {"Si": -4.2, "Ge": -3.6}
 RANDOM_CUTOFF = 4.0
 
 
-def random_mace(seed: int = 0) -> torch.nn.Module:
+def random_mace(seed: int = 0, interactions: int = 2) -> torch.nn.Module:
     """A float64 ScaleShiftMACE for Si and Ge with random weights (deterministic for a seed)."""
     from e3nn import o3
     from mace import modules
@@ -32,7 +32,7 @@ def random_mace(seed: int = 0) -> torch.nn.Module:
             max_ell=2,
             interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
             interaction_cls_first=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
-            num_interactions=2,
+            num_interactions=interactions,
             num_elements=2,
             hidden_irreps=o3.Irreps("8x0e + 8x1o"),
             MLP_irreps=o3.Irreps("8x0e"),
@@ -47,8 +47,8 @@ def random_mace(seed: int = 0) -> torch.nn.Module:
     return model.double()
 
 
-def save_random_mace(path: str | Path, seed: int = 0) -> Path:
+def save_random_mace(path: str | Path, seed: int = 0, interactions: int = 2) -> Path:
     """Write :func:`random_mace` as a ``.model`` file (``torch.save`` of the module, as mace does)."""
     path = Path(path)
-    torch.save(random_mace(seed), path)
+    torch.save(random_mace(seed, interactions), path)
     return path

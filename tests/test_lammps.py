@@ -52,6 +52,7 @@ class Result:
     stress_atom: np.ndarray | None = None
     minus_3pv: float | None = None
     stresses: np.ndarray | None = None  # reference per-atom stresses × V (eV, ASE order)
+    log: str = ""  # the lmp executable's screen output
 
 
 @pytest.fixture(scope="module")
@@ -160,9 +161,11 @@ def run_lmp(
     dump = np.loadtxt(tmp_path / "forces.dump", skiprows=9)
     pressure = np.array(values[1 : len(THERMO)]) * BAR_TO_GPA
     if not stress_atom:
-        return Result(values[0], dump[:, 1:4], dump[:, 4], pressure)
+        return Result(values[0], dump[:, 1:4], dump[:, 4], pressure, log=proc.stdout)
     minus_3pv = -3.0 * values[-2] * values[-1] * units.bar
-    return Result(values[0], dump[:, 1:4], dump[:, 4], pressure, dump[:, 5:11] * units.bar, minus_3pv)
+    return Result(
+        values[0], dump[:, 1:4], dump[:, 4], pressure, dump[:, 5:11] * units.bar, minus_3pv, log=proc.stdout
+    )
 
 
 def assert_lammps_error(plugin: Path, commands: list[str], message: str) -> None:
@@ -292,7 +295,9 @@ def sige_slab() -> Atoms:
 
 
 def assert_exact(got: Result, ref: Result, atoms: Atoms) -> None:
-    """The issue's bar for the per-layer path: 1e-6 eV/atom, 1e-5 eV/Å, per-atom virials Σ = -3PV."""
+    """The per-layer path ran (its log line), and met the bar: 1e-6 eV/atom, 1e-5 eV/Å, per-atom
+    virials Σ = -3PV and equal to SoftCorrectedCalc's atom by atom."""
+    assert "decompose yes (per-layer exchange)" in got.log
     n = len(atoms)
     assert abs(got.energy - ref.energy) / n < 1e-6
     np.testing.assert_allclose(got.forces, ref.forces, rtol=0, atol=1e-5)
@@ -491,3 +496,23 @@ def test_tuned_weights_agree_with_soft_corrected_calc(
             correction=tuned_correction,
         )
     assert_agree(got, ref, len(sige_triclinic))
+
+
+def test_an_error_on_one_rank_stops_every_rank_during_exchange(
+    tmp_path: Path, plugin: Path, random_mace: Path
+) -> None:
+    """Two atoms 0.3 Å apart deep inside rank 0's subdomain: only rank 0 raises, in the middle of the
+    collective exchanges; rank 1 must not wait for it forever, and LAMMPS stops with the reason."""
+    atoms = bulk("Si", "diamond", a=5.45, cubic=True).repeat((6, 1, 1))
+    atoms.symbols[::4] = "Ge"
+    middle = np.argmin(np.abs(atoms.positions[:, 0] - atoms.cell[0, 0] / 4))
+    atoms.positions[middle + 1 if middle + 1 < len(atoms) else middle - 1] = atoms.positions[middle] + [0.3, 0, 0]
+    commands = script(
+        tmp_path / "data.lmp", atoms, str(random_mace), None, scale=1.1, decompose=True, check_model=False
+    )
+    (tmp_path / "in.lmp").write_text("\n".join([commands[0], "processors 2 1 1", *commands[1:]]) + "\n")
+    env = plugin_environment(plugin)
+    cmd = [str(executable("mpirun")), "-np", "2", str(executable("lmp")), "-in", "in.lmp", "-log", "none"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "InvalidStructureError" in proc.stdout + proc.stderr

@@ -84,7 +84,7 @@ def test_local_energy_matches_the_calculator(sige: Atoms) -> None:
 
 def test_bridge_cluster_box_changes_nothing_but_speed(sige: Atoms) -> None:
     """The LAMMPS bridge puts each ghost-shell cluster in a bounding box: same energies and forces."""
-    from softcalc.lammps.bridge import cluster_atoms
+    from softcalc.virial import cluster_atoms
 
     owned = sige.get_scaled_positions()[:, 0] < 0.5
     cluster, _, mask = domain_cluster(sige, owned, shell=5.0)

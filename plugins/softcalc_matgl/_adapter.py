@@ -128,11 +128,13 @@ class MatglAdapter(TorchAdapter):
 
     @property
     def exchange_cutoff(self) -> float:
-        """One cutoff, plus M3GNet's three-body cutoff: a bond i-j that an atom reads is updated from the
-        end atoms k of the bonds around i."""
+        """One cutoff; M3GNet: at least twice its three-body cutoff, since a bond i -> j shorter than it
+        that atom j reads is updated from the end atoms k of the bonds around i, also shorter than it
+        (with the shared weights: max(5, 2 × 4) = 8 Å)."""
         if not self.exchange_points():
             return 0.0
-        return float(self.info.cutoff) + float(getattr(self.potential.model, "threebody_cutoff", 0.0))
+        threebody = float(getattr(self.potential.model, "threebody_cutoff", 0.0))
+        return max(float(self.info.cutoff), 2.0 * threebody)
 
     # ------------------------------------------------------------------ evaluation
     def _atom_energies(self, graph: GraphBatch, positions: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
@@ -172,7 +174,8 @@ class MatglAdapter(TorchAdapter):
         graph = build_graph_batch(structures, self.element_index, self.info.cutoff, self.dtype, self.device)
         if self.exchange_owned is not None:  # LAMMPS exchanges ghost features
             threebody = getattr(self.potential.model, "threebody_cutoff", None)
-            graph = owned_messages(graph, self.exchange_owned, None if threebody is None else float(threebody))
+            threebody = None if threebody is None else float(threebody)
+            graph = owned_messages(graph, self.exchange_owned, threebody)
         positions = graph.positions.clone().requires_grad_(True)
         strain, strained_positions, strained_cells = strained(positions, graph.cells, graph.batch)
         energies = self._atom_energies(graph, strained_positions, strained_cells)

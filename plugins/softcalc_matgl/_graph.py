@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from ase import Atoms
 from ase.neighborlist import primitive_neighbor_list
+from scipy.spatial import cKDTree
 
 
 @dataclass
@@ -41,6 +42,23 @@ class GraphBatch:
     n_atoms: torch.Tensor
 
 
+def neighbour_pairs(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre i, neighbour j and image shift S of every directed pair closer than ``cutoff`` (Å).
+
+    Non-periodic structures (LAMMPS ghost clusters of thousands of atoms) go through a k-d tree, ten
+    times faster than ASE's binned search in Python; periodic ones through ASE, which handles images.
+    """
+    if atoms.pbc.any():
+        cell = np.asarray(atoms.cell, dtype=float)
+        return primitive_neighbor_list(
+            "ijS", atoms.pbc, cell, atoms.positions, cutoff, self_interaction=False
+        )
+    pairs = cKDTree(atoms.positions).query_pairs(cutoff, output_type="ndarray")
+    i = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    j = np.concatenate([pairs[:, 1], pairs[:, 0]])
+    return i, j, np.zeros((len(i), 3), dtype=int)
+
+
 def build_graph_batch(
     structures: Sequence[Atoms],
     element_index: Mapping[str, int],
@@ -53,9 +71,7 @@ def build_graph_batch(
     offset = 0
     for k, atoms in enumerate(structures):
         cell = np.asarray(atoms.cell, dtype=float)
-        i, j, s = primitive_neighbor_list(
-            "ijS", atoms.pbc, cell, atoms.positions, cutoff, self_interaction=False
-        )
+        i, j, s = neighbour_pairs(atoms, cutoff)
         order = np.argsort(i, kind="stable")
         edges.append(np.stack([i[order], j[order]]) + offset)
         shifts.append(s[order])
@@ -85,18 +101,19 @@ def owned_messages(graph: GraphBatch, owned: int, threebody_cutoff: float | None
     read when the other atoms' node features come from elsewhere (LAMMPS per-layer exchange).
 
     M3GNet (``threebody_cutoff`` given): an atom's node update reads the edges ending at it (neighbour
-    j = ``edge_index[1]``), and the three-body update of such an edge i -> j reads the bonds i -> k
-    around its centre within the three-body cutoff (their geometry and the features of k); edges ending
-    at a ghost and bonds around atoms no owned atom neighbours are dropped. TensorNet (None): an atom
-    gathers the edges it is the centre of; edges centred on a ghost are dropped.
+    j = ``edge_index[1]``), and the three-body update of such an edge i -> j, if it is shorter than the
+    three-body cutoff, reads the bonds i -> k around its centre within that cutoff (their geometry and
+    the features of k); edges ending at a ghost and bonds around other centres are dropped.
+    TensorNet (None): an atom gathers the edges it is the centre of; edges centred on a ghost are dropped.
     """
     centre, neighbour = graph.edge_index
     if threebody_cutoff is None:
         keep = centre < owned
         return replace(graph, edge_index=graph.edge_index[:, keep], shifts=graph.shifts[keep])
     to_owned = neighbour < owned
-    centres = torch.zeros(len(graph.node_type), dtype=torch.bool, device=centre.device)
-    centres[centre[to_owned]] = True
     length = torch.linalg.norm(graph.positions[neighbour] - graph.positions[centre], dim=1)
-    keep = to_owned | (centres[centre] & (length < threebody_cutoff))
+    three_body = length < threebody_cutoff
+    centres = torch.zeros(len(graph.node_type), dtype=torch.bool, device=centre.device)
+    centres[centre[to_owned & three_body]] = True
+    keep = to_owned | (centres[centre] & three_body)
     return replace(graph, edge_index=graph.edge_index[:, keep], shifts=graph.shifts[keep])

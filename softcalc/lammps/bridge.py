@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from scipy.spatial import cKDTree
 from softcalc.calculator import SoftCorrectedCalc
 from softcalc.errors import PerAtomEnergyNotSupportedError, SoftcalcError, UnsupportedElementsError
 from softcalc.exchange import Communicate, FeatureExchange, probe_structure
+from softcalc.virial import cluster_atoms
 
 #: ASE Voigt order (xx yy zz yz xz xy) → LAMMPS virial order (xx yy zz xy xz yz)
 ASE_TO_LAMMPS_VOIGT = np.array([0, 1, 2, 5, 4, 3])
@@ -44,24 +44,12 @@ def lammps_atom_virials(virials: np.ndarray) -> np.ndarray:
     return w[:, [0, 1, 2, 0, 0, 1, 1, 2, 2], [0, 1, 2, 1, 2, 2, 0, 0, 1]]
 
 
-def cluster_atoms(numbers: np.ndarray, positions: np.ndarray, margin: float = 1.0) -> Atoms:
-    """A non-periodic cluster translated into a bounding box (Å) that holds every atom.
-
-    The box changes no energy or force (the cluster is not periodic and every model is translation
-    invariant), but neighbour searches bin atoms by the cell: without one, or with atoms outside it,
-    ASE's neighbour list becomes quadratic in time and memory (8 s for 2700 atoms instead of 0.1 s).
-    """
-    low = positions.min(axis=0) - margin
-    extent = positions.max(axis=0) - low + margin
-    return Atoms(numbers=numbers, positions=positions - low, cell=np.diag(extent), pbc=False)
-
-
-def has_pairs(positions: np.ndarray, cutoff: float) -> bool:
-    """Whether two of ``positions`` (Å) lie within ``cutoff``; assumed for 64 atoms and more (a
-    denser cluster than a gas), where the search would cost more than it tells."""
-    if len(positions) >= 64:
-        return True
-    return len(positions) > 1 and bool(cKDTree(positions).query_pairs(cutoff, output_type="ndarray").size)
+def owned_atoms_read_neighbours(positions: np.ndarray, nlocal: int, cutoff: float) -> bool:
+    """Whether one of the first ``nlocal`` of ``positions`` (Å) has another atom within ``cutoff``."""
+    if nlocal == 0 or len(positions) < 2:
+        return False
+    distances, _ = cKDTree(positions).query(positions[:nlocal], k=2, distance_upper_bound=cutoff)
+    return bool(np.isfinite(distances[:, 1]).any())
 
 
 class PairBridge:
@@ -116,7 +104,11 @@ class PairBridge:
         self.exchange = FeatureExchange(model) if points else None
         if self.exchange is not None:
             probe = probe_structure(self.elements[0], self.cutoff)
-            self.exchange.record(lambda: self.calc.local_energy(probe), len(probe))
+            try:
+                self.exchange.record(lambda: self.calc.local_energy(probe), len(probe))
+            except SoftcalcError as err:  # the receptive-field shell still works
+                warnings.warn(f"{err} decompose yes uses the receptive-field shell instead.", stacklevel=2)
+                self.exchange, self.exchange_cutoff = None, 0.0
         self._warned_virial = False
 
     @property
@@ -214,7 +206,8 @@ class PairBridge:
         """Evaluate one rank's share: the corrected energy of its ``nlocal`` local atoms (eV).
 
         ``positions`` and ``types`` hold the local atoms first, then the ghost atoms (periodic images
-        included) out to one receptive field; they form a non-periodic cluster. Fills ``forces``
+        included) out to the ghost cutoff (one exchange cutoff with per-layer exchange, else one
+        receptive field); they form a non-periodic cluster. Fills ``forces``
         (eV/Å) for local and ghost atoms (LAMMPS sums ghost forces onto their owners), when given
         ``energies`` (eV) for the local atoms and ``virials`` ((nall, 9) eV, per-atom centroid virials
         of local and ghost atoms, :func:`lammps_atom_virials`; LAMMPS sums the ghosts' onto their owners).
@@ -222,22 +215,26 @@ class PairBridge:
         pos = np.frombuffer(positions, dtype=np.float64).reshape(-1, 3)
         typ = np.frombuffer(types, dtype=np.intc)
         exchange = self.exchange if self.exchange is not None and self.exchange.connected else None
-        if exchange is not None and (nlocal == 0 or not has_pairs(pos, self.cutoff)):
-            # no energy here depends on a ghost's features (no atoms of its own, or no atom reads a
-            # neighbour), so nothing but zeros would go back: keep the other ranks' exchanges in step on
-            # zero rows (ghost rows relayed to further ranks are filled in the exchange itself), then
-            # evaluate alone
-            exchange.idle(len(pos), virials is not None)
+        wants_virials = virials is not None
+        if exchange is not None and not owned_atoms_read_neighbours(pos, nlocal, self.cutoff):
+            # no own atom reads a neighbour: nothing here depends on a ghost's features, so only zeros
+            # would go back; keep the other ranks' exchanges in step on zero rows, then evaluate alone
+            exchange.idle(pos, wants_virials)
             exchange = None
             if nlocal == 0:
                 return 0.0
         cluster = cluster_atoms(self.numbers[typ - 1], pos)
         owned = np.arange(len(cluster)) < nlocal
-        frame = pos if virials is not None else None  # per-atom virials: image shifts in LAMMPS' frame
-        with exchange.running(nlocal, len(pos), frame) if exchange is not None else nullcontext():
-            # one frame for every rank's virials: positions relative to boxlo
-            origin = cluster.positions[0] - pos[0]
-            res = self.calc.local_energy(cluster, owned, virials=virials is not None, virial_origin=origin)
+        if exchange is None:
+            res = self.calc.local_energy(cluster, owned, virials=wants_virials)
+        else:
+            origin = cluster.positions[0] - pos[0]  # every rank's virials in one frame: LAMMPS' (boxlo)
+            with exchange.running(nlocal, len(pos), pos if wants_virials else None):
+                try:
+                    res = self.calc.local_energy(cluster, owned, virials=wants_virials, virial_origin=origin)
+                except Exception:
+                    exchange.complete(wants_virials, pos)  # the other ranks wait in these exchanges
+                    raise
         np.frombuffer(forces, dtype=np.float64).reshape(-1, 3)[:] = res["forces"]
         if energies is not None:
             np.frombuffer(energies, dtype=np.float64)[:] = res["energies"][:nlocal]

@@ -43,6 +43,8 @@ def pair_style(
     False gathers all atoms on rank 0. ``check_model=False`` (``check_model no``) accepts a fitted
     correction that names no model or another one.
     """
+    if decompose not in (True, False, "yes", "no", "field"):
+        raise ValueError(f"decompose must be True, False, 'yes', 'no' or 'field', not {decompose!r}")
     words = ["pair_style softcalc", str(model)]
     if correction is not None:
         words += ["correction", str(correction)]
@@ -52,7 +54,7 @@ def pair_style(
         words += ["device", device]
     if dtype is not None:
         words += ["dtype", dtype]
-    if decompose:
+    if decompose not in (False, "no"):
         words += ["decompose", "field" if decompose == "field" else "yes"]
     if not check_model:
         words += ["check_model", "no"]
