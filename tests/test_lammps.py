@@ -506,7 +506,8 @@ def test_an_error_on_one_rank_stops_every_rank_during_exchange(
     atoms = bulk("Si", "diamond", a=5.45, cubic=True).repeat((6, 1, 1))
     atoms.symbols[::4] = "Ge"
     middle = np.argmin(np.abs(atoms.positions[:, 0] - atoms.cell[0, 0] / 4))
-    atoms.positions[middle + 1 if middle + 1 < len(atoms) else middle - 1] = atoms.positions[middle] + [0.3, 0, 0]
+    other = middle + 1 if middle + 1 < len(atoms) else middle - 1
+    atoms.positions[other] = atoms.positions[middle] + [0.3, 0, 0]
     commands = script(
         tmp_path / "data.lmp", atoms, str(random_mace), None, scale=1.1, decompose=True, check_model=False
     )
