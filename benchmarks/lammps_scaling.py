@@ -7,7 +7,8 @@
   every message-passing layer (softcalc.exchange).
 
 For each model and size (diamond Si, or Ge for models without Si, 8 n³ atoms, rattled, 300 K
-velocities): loop time per step of the ``lmp`` executable (one warm-up step outside the timing),
+velocities): loop time per step of the ``lmp`` executable (one warm-up step outside the timing; the
+median over ``--repeats`` interleaved runs, and each decomposed run over the gather run next to it),
 the atoms and ghost atoms of every rank (from the pair style's log line) and the peak resident
 memory of every rank (``/usr/bin/time``).
 Variants run one after the other per size; a variant whose ghost shell would not fit in memory is
@@ -151,6 +152,12 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--nprocs", type=int, default=2)
     parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run the variants this many times, interleaved (timings on a shared machine drift)",
+    )
+    parser.add_argument(
         "--max-cluster",
         type=float,
         default=60000,
@@ -168,7 +175,7 @@ def main() -> int:
         return 0
     path = args.out / "scaling.json"
     rows = json.loads(path.read_text())["rows"] if path.exists() else []
-    done = {(r["model"], r["natoms"], r["variant"]) for r in rows}
+    done = {(r["model"], r["natoms"], r["variant"], r.get("repeat", 0)) for r in rows}
     for model in args.models:
         info = SoftCorrectedCalc(model).info
         adapter = SoftCorrectedCalc(model).active.model
@@ -176,30 +183,63 @@ def main() -> int:
         for natoms in args.sizes:
             atoms = diamond(natoms, "Si" if "Si" in info.elements else "Ge")
             side = float(atoms.cell[0, 0])
-            for variant in args.variants:
-                if (model, natoms, variant) in done:
-                    continue
-                estimate = ghost_estimate(side, shells[variant], args.nprocs) * natoms / args.nprocs
-                row = {
+            for repeat in range(args.repeats):
+                for variant in args.variants:
+                    if (model, natoms, variant, repeat) in done:
+                        continue
+                    estimate = ghost_estimate(side, shells[variant], args.nprocs) * natoms / args.nprocs
+                    row = {
+                        "model": model,
+                        "natoms": natoms,
+                        "variant": variant,
+                        "repeat": repeat,
+                        "nprocs": args.nprocs,
+                        "ghost_shell_A": shells[variant],
+                        "load_average_1min": os.getloadavg()[0],
+                    }
+                    if variant != "gather" and estimate > args.max_cluster:
+                        row["skipped"] = f"a rank would evaluate ~{estimate:.0f} atoms (> --max-cluster)"
+                    else:
+                        with tempfile.TemporaryDirectory() as tmp:
+                            row.update(
+                                run_variant(
+                                    atoms, model, VARIANTS[variant], args.steps, args.nprocs, Path(tmp)
+                                )
+                            )
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
+                    write_json(path, {"rows": rows, "ratios": ratios(rows), "cpu_count": os.cpu_count()})
+    print(json.dumps(ratios(rows), indent=1))
+    plot(rows, args.out / "scaling.png")
+    return 0
+
+
+def ratios(rows: list[dict]) -> list[dict]:
+    """Per model, size and decomposed variant: its time per step over the gather path's in the same
+    repeat (the two ran back to back), every repeat and the median."""
+    timed = {
+        (r["model"], r["natoms"], r["variant"], r.get("repeat", 0)): r["s_per_step"]
+        for r in rows
+        if "s_per_step" in r
+    }
+    out = []
+    for model, natoms, variant in sorted({key[:3] for key in timed if key[2] != "gather"}):
+        per_repeat = [
+            seconds / timed[(model, natoms, "gather", repeat)]
+            for (m, n, v, repeat), seconds in sorted(timed.items())
+            if (m, n, v) == (model, natoms, variant) and (model, natoms, "gather", repeat) in timed
+        ]
+        if per_repeat:
+            out.append(
+                {
                     "model": model,
                     "natoms": natoms,
                     "variant": variant,
-                    "nprocs": args.nprocs,
-                    "ghost_shell_A": shells[variant],
-                    "load_average_1min": os.getloadavg()[0],
+                    "over_gather": per_repeat,
+                    "median_over_gather": float(np.median(per_repeat)),
                 }
-                if variant != "gather" and estimate > args.max_cluster:
-                    row["skipped"] = f"a rank would evaluate ~{estimate:.0f} atoms (> --max-cluster)"
-                else:
-                    with tempfile.TemporaryDirectory() as tmp:
-                        row.update(
-                            run_variant(atoms, model, VARIANTS[variant], args.steps, args.nprocs, Path(tmp))
-                        )
-                print(json.dumps(row), flush=True)
-                rows.append(row)
-                write_json(path, {"rows": rows, "cpu_count": os.cpu_count()})
-    plot(rows, args.out / "scaling.png")
-    return 0
+            )
+    return out
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -213,11 +253,11 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
     for ax, model in zip(axes[0], models):
         for variant in VARIANTS:
-            pts = sorted(
-                (r["natoms"], r["s_per_step"])
-                for r in rows
-                if r["model"] == model and r["variant"] == variant and "s_per_step" in r
-            )
+            times: dict[int, list[float]] = {}
+            for r in rows:
+                if r["model"] == model and r["variant"] == variant and "s_per_step" in r:
+                    times.setdefault(r["natoms"], []).append(r["s_per_step"])
+            pts = sorted((natoms, float(np.median(t))) for natoms, t in times.items())
             if pts:
                 ax.loglog(*np.array(pts).T, "o-", label=variant)
         ax.set(title=Path(model).name, xlabel="atoms", ylabel="s per MD step (2 ranks)")

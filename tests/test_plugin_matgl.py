@@ -106,8 +106,9 @@ def test_per_species_correction_is_conservative(m3gnet):
     atoms = rattled_mgo()
     atoms.calc = calc
     forces, stress = atoms.get_forces(), atoms.get_stress()
-    np.testing.assert_allclose(forces[0], fd_forces(atoms, calc, H, components=[(0, 0), (0, 1), (0, 2)]),
-                               atol=FORCE_TOL)
+    np.testing.assert_allclose(
+        forces[0], fd_forces(atoms, calc, H, components=[(0, 0), (0, 1), (0, 2)]), atol=FORCE_TOL
+    )
     np.testing.assert_allclose(stress, fd_stress(atoms, calc, H), atol=STRESS_TOL)
     # it differs from the mean uniform scale, so the species weights reach the gradient
     uniform = SoftCorrectedCalc(m3gnet, scale=1.075)
@@ -203,3 +204,59 @@ def test_missing_model_directory_lists_paths(tmp_path, monkeypatch):
         load_model("m3gnet")
     assert str(tmp_path / "matgl" / "M3GNet-MP-2021.2.8-PES") in err.value.searched
     assert any("matgl.load_model" in p for p in err.value.searched)
+
+
+def test_line_graph_is_matgls_and_the_owned_one_its_subset(m3gnet):
+    """softcalc's vectorised three-body line graph holds exactly matgl's triples; restricted to the
+    bonds that receive (those ending at owned atoms, placed first) it holds exactly their triples."""
+    import torch
+    from matgl.graph._compute import compute_pair_vector_and_distance, create_line_graph
+    from softcalc_matgl._graph import build_graph_batch, owned_line_graph
+
+    atoms = rattled_mgo().repeat((2, 2, 1))
+    adapter = m3gnet.model
+    graph = build_graph_batch([atoms], adapter.element_index, 5.0, torch.float64, "cpu")
+    offsets = graph.shifts @ graph.cells[0]
+    vectors, distances = compute_pair_vector_and_distance(graph.positions, graph.edge_index, offsets)
+    theirs = create_line_graph(graph.edge_index, distances, vectors, offsets, len(atoms), 4.0)
+    n_bonds = graph.edge_index.shape[1]
+    ours = owned_line_graph(graph.edge_index, distances, 4.0, n_bonds)
+
+    def triples(line_graph: dict) -> set[tuple[int, int]]:
+        return set(map(tuple, line_graph["line_edge_index"].T.tolist()))
+
+    assert len(triples(theirs)) > 1000 and triples(ours) == triples(theirs)
+    assert ours["line_edge_index"].shape[1] == len(triples(ours))  # no triple twice
+    assert torch.equal(ours["kept_edge_ids"], theirs["kept_edge_ids"])
+    assert torch.equal(ours["n_triple_ij"], theirs["n_triple_ij"].long())
+    receiving = n_bonds // 3
+    owned = owned_line_graph(graph.edge_index, distances, 4.0, receiving)
+    assert triples(owned) == {t for t in triples(theirs) if t[0] < receiving}
+
+
+def test_exchange_updates_only_the_edges_ending_at_owned_atoms(m3gnet):
+    """With exchanged ghost features (per-atom virials of a periodic cell) every block updates only
+    the edges ending at the cell's own atoms, and the numbers stay those of the periodic cell."""
+    from softcalc.virial import per_atom_virials
+
+    calc = SoftCorrectedCalc("m3gnet", scale=1.1, dtype="float64")
+    model = calc.active.model.potential.model
+    atoms = rattled_mgo().repeat((2, 1, 1))
+    given, updated = [], []
+    handles = [model.graph_layers[0].register_forward_pre_hook(lambda _m, args: given.append(args[0]))]
+    handles.append(
+        model.graph_layers[0].conv.register_forward_hook(lambda _m, args, _o: updated.append(args[0]))
+    )
+    try:
+        res = per_atom_virials(calc, atoms)
+    finally:
+        for handle in handles:
+            handle.remove()
+    edges = given[-1]
+    to_owned = int((edges[1] < len(atoms)).sum())
+    assert 0 < to_owned < edges.shape[1]  # the cluster holds three-body partners ending at images
+    assert updated[-1].shape[1] == to_owned and bool((updated[-1][1] < len(atoms)).all())
+    atoms.calc = calc
+    assert res["energy"] == pytest.approx(atoms.get_potential_energy(), abs=1e-9)
+    np.testing.assert_allclose(res["forces"], atoms.get_forces(), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(res["stress"], atoms.get_stress(), rtol=0, atol=1e-10)

@@ -16,17 +16,20 @@ through a symmetric strain (:func:`softcalc.autograd.strained`), in eV/Å and eV
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import numpy as np
 import torch
 from ase import Atoms
+from matgl.graph._compute import compute_pair_vector_and_distance
 from torch_geometric.data import Data
 
 from softcalc.autograd import strained
 from softcalc.errors import SoftcalcError
 from softcalc.info import ModelInfo
 from softcalc.torch_adapter import ExchangePoint, ForwardPass, TorchAdapter, parameters_of
-from softcalc_matgl._graph import GraphBatch, build_graph_batch, owned_messages
+from softcalc_matgl._graph import GraphBatch, build_graph_batch, owned_line_graph, owned_messages
+from softcalc_matgl._owned_edges import owned_edges_only
 
 #: most atoms evaluated in one batched graph by :meth:`MatglAdapter.compute_many`
 MAX_ATOMS_PER_BATCH = 2000
@@ -151,9 +154,19 @@ class MatglAdapter(TorchAdapter):
         data.num_graphs = int(graph.n_atoms.shape[0])
         captured: list[torch.Tensor] = []
         model = self.potential.model
+        line_graph, owned_only = {}, nullcontext()
+        if hasattr(model, "three_body_interactions"):  # M3GNet: the line graph without matgl's atom loop
+            with torch.no_grad():
+                _, bond_dist = compute_pair_vector_and_distance(positions, data.edge_index, data.pbc_offshift)
+            receiving = graph.edge_index.shape[1] if graph.owned_edges is None else graph.owned_edges
+            cutoff = float(model.threebody_cutoff)
+            line_graph["l_g"] = owned_line_graph(data.edge_index, bond_dist, cutoff, receiving)
+        if graph.owned_edges is not None:  # LAMMPS exchanges ghost features: update owned edges only
+            owned_only = owned_edges_only(model, graph.owned_edges)
         hook = model.final_layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
         try:
-            model(g=data, state_attr=None)
+            with owned_only:
+                model(g=data, state_attr=None, **line_graph)
         finally:
             hook.remove()
             if hasattr(model, "feature_dict"):  # matgl keeps every feature of the last call, with its graph:

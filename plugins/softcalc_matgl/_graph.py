@@ -31,6 +31,9 @@ class GraphBatch:
         shifts: (E, 3) integer periodic-image shifts of the neighbour.
         batch: (N,) structure index of every atom.
         n_atoms: (B,) atoms per structure.
+        owned_edges: while LAMMPS exchanges ghost features (:func:`owned_messages`), the first
+            ``owned_edges`` edges end at owned atoms and the rest are only three-body partners; None
+            otherwise.
     """
 
     node_type: torch.Tensor
@@ -40,6 +43,7 @@ class GraphBatch:
     shifts: torch.Tensor
     batch: torch.Tensor
     n_atoms: torch.Tensor
+    owned_edges: int | None = None
 
 
 def neighbour_pairs(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -103,7 +107,9 @@ def owned_messages(graph: GraphBatch, owned: int, threebody_cutoff: float | None
     M3GNet (``threebody_cutoff`` given): an atom's node update reads the edges ending at it (neighbour
     j = ``edge_index[1]``), and the three-body update of such an edge i -> j, if it is shorter than the
     three-body cutoff, reads the bonds i -> k around its centre within that cutoff (their geometry and
-    the features of k); edges ending at a ghost and bonds around other centres are dropped.
+    the features of k, never their edge features); edges ending at a ghost and bonds around other
+    centres are dropped. The edges ending at owned atoms come first (``owned_edges`` of them, sorted by
+    centre): only they are updated (:func:`owned_line_graph`, :class:`OwnedEdges` in the adapter).
     TensorNet (None): an atom gathers the edges it is the centre of; edges centred on a ghost are dropped.
     """
     centre, neighbour = graph.edge_index
@@ -115,5 +121,50 @@ def owned_messages(graph: GraphBatch, owned: int, threebody_cutoff: float | None
     three_body = length < threebody_cutoff
     centres = torch.zeros(len(graph.node_type), dtype=torch.bool, device=centre.device)
     centres[centre[to_owned & three_body]] = True
-    keep = to_owned | (centres[centre] & three_body)
-    return replace(graph, edge_index=graph.edge_index[:, keep], shifts=graph.shifts[keep])
+    partners = ~to_owned & centres[centre] & three_body
+    keep = torch.cat([torch.nonzero(to_owned).squeeze(1), torch.nonzero(partners).squeeze(1)])
+    return replace(
+        graph,
+        edge_index=graph.edge_index[:, keep],
+        shifts=graph.shifts[keep],
+        owned_edges=int(to_owned.sum()),
+    )
+
+
+def owned_line_graph(
+    edge_index: torch.Tensor, bond_dist: torch.Tensor, threebody_cutoff: float, receiving: int
+) -> dict[str, torch.Tensor]:
+    """M3GNet's three-body line graph restricted to the bonds among the first ``receiving`` that
+    receive a three-body update, in the form matgl's ``M3GNet.forward(l_g=...)`` takes.
+
+    A triple (i -> j, i -> k) pairs a receiving bond i -> j with every other bond i -> k around the
+    same centre, both no longer than ``threebody_cutoff`` (Å; matgl's own test, ``<=``). With
+    ``receiving`` = all bonds this is matgl's ``create_line_graph``, built without a Python loop over
+    atoms; with the bonds ending at owned atoms (:func:`owned_messages`) it leaves out the triples that
+    would update bonds ending at ghosts, whose features no owned energy reads.
+
+    Returns ``kept_edge_ids`` (bonds within the cutoff), ``line_edge_index`` ((2, T) parent bond ids,
+    receiving bond first) and ``n_triple_ij`` (triples per bond).
+    """
+    device = edge_index.device
+    kept = torch.nonzero(bond_dist <= threebody_cutoff).squeeze(1)
+    centre = edge_index[0, kept]
+    order = torch.argsort(centre, stable=True)
+    by_centre = kept[order]
+    counts = torch.bincount(centre, minlength=int(edge_index.max()) + 1 if edge_index.numel() else 0)
+    starts = torch.cumsum(counts, 0) - counts
+    receivers = kept[kept < receiving]
+    around = counts[edge_index[0, receivers]]
+    bond_ij = torch.repeat_interleave(receivers, around)
+    first = torch.repeat_interleave(starts[edge_index[0, receivers]], around)
+    offsets = torch.repeat_interleave(torch.cumsum(around, 0) - around, around)
+    within = torch.arange(len(bond_ij), device=device) - offsets  # k's place among i's bonds
+    bond_ik = by_centre[first + within]
+    distinct = bond_ij != bond_ik
+    n_triple_ij = torch.zeros(edge_index.shape[1], dtype=torch.long, device=device)
+    n_triple_ij[receivers] = around - 1
+    return {
+        "kept_edge_ids": kept,
+        "line_edge_index": torch.stack([bond_ij[distinct], bond_ik[distinct]]),
+        "n_triple_ij": n_triple_ij,
+    }
