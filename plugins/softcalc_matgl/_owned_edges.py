@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from softcalc.errors import SoftcalcError
+
 #: argument positions of matgl's ThreeBodyInteractions.forward: num_bonds, edge_feat
 THREE_BODY_BONDS, THREE_BODY_EDGES = 3, 7
 #: argument positions of M3GNetBlock.forward: edge_index, edge_feat, rbf, edge_batch
@@ -33,6 +35,12 @@ def _leading(
     unseen: list[torch.Tensor] = []
 
     def before(_m: nn.Module, args: tuple) -> tuple:
+        if len(args) <= max(cuts):
+            raise SoftcalcError(
+                f"matgl {type(module).__name__} was called with {len(args)} positional arguments, not the "
+                f"{max(cuts) + 1} or more softcalc's per-layer exchange expects: this matgl version is not "
+                "supported with decompose yes. Fix: use decompose no (rank 0 evaluates the periodic box)."
+            )
         unseen[:] = [args[edges_at][n:]]
         return tuple(cuts[k](arg) if k in cuts else arg for k, arg in enumerate(args))
 
