@@ -260,3 +260,15 @@ def test_exchange_updates_only_the_edges_ending_at_owned_atoms(m3gnet):
     assert res["energy"] == pytest.approx(atoms.get_potential_energy(), abs=1e-9)
     np.testing.assert_allclose(res["forces"], atoms.get_forces(), rtol=0, atol=1e-9)
     np.testing.assert_allclose(res["stress"], atoms.get_stress(), rtol=0, atol=1e-10)
+
+
+def test_owned_edges_refuse_a_matgl_layout_they_do_not_know(m3gnet):
+    """A block called without its positional arguments (another matgl layout) stops with the fix named,
+    not with an index error from inside the hook."""
+    from softcalc_matgl._owned_edges import owned_edges_only
+
+    from softcalc.errors import SoftcalcError
+
+    model = m3gnet.model.potential.model
+    with owned_edges_only(model, 3), pytest.raises(SoftcalcError, match="decompose no"):
+        model.graph_layers[0](None, None)
