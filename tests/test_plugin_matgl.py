@@ -262,9 +262,9 @@ def test_exchange_updates_only_the_edges_ending_at_owned_atoms(m3gnet):
     np.testing.assert_allclose(res["stress"], atoms.get_stress(), rtol=0, atol=1e-10)
 
 
-def test_owned_edges_refuse_a_matgl_layout_they_do_not_know(m3gnet):
-    """A block called without its positional arguments (another matgl layout) stops with the fix named,
-    not with an index error from inside the hook."""
+def test_owned_edges_refuse_a_matgl_layout_they_do_not_know(m3gnet, monkeypatch):
+    """Blocks called without their positional arguments, or whose arguments moved (another matgl
+    layout), stop with the fix named: never an index error from inside a hook, never a wrong cut."""
     from softcalc_matgl._owned_edges import owned_edges_only
 
     from softcalc.errors import SoftcalcError
@@ -272,3 +272,15 @@ def test_owned_edges_refuse_a_matgl_layout_they_do_not_know(m3gnet):
     model = m3gnet.model.potential.model
     with owned_edges_only(model, 3), pytest.raises(SoftcalcError, match="decompose no"):
         model.graph_layers[0](None, None)
+    block = type(model.graph_layers[0])
+
+    def moved(self, edge_feat, edge_index, node_feat, state_feat, rbf, node_batch, edge_batch, *rest):  # noqa: ANN001, ANN002, ANN202
+        raise AssertionError("not called")
+
+    monkeypatch.setattr(block, "forward", moved)
+    with pytest.raises(SoftcalcError, match="edge_index, edge_feat at the positions 0, 1"):
+        with owned_edges_only(model, 3):
+            pass
+    assert (
+        not model.graph_layers[0]._forward_pre_hooks and not model.three_body_interactions[0]._forward_hooks
+    )

@@ -109,7 +109,8 @@ def owned_messages(graph: GraphBatch, owned: int, threebody_cutoff: float | None
     three-body cutoff, reads the bonds i -> k around its centre within that cutoff (their geometry and
     the features of k, never their edge features); edges ending at a ghost and bonds around other
     centres are dropped. The edges ending at owned atoms come first (``owned_edges`` of them, sorted by
-    centre): only they are updated (:func:`owned_line_graph`, :class:`OwnedEdges` in the adapter).
+    centre): only they are updated (:func:`owned_line_graph`,
+    :func:`softcalc_matgl._owned_edges.owned_edges_only`).
     TensorNet (None): an atom gathers the edges it is the centre of; edges centred on a ghost are dropped.
     """
     centre, neighbour = graph.edge_index

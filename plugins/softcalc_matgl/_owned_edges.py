@@ -11,6 +11,7 @@ edge output.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,29 +21,46 @@ from torch import nn
 
 from softcalc.errors import SoftcalcError
 
-#: argument positions of matgl's ThreeBodyInteractions.forward: num_bonds, edge_feat
-THREE_BODY_BONDS, THREE_BODY_EDGES = 3, 7
-#: argument positions of M3GNetBlock.forward: edge_index, edge_feat, rbf, edge_batch
-BLOCK_INDEX, BLOCK_EDGES, BLOCK_RBF, BLOCK_EDGE_BATCH = 0, 1, 4, 6
+#: the arguments the hooks cut, by position in matgl's ThreeBodyInteractions.forward and M3GNetBlock.forward
+THREE_BODY_ARGUMENTS = {"num_bonds": 3, "edge_feat": 7}
+BLOCK_ARGUMENTS = {"edge_index": 0, "edge_feat": 1, "rbf": 4, "edge_batch": 6}
+
+UNSUPPORTED = (
+    "this matgl version is not supported by softcalc's per-layer exchange (LAMMPS decompose yes, "
+    "per-atom stresses). Fix: use decompose no in LAMMPS, or matgl 4.1 (the version softcalc is tested with)."
+)
+
+
+def _check_layout(module: nn.Module, arguments: dict[str, int]) -> None:
+    """Raise unless ``module.forward`` takes ``arguments`` (name → position) where the hooks cut them."""
+    names = list(inspect.signature(type(module).forward).parameters)[1:]  # without self
+    wrong = {name: at for name, at in arguments.items() if at >= len(names) or names[at] != name}
+    if wrong:
+        raise SoftcalcError(
+            f"matgl {type(module).__name__}.forward does not take {', '.join(wrong)} at the positions "
+            f"{', '.join(map(str, wrong.values()))}: {UNSUPPORTED}"
+        )
 
 
 def _leading(
-    module: nn.Module, edges_at: int, n: int, cuts: dict[int, Callable[[Any], Any]]
+    module: nn.Module, arguments: dict[str, int], n: int, cuts: dict[str, Callable[[Any], Any]]
 ) -> list[torch.utils.hooks.RemovableHandle]:
-    """Hooks that call ``module`` with argument k replaced by ``cuts[k](argument)`` and append the edge
-    features beyond the first ``n`` (argument ``edges_at``, which it did not see) to its edge output
-    (the output, or its first element)."""
+    """Hooks that call ``module`` with each argument named in ``cuts`` (at its position in
+    ``arguments``) replaced by ``cuts[name](argument)`` and append the edge features beyond the first
+    ``n`` (argument ``edge_feat``, which it did not see) to its edge output (the output, or its first
+    element)."""
+    _check_layout(module, arguments)
+    at = {arguments[name]: cut for name, cut in cuts.items()}
     unseen: list[torch.Tensor] = []
 
     def before(_m: nn.Module, args: tuple) -> tuple:
-        if len(args) <= max(cuts):
+        if len(args) <= max(at):
             raise SoftcalcError(
-                f"matgl {type(module).__name__} was called with {len(args)} positional arguments, not the "
-                f"{max(cuts) + 1} or more softcalc's per-layer exchange expects: this matgl version is not "
-                "supported with decompose yes. Fix: use decompose no (rank 0 evaluates the periodic box)."
+                f"matgl {type(module).__name__} was called with {len(args)} positional arguments, not "
+                f"{max(at) + 1} or more: {UNSUPPORTED}"
             )
-        unseen[:] = [args[edges_at][n:]]
-        return tuple(cuts[k](arg) if k in cuts else arg for k, arg in enumerate(args))
+        unseen[:] = [args[arguments["edge_feat"]][n:]]
+        return tuple(at[k](arg) if k in at else arg for k, arg in enumerate(args))
 
     def after(_m: nn.Module, _args: tuple, out: Any) -> Any:  # noqa: ANN401
         if isinstance(out, tuple):
@@ -55,23 +73,27 @@ def _leading(
 @contextmanager
 def owned_edges_only(model: nn.Module, n: int) -> Iterator[None]:
     """While the block runs, every three-body update and graph convolution of the matgl M3GNet
-    ``model`` updates only its first ``n`` edges (module docstring)."""
+    ``model`` updates only its first ``n`` edges (module docstring).
+
+    Raises:
+        SoftcalcError: matgl's layers do not take their arguments where the hooks expect them.
+    """
 
     def leading(x: torch.Tensor | None) -> torch.Tensor | None:
         return None if x is None else x[:n]
 
-    three_body_cuts = {THREE_BODY_BONDS: lambda _bonds: n, THREE_BODY_EDGES: leading}
+    three_body_cuts = {"num_bonds": lambda _bonds: n, "edge_feat": leading}
     block_cuts = {
-        BLOCK_INDEX: lambda index: index[:, :n],
-        BLOCK_EDGES: leading,
-        BLOCK_RBF: leading,
-        BLOCK_EDGE_BATCH: leading,
+        "edge_index": lambda index: index[:, :n],
+        "edge_feat": leading,
+        "rbf": leading,
+        "edge_batch": leading,
     }
-    handles = []
-    for three_body, block in zip(model.three_body_interactions, model.graph_layers, strict=True):
-        handles += _leading(three_body, THREE_BODY_EDGES, n, three_body_cuts)
-        handles += _leading(block, BLOCK_EDGES, n, block_cuts)
+    handles: list[torch.utils.hooks.RemovableHandle] = []
     try:
+        for three_body, block in zip(model.three_body_interactions, model.graph_layers, strict=True):
+            handles += _leading(three_body, THREE_BODY_ARGUMENTS, n, three_body_cuts)
+            handles += _leading(block, BLOCK_ARGUMENTS, n, block_cuts)
         yield
     finally:
         for handle in handles:
