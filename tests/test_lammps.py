@@ -350,16 +350,22 @@ def test_per_layer_exchange_equals_the_serial_run(
     assert_exact(got, ref, atoms)
 
 
-@pytest.mark.parametrize("model", ["m3gnet", "tensornet-matpes-pbe-v2025.1-pes"])
-def test_per_layer_exchange_of_matgl_models(tmp_path: Path, plugin: Path, si64: Atoms, model: str) -> None:
-    """M3GNet (three-body bonds around ghost centres) and TensorNet on 2 ranks, float64."""
+@pytest.mark.parametrize(
+    ("model", "nprocs", "processors"),
+    [("m3gnet", 2, "2 1 1"), ("m3gnet", 3, "1 1 3"), ("tensornet-matpes-pbe-v2025.1-pes", 2, "2 1 1")],
+)
+def test_per_layer_exchange_of_matgl_models(
+    tmp_path: Path, plugin: Path, si64: Atoms, model: str, nprocs: int, processors: str
+) -> None:
+    """M3GNet (three-body bonds around ghost centres, only edges ending at own atoms updated) on 2 and
+    3 ranks, TensorNet on 2, float64."""
     got = run_lmp(
         tmp_path,
         si64,
         model,
         plugin,
-        2,
-        "2 1 1",
+        nprocs,
+        processors,
         stress_atom=True,
         decompose=True,
         scale=1.1,
