@@ -161,10 +161,16 @@ def run_lmp(
     dump = np.loadtxt(tmp_path / "forces.dump", skiprows=9)
     pressure = np.array(values[1 : len(THERMO)]) * BAR_TO_GPA
     if not stress_atom:
-        return Result(values[0], dump[:, 1:4], dump[:, 4], pressure, log=proc.stdout)
+        return Result(values[0], dump[:, 1:4], dump[:, 4], pressure, log=proc.stdout + proc.stderr)
     minus_3pv = -3.0 * values[-2] * values[-1] * units.bar
     return Result(
-        values[0], dump[:, 1:4], dump[:, 4], pressure, dump[:, 5:11] * units.bar, minus_3pv, log=proc.stdout
+        values[0],
+        dump[:, 1:4],
+        dump[:, 4],
+        pressure,
+        dump[:, 5:11] * units.bar,
+        minus_3pv,
+        log=proc.stdout + proc.stderr,
     )
 
 
@@ -286,7 +292,8 @@ def random_mace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def sige_slab() -> Atoms:
     """32 SiGe atoms in the lower third of a periodic box three slabs high: with 'processors 1 1 2'
-    the upper subdomain holds no atoms, only ghosts (the slab's periodic image above)."""
+    the upper subdomain holds only the two atoms rattled below z = 0 (wrapped to the top) and many
+    ghosts; with 'processors 1 1 4' the third subdomain holds no atoms."""
     atoms = bulk("Si", "diamond", a=5.45, cubic=True).repeat((2, 2, 1))
     atoms.symbols[::4] = "Ge"
     atoms.cell[2, 2] *= 3.0
@@ -348,6 +355,13 @@ def test_per_layer_exchange_equals_the_serial_run(
     )
     ref = reference(atoms, str(random_mace), per_atom_stresses=True, correction=path, check_model=False)
     assert_exact(got, ref, atoms)
+    # a subdomain with (next to) no atoms is reported with its cost and the fix; a balanced grid is not
+    warned = "WARNING: pair_style softcalc decompose:" in got.log
+    if structure == "empty-subdomain":
+        assert warned and "Fix: fewer ranks" in got.log
+        assert re.search(r"the busiest rank owns \d+% of the atoms, so a step takes at least", got.log)
+    elif nprocs <= 2:
+        assert not warned
 
 
 @pytest.mark.parametrize(
