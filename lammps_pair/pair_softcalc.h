@@ -78,7 +78,7 @@ class PairSoftcalc : public Pair {
   int exchange_width_ = 0;              // most doubles per atom one exchange sends
   double *exchange_rows_ = nullptr;     // the rows of the exchange in progress
   int exchange_stride_ = 0;             // their width
-  bool warned_ghosts_ = false;
+  bool reported_ranks_ = false;        // the rank layout was logged (once per run)
   double model_cutoff_ = 0.0;           // Å, the model's cutoff (the gather path's pair cutoff)
   double receptive_field_ = 0.0;        // Å, n_message_passing * cutoff (the decomposed ghost shell)
   void *bridge_ = nullptr;    // PyObject *: softcalc.lammps.bridge.PairBridge (rank 0; all ranks decomposed)
@@ -88,6 +88,7 @@ class PairSoftcalc : public Pair {
   void create_bridge(const std::vector<std::string> &elements);
   std::string new_bridge(const std::vector<std::string> &elements, bool &per_atom_energies);
   void report_ghosts();
+  void report_gather();
   std::string connect_exchange();
   void release_bridge();
   void fail_all_if(const std::string &message);

@@ -537,3 +537,22 @@ def test_an_error_on_one_rank_stops_every_rank_during_exchange(
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "InvalidStructureError" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(("cells", "warned"), [(2, False), (4, True)], ids=["64-atoms", "512-atoms"])
+def test_gather_on_several_ranks_says_that_rank_0_does_the_work(
+    tmp_path: Path, plugin: Path, random_mace: Path, cells: int, warned: bool
+) -> None:
+    """decompose no on 2 ranks logs that rank 0 evaluates every atom; from 500 atoms on, with a model
+    that has per-layer exchange, it warns and names decompose yes."""
+    atoms = bulk("Si", "diamond", a=5.45, cubic=True).repeat(cells)
+    atoms.symbols[::4] = "Ge"
+    commands = script(tmp_path / "data.lmp", atoms, str(random_mace), None, scale=1.1, check_model=False)
+    (tmp_path / "in.lmp").write_text("\n".join(commands) + "\n")
+    env = plugin_environment(plugin)
+    cmd = [str(executable("mpirun")), "-np", "2", str(executable("lmp")), "-in", "in.lmp", "-log", "none"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert f"decompose no: rank 0 evaluates all {len(atoms)} atoms, the other 1 rank(s) wait" in log
+    assert ("Fix: 'decompose yes' shares the work" in log) == warned
