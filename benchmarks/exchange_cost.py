@@ -30,7 +30,7 @@ import torch
 from lammps_scaling import diamond
 
 from softcalc import SoftCorrectedCalc
-from softcalc.exchange import FeatureExchange, probe_structure
+from softcalc.exchange import FeatureExchange, image_exchange, probe_structure
 from softcalc.fileio import write_json
 from softcalc.virial import cluster_atoms
 
@@ -61,18 +61,6 @@ def subdomain(positions: np.ndarray, side: float, grid: tuple[int, int, int], sh
         ghosts.append(image[near])
         source.append(np.maximum(index_of[near], 0))
     return np.vstack([positions[local], *ghosts]), int(local.sum()), np.concatenate(source)
-
-
-def in_memory_exchange(nlocal: int, source: np.ndarray):
-    """Forward and reverse exchange of a cluster whose ghost rows copy rows ``source``."""
-
-    def forward(rows: np.ndarray, _width: int) -> None:
-        rows[nlocal:] = rows[source]
-
-    def reverse(rows: np.ndarray, _width: int) -> None:
-        np.add.at(rows, source, rows[nlocal:])
-
-    return forward, reverse
 
 
 def main() -> int:
@@ -106,7 +94,7 @@ def main() -> int:
         owned = np.arange(len(positions)) < nlocal
 
         def rank(cluster=cluster, owned=owned, nlocal=nlocal, source=source) -> None:
-            exchange.connect(*in_memory_exchange(nlocal, source))
+            exchange.connect(*image_exchange(np.concatenate([np.arange(nlocal), source])))
             with exchange.running(nlocal, len(cluster)):
                 calc.local_energy(cluster, owned)
 
@@ -156,14 +144,15 @@ def plot(layouts: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from softcalc.plots import save_figure
+
     fig, ax = plt.subplots(figsize=(6, 3.5))
     labels = [f"{r['layout']}\n{r['atoms']} / {r['ghosts']}" for r in layouts]
     ax.bar(labels, [r["efficiency"] for r in layouts])
     ax.axhline(1.0, color="k", lw=0.8)
     ax.set(ylabel="efficiency vs 1 gathered rank", title="per-layer exchange, one rank emulated")
     ax.tick_params(axis="x", labelsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
 
 
 if __name__ == "__main__":

@@ -249,6 +249,8 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from softcalc.plots import save_figure
+
     models = sorted({r["model"] for r in rows})
     fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
     for ax, model in zip(axes[0], models):
@@ -262,8 +264,7 @@ def plot(rows: list[dict], path: Path) -> None:
                 ax.loglog(*np.array(pts).T, "o-", label=variant)
         ax.set(title=Path(model).name, xlabel="atoms", ylabel="s per MD step (2 ranks)")
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
 
 
 if __name__ == "__main__":

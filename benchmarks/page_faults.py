@@ -119,6 +119,8 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from softcalc.plots import save_figure
+
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for k, row in enumerate(rows):
         ax.bar(k, row["user_s_per_step"], color="C0" if row["setting"] == "default" else "C2")
@@ -126,8 +128,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.plot(k, row["s_per_step"], "k_", markersize=14)
     ax.set_xticks(range(len(rows)), [f"{r['pair']}:{r['setting']}" for r in rows], rotation=45, fontsize=7)
     ax.set(ylabel="s per step (user, system in red; wall –)", title="page faults of a gathered step")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
 
 
 if __name__ == "__main__":

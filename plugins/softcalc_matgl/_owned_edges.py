@@ -11,6 +11,7 @@ edge output.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,9 +32,15 @@ UNSUPPORTED = (
 )
 
 
+@functools.cache
+def _forward_arguments(layer: type) -> tuple[str, ...]:
+    """The argument names of ``layer.forward`` without self (read once per layer class)."""
+    return tuple(inspect.signature(layer.forward).parameters)[1:]
+
+
 def _check_layout(module: nn.Module, arguments: dict[str, int]) -> None:
     """Raise unless ``module.forward`` takes ``arguments`` (name → position) where the hooks cut them."""
-    names = list(inspect.signature(type(module).forward).parameters)[1:]  # without self
+    names = _forward_arguments(type(module))
     wrong = {name: at for name, at in arguments.items() if at >= len(names) or names[at] != name}
     if wrong:
         raise SoftcalcError(
