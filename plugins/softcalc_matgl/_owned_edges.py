@@ -33,14 +33,14 @@ UNSUPPORTED = (
 
 
 @functools.cache
-def _forward_arguments(layer: type) -> tuple[str, ...]:
-    """The argument names of ``layer.forward`` without self (read once per layer class)."""
-    return tuple(inspect.signature(layer.forward).parameters)[1:]
+def _argument_names(forward: Callable[..., Any]) -> tuple[str, ...]:
+    """The argument names of a layer's ``forward`` without self (read once per function)."""
+    return tuple(inspect.signature(forward).parameters)[1:]
 
 
 def _check_layout(module: nn.Module, arguments: dict[str, int]) -> None:
     """Raise unless ``module.forward`` takes ``arguments`` (name → position) where the hooks cut them."""
-    names = _forward_arguments(type(module))
+    names = _argument_names(type(module).forward)
     wrong = {name: at for name, at in arguments.items() if at >= len(names) or names[at] != name}
     if wrong:
         raise SoftcalcError(
